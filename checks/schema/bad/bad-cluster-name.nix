@@ -1,0 +1,2 @@
+# expect: cluster.name = "my cluster" is not a valid DNS label
+{lib, ...}: {cluster.name = lib.mkForce "my cluster";}

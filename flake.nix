@@ -1,0 +1,49 @@
+{
+  description = "UltraCloud: a self-hostable, Nix-native cloud platform";
+
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
+    disko = {
+      url = "github:nix-community/disko";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  outputs = {
+    self,
+    nixpkgs,
+    disko,
+  }: let
+    systems = ["x86_64-linux" "aarch64-linux"];
+    forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+  in {
+    # `ultracloud.lib.mkCluster { modules = [ ./cluster.nix ]; }`
+    lib = import ./lib {
+      inherit (nixpkgs) lib;
+      inherit nixpkgs;
+      nixosModules = {inherit (self.nixosModules) default;};
+      diskoModule = disko.nixosModules.disko;
+    };
+
+    nixosModules.default = ./modules;
+
+    packages = forAllSystems (pkgs: {
+      default = pkgs.callPackage ./rust/package.nix {};
+    });
+
+    checks = forAllSystems (pkgs:
+      import ./checks {
+        inherit pkgs self;
+      });
+
+    templates = {
+      single-node = {
+        path = ./templates/single-node;
+        description = "One machine running every UltraCloud role";
+      };
+      default = self.templates.single-node;
+    };
+
+    formatter = forAllSystems (pkgs: pkgs.alejandra);
+  };
+}

@@ -1,0 +1,146 @@
+# cluster.dns: authoritative zones served by uc-dns.
+{
+  lib,
+  config,
+  ucTypes,
+  ...
+}: let
+  inherit (lib) mkOption types;
+  nodes = config.cluster.nodes;
+  withRole = role: builtins.attrNames (lib.filterAttrs (_: n: builtins.elem role n.roles) nodes);
+
+  recordModule = {
+    options = {
+      name = mkOption {
+        type = types.str;
+        example = "www";
+        description = "Owner name relative to the zone; `@` is the apex.";
+      };
+      type = mkOption {
+        type = types.enum ["A" "AAAA" "CNAME" "TXT" "MX" "SRV" "NS" "CAA" "PTR"];
+        default = "A";
+        description = "Record type. With `service`, only A and AAAA make sense.";
+      };
+      ttl = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        description = "TTL in seconds; default: the zone's `ttl`.";
+      };
+      values = mkOption {
+        type = types.listOf types.str;
+        default = [];
+        example = ["10.0.0.5"];
+        description = "Record data in zone-file presentation format, one per record.";
+      };
+      service = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "web";
+        description = "Answer with the addresses of the nodes running healthy instances of this service, instead of `values`.";
+      };
+    };
+  };
+
+  ptrPatternModule = {
+    options = {
+      network = mkOption {
+        type = ucTypes.cidr;
+        example = "10.0.0.0/24";
+        description = "Addresses the pattern answers for.";
+      };
+      pattern = mkOption {
+        type = types.str;
+        example = "host-{a}-{b}-{c}-{d}.example.com.";
+        description = "PTR target; `{a}`…`{d}` are the IPv4 octets of the queried address.";
+      };
+    };
+  };
+
+  zoneModule = {name, ...}: {
+    options = {
+      name = mkOption {
+        type = types.str;
+        default = name;
+        readOnly = true;
+        description = "The zone's apex (its attribute name), without trailing dot.";
+      };
+      ttl = mkOption {
+        type = types.ints.unsigned;
+        default = 300;
+        description = "Default TTL of the zone's records.";
+      };
+      soa = {
+        email = mkOption {
+          type = types.str;
+          default = "hostmaster.${name}";
+          description = "SOA RNAME, the zone contact, as a domain name (`hostmaster.example.com`).";
+        };
+        refresh = mkOption {
+          type = types.ints.positive;
+          default = 3600;
+          description = "SOA refresh in seconds.";
+        };
+        retry = mkOption {
+          type = types.ints.positive;
+          default = 600;
+          description = "SOA retry in seconds.";
+        };
+        expire = mkOption {
+          type = types.ints.positive;
+          default = 604800;
+          description = "SOA expire in seconds.";
+        };
+        minimum = mkOption {
+          type = types.ints.unsigned;
+          default = 60;
+          description = "SOA minimum (negative caching TTL) in seconds.";
+        };
+      };
+      nameservers = mkOption {
+        type = types.listOf types.str;
+        default = [];
+        example = ["ns1.example.com."];
+        description = "NS records at the apex; default: none beyond what `records` lists.";
+      };
+      records = mkOption {
+        type = types.listOf (types.submodule recordModule);
+        default = [];
+        description = "Records of the zone.";
+      };
+      ptrPatterns = mkOption {
+        type = types.listOf (types.submodule ptrPatternModule);
+        default = [];
+        description = "For reverse zones (`*.in-addr.arpa`): PTR answers generated from the queried address.";
+      };
+    };
+  };
+in {
+  options.cluster.dns = {
+    servers = mkOption {
+      type = types.listOf types.str;
+      default = let
+        edge = withRole "edge";
+      in
+        if edge != []
+        then edge
+        else withRole "control-plane";
+      defaultText = lib.literalMD "the `edge` nodes, or the `control-plane` nodes when there are none";
+      description = "Nodes running uc-dns.";
+    };
+    port = mkOption {
+      type = types.port;
+      default = 53;
+      description = "Port uc-dns answers on (UDP and TCP).";
+    };
+    httpPort = mkOption {
+      type = types.port;
+      default = 9153;
+      description = "Port of uc-dns' /metrics and /health endpoint.";
+    };
+    zones = mkOption {
+      type = types.attrsOf (types.submodule zoneModule);
+      default = {};
+      description = "Authoritative zones, by apex.";
+    };
+  };
+}

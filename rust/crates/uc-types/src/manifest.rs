@@ -1,0 +1,388 @@
+//! The whole rendered cluster (`mkCluster`'s `manifest`), as imported by the
+//! deployer. Field names follow the Nix option names (camelCase).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ContractError, NodeDaemons};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub cluster: ClusterInfo,
+    pub networks: Networks,
+    pub nodes: BTreeMap<String, Node>,
+    pub services: BTreeMap<String, Service>,
+    pub dns: Dns,
+    pub lb: Lb,
+    pub rollout: Rollout,
+    pub store: StoreTopology,
+}
+
+impl Manifest {
+    /// Parses a manifest and checks that it is consistent (see `validate`).
+    pub fn from_json(what: &str, text: &str) -> Result<Self, ContractError> {
+        let manifest: Self = crate::parse_versioned(what, text)?;
+        manifest.check(what)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ContractError> {
+        let manifest: Self = crate::load_versioned(path)?;
+        manifest.check(&path.display().to_string())
+    }
+
+    fn check(self, what: &str) -> Result<Self, ContractError> {
+        let problems = self.validate();
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(ContractError::Inconsistent {
+                what: what.to_owned(),
+                problems,
+            })
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterInfo {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Networks {
+    pub management: ManagementNetwork,
+    pub vlans: BTreeMap<String, Vlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManagementNetwork {
+    pub cidr: String,
+    pub gateway: Option<IpAddr>,
+    pub resolvers: Vec<IpAddr>,
+    pub vlan: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Vlan {
+    pub id: u16,
+    pub cidr: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    ControlPlane,
+    Worker,
+    Edge,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+            Role::Edge => "edge",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Node {
+    pub roles: Vec<Role>,
+    /// The first address is the one daemons bind to and advertise.
+    pub addresses: Vec<IpAddr>,
+    pub identity: Identity,
+    pub install: Option<Install>,
+    pub labels: BTreeMap<String, String>,
+    pub capacity: Capacity,
+    pub daemons: NodeDaemons,
+}
+
+impl Node {
+    pub fn primary_address(&self) -> Option<IpAddr> {
+        self.addresses.first().copied()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Identity {
+    pub mac_addresses: Vec<String>,
+    pub dmi_serial: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Install {
+    pub disk: Option<String>,
+    pub layout: Option<String>,
+    /// A disko `devices` tree, handed to disko as is.
+    pub disko: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Capacity {
+    pub cpu_millis: u64,
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    pub exec: Exec,
+    pub replicas: u32,
+    pub placement: Placement,
+    pub resources: Capacity,
+    pub ports: BTreeMap<String, PortSpec>,
+    pub health_check: Option<HealthCheck>,
+    pub environment: BTreeMap<String, String>,
+    /// Environment variable name to the path of a secret file on the node.
+    pub secret_files: BTreeMap<String, String>,
+    pub dns: Option<ServiceDns>,
+    /// LB listeners whose backend is this service.
+    pub listeners: Vec<String>,
+    /// Nodes satisfying roles, labels and capacity, as Nix computed them.
+    pub eligible_nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Exec {
+    /// Store path whose `bin/` resolves a relative `command[0]`.
+    pub package: Option<String>,
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    pub roles: Vec<Role>,
+    pub labels: BTreeMap<String, String>,
+    pub anti_affinity: bool,
+    pub max_unavailable: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortSpec {
+    pub port: u16,
+    pub protocol: Transport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckType {
+    Http,
+    Tcp,
+    Exec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(rename = "type")]
+    pub kind: HealthCheckType,
+    /// Port name probed by http and tcp checks (null for exec).
+    pub port: Option<String>,
+    pub path: String,
+    pub command: Vec<String>,
+    pub interval_seconds: u32,
+    pub timeout_seconds: u32,
+    pub failure_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceDns {
+    pub zone: String,
+    pub name: String,
+    pub fqdn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dns {
+    pub servers: Vec<String>,
+    pub port: u16,
+    pub zones: BTreeMap<String, Zone>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Zone {
+    pub ttl: u32,
+    pub soa: Soa,
+    pub nameservers: Vec<String>,
+    pub records: Vec<Record>,
+    pub ptr_patterns: Vec<PtrPattern>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Soa {
+    pub email: String,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RecordType {
+    A,
+    Aaaa,
+    Cname,
+    Txt,
+    Mx,
+    Srv,
+    Ns,
+    Caa,
+    Ptr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Record {
+    /// Owner relative to the zone; `@` is the apex.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: RecordType,
+    pub ttl: u32,
+    pub values: Vec<String>,
+    /// Answered from the healthy instances of this service instead of `values`.
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PtrPattern {
+    pub network: String,
+    pub pattern: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Lb {
+    pub nodes: Vec<String>,
+    pub listeners: BTreeMap<String, Listener>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerProtocol {
+    Tcp,
+    Udp,
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    RoundRobin,
+    LeastConnections,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listener {
+    pub protocol: ListenerProtocol,
+    pub port: u16,
+    /// Null: each LB node's first address.
+    pub address: Option<IpAddr>,
+    pub nodes: Vec<String>,
+    pub balance: Balance,
+    pub backends: Backends,
+    pub health_check: LbHealthCheck,
+    pub tls: Tls,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backends {
+    pub service: Option<String>,
+    pub service_port: Option<String>,
+    pub endpoints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LbHealthCheckType {
+    Tcp,
+    Http,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LbHealthCheck {
+    #[serde(rename = "type")]
+    pub kind: LbHealthCheckType,
+    pub path: String,
+    pub interval_seconds: u32,
+    pub timeout_seconds: u32,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tls {
+    pub certificate_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchAction {
+    Switch,
+    Boot,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rollout {
+    pub canary: Vec<String>,
+    pub max_unavailable: u32,
+    pub health_gate_timeout_seconds: u32,
+    pub auto_revert: bool,
+    pub switch_action: SwitchAction,
+    /// Nodes in the order they are switched, one list per wave.
+    pub waves: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StoreTopology {
+    pub members: Vec<StoreMember>,
+    pub cluster_token: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StoreMember {
+    pub name: String,
+    pub client_url: String,
+    pub peer_url: String,
+}

@@ -1,0 +1,32 @@
+# The Rust workspace: every UltraCloud daemon and the `uc` CLI. Tests run
+# against the golden manifests in hosts/, so those are part of the source.
+{
+  lib,
+  rustPlatform,
+}: let
+  fs = lib.fileset;
+in
+  rustPlatform.buildRustPackage {
+    pname = "ultracloud";
+    version = (lib.importTOML ./Cargo.toml).workspace.package.version;
+
+    src = fs.toSource {
+      root = ../.;
+      fileset = fs.unions [
+        ./Cargo.toml
+        ./Cargo.lock
+        ./crates
+        ./tools
+        (fs.fileFilter (file: file.name == "manifest.json") ../hosts)
+      ];
+    };
+    cargoRoot = "rust";
+    buildAndTestSubdir = "rust";
+    cargoLock.lockFile = ./Cargo.lock;
+
+    meta = {
+      description = "UltraCloud daemons and CLI";
+      license = lib.licenses.asl20;
+      mainProgram = "uc";
+    };
+  }

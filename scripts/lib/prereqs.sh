@@ -1,0 +1,26 @@
+# Installs what the test suite and the demo need on Debian/Ubuntu, when it is
+# missing: Nix (Debian's nix-bin), Python 3, protoc, and Rust's rustfmt and
+# clippy. Idempotent; quiet when everything is there.
+ensure_prereqs() {
+  local missing=()
+  command -v nix-instantiate >/dev/null || missing+=(nix-bin)
+  command -v python3 >/dev/null || missing+=(python3)
+  command -v protoc >/dev/null || missing+=(protobuf-compiler)
+  command -v git >/dev/null || missing+=(git)
+  command -v cc >/dev/null || missing+=(build-essential)
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
+    return 1
+  fi
+  if command -v rustup >/dev/null; then
+    cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+    cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+  fi
+}
