@@ -25,7 +25,7 @@ in {
         publicKeys = mkOption {
           type = types.listOf ucTypes.cachePublicKey;
           default = [];
-          example = ["uc-cache-1:Wm9vbGxvd0ZvbGxvd1pvb2xsb3dGb2xsb3dab29sbG93MDA="];
+          example = ["uc-cache-1:qFTqmuPCQpY3w3Cj7t7XqhP/5gxgErVWbssM9DnsRVI="];
           description = "Public keys nix-agent trusts for the deployer's binary cache.";
         };
         signingKeyFile = mkOption {
