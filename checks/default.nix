@@ -18,7 +18,9 @@
       export NIX_STORE_DIR=$TEST_ROOT/store
       nix-store --init
       cp -r ${self} src && chmod -R u+w src && cd src
-      ULTRACLOUD_NIXPKGS_LIB=${pkgs.path} bash checks/schema/run
+      export ULTRACLOUD_NIXPKGS_LIB=${pkgs.path} ULTRACLOUD_DISKO=${self.inputs.disko}
+      bash checks/schema/run
+      bash checks/schema/run-disko
       touch $out
     '';
 

@@ -1,6 +1,6 @@
 """Checks flake.lock offline: every input of flake.nix is locked to a full
 revision with a narHash, follows are wired, and where a local clone of an
-input exists (/var/tmp/<repo>, e.g. /var/tmp/disko) the narHash is recomputed
+input exists (/var/tmp/<repo>, or $ULTRACLOUD_DISKO for disko) the narHash is recomputed
 from that revision with `nix hash path` and compared."""
 import json
 import os
@@ -34,6 +34,8 @@ for name, node_name in root_inputs.items():
         if isinstance(target, list) and target[0] not in root_inputs:
             failures.append(f"{name}.inputs.{inp} follows unknown input {target}")
     clone = f"/var/tmp/{locked.get('repo')}"
+    if name == "disko":
+        clone = os.environ.get("ULTRACLOUD_DISKO", clone)
     if os.path.isdir(os.path.join(clone, ".git")):
         with tempfile.TemporaryDirectory() as tree:
             archive = subprocess.run(["git", "-C", clone, "archive", locked["rev"]], capture_output=True)
