@@ -1,6 +1,18 @@
 # Named disk layouts for `cluster.nodes.<name>.install.layout`. Each is a
 # function of the target disk returning a disko `devices` tree.
-{
+let
+  # EFI system partition, mounted at /boot.
+  esp = {
+    type = "EF00";
+    size = "512M";
+    content = {
+      type = "filesystem";
+      format = "vfat";
+      mountpoint = "/boot";
+      mountOptions = ["umask=0077"];
+    };
+  };
+in {
   # GPT: EFI system partition and one ext4 root.
   standard = disk: {
     disk.main = {
@@ -9,16 +21,7 @@
       content = {
         type = "gpt";
         partitions = {
-          ESP = {
-            type = "EF00";
-            size = "512M";
-            content = {
-              type = "filesystem";
-              format = "vfat";
-              mountpoint = "/boot";
-              mountOptions = ["umask=0077"];
-            };
-          };
+          ESP = esp;
           root = {
             size = "100%";
             content = {
@@ -41,16 +44,7 @@
       content = {
         type = "gpt";
         partitions = {
-          ESP = {
-            type = "EF00";
-            size = "512M";
-            content = {
-              type = "filesystem";
-              format = "vfat";
-              mountpoint = "/boot";
-              mountOptions = ["umask=0077"];
-            };
-          };
+          ESP = esp;
           pv = {
             size = "100%";
             content = {
