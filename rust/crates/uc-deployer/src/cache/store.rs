@@ -1,0 +1,206 @@
+//! The local Nix store, through the real `nix` commands: path metadata for
+//! narinfo, and NAR dumps for `/nar/` downloads.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use super::nix32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot run {program}: {source} (is Nix installed and on PATH?)")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed: {stderr}")]
+    Failed { command: String, stderr: String },
+    #[error("cannot understand the output of `{command}`: {why}")]
+    Output { command: String, why: String },
+}
+
+/// A store path's metadata, as a narinfo needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInfo {
+    pub path: String,
+    /// `sha256:<nix32>`.
+    pub nar_hash: String,
+    pub nar_size: u64,
+    /// Full store paths.
+    pub references: Vec<String>,
+    pub deriver: Option<String>,
+}
+
+impl PathInfo {
+    /// The 32-character hash that names the path (and its `.narinfo`).
+    pub fn hash_part(&self) -> &str {
+        let base = base_name(&self.path);
+        base.split_once('-').map_or(base, |(hash, _)| hash)
+    }
+}
+
+pub fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The Nix commands to use: those on PATH, or from `bin_dir`.
+#[derive(Debug, Clone, Default)]
+pub struct LocalStore {
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl LocalStore {
+    fn command(&self, program: &str) -> Command {
+        let program = match &self.bin_dir {
+            Some(dir) => dir.join(program),
+            None => PathBuf::from(program),
+        };
+        let mut command = Command::new(program);
+        command.kill_on_drop(true);
+        command
+    }
+
+    /// Metadata of every path in the closure of `roots`.
+    pub async fn closure(&self, roots: &[String]) -> Result<Vec<PathInfo>, StoreError> {
+        if roots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut command = self.command("nix");
+        command
+            .args([
+                "--extra-experimental-features",
+                "nix-command",
+                "path-info",
+                "--json",
+                "--recursive",
+            ])
+            .args(roots);
+        let shown = format!("nix path-info --json --recursive {}", roots.join(" "));
+        let output = command.output().await.map_err(|source| StoreError::Spawn {
+            program: "nix".into(),
+            source,
+        })?;
+        if !output.status.success() {
+            return Err(StoreError::Failed {
+                command: shown,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        let value: Value =
+            serde_json::from_slice(&output.stdout).map_err(|e| StoreError::Output {
+                command: shown.clone(),
+                why: e.to_string(),
+            })?;
+        parse_path_infos(&value).map_err(|why| StoreError::Output {
+            command: shown,
+            why,
+        })
+    }
+
+    /// `nix-store --dump <path>`: the NAR on the child's stdout.
+    pub fn dump(&self, path: &str) -> Result<Child, StoreError> {
+        self.command("nix-store")
+            .args(["--dump", path])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| StoreError::Spawn {
+                program: "nix-store".into(),
+                source,
+            })
+    }
+}
+
+/// `nix path-info --json` prints a list of objects with a `path` field (Nix
+/// up to 2.18) or an object keyed by path (later); hashes are SRI or nix32.
+fn parse_path_infos(value: &Value) -> Result<Vec<PathInfo>, String> {
+    let entries: Vec<(String, &Value)> = match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                let path = item["path"].as_str().ok_or("an entry has no path")?;
+                Ok((path.to_owned(), item))
+            })
+            .collect::<Result<_, String>>()?,
+        Value::Object(map) => map
+            .iter()
+            .map(|(path, item)| (path.clone(), item))
+            .collect(),
+        _ => return Err("neither a list nor an object".into()),
+    };
+    entries
+        .into_iter()
+        .map(|(path, item)| {
+            if item.get("valid") == Some(&Value::Bool(false)) {
+                return Err(format!("{path} is not in the store"));
+            }
+            let raw_hash = item["narHash"]
+                .as_str()
+                .ok_or(format!("{path}: no narHash"))?;
+            let nar_hash = nix32::sha256_to_nix32(raw_hash)
+                .ok_or(format!("{path}: narHash {raw_hash} is not a SHA-256"))?;
+            let nar_size = item["narSize"]
+                .as_u64()
+                .ok_or(format!("{path}: no narSize"))?;
+            let references = item["references"]
+                .as_array()
+                .ok_or(format!("{path}: no references"))?
+                .iter()
+                .map(|r| {
+                    r.as_str()
+                        .map(str::to_owned)
+                        .ok_or(format!("{path}: bad reference"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let deriver = item["deriver"].as_str().map(str::to_owned);
+            Ok(PathInfo {
+                path,
+                nar_hash,
+                nar_size,
+                references,
+                deriver,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_json_shapes() {
+        let old = serde_json::json!([{
+            "path": "/nix/store/rhy1nwl3s95l2zrvcf2bl992fzkw1kzm-uc-fixture",
+            "narHash": "sha256-EFUdrtf6Rn0LWIJufrmg8q99aT3jGfLvd1//zaJEufY=",
+            "narSize": 120, "references": [],
+            "deriver": "/nix/store/fzahcwdhb41qb9r8yvc6i33fcgyc4rm7-uc-fixture.drv"
+        }]);
+        let new = serde_json::json!({
+            "/nix/store/rhy1nwl3s95l2zrvcf2bl992fzkw1kzm-uc-fixture": {
+                "narHash": "sha256:1xmr8jicvzszfzpz46g37mlpvbzjl2wpwvl2b05psipssyp1sm8h",
+                "narSize": 120, "references": [],
+                "deriver": "/nix/store/fzahcwdhb41qb9r8yvc6i33fcgyc4rm7-uc-fixture.drv"
+            }
+        });
+        let a = parse_path_infos(&old).expect("old shape");
+        let b = parse_path_infos(&new).expect("new shape");
+        assert_eq!(a, b);
+        assert_eq!(a[0].hash_part(), "rhy1nwl3s95l2zrvcf2bl992fzkw1kzm");
+        assert_eq!(
+            a[0].nar_hash,
+            "sha256:1xmr8jicvzszfzpz46g37mlpvbzjl2wpwvl2b05psipssyp1sm8h"
+        );
+    }
+
+    #[test]
+    fn refuses_invalid_paths() {
+        let v = serde_json::json!({"/nix/store/x-y": {"valid": false}});
+        assert!(parse_path_infos(&v)
+            .unwrap_err()
+            .contains("not in the store"));
+    }
+}

@@ -1,0 +1,158 @@
+//! The deployer's HTTP surface: the binary cache, `/health` and `/metrics`.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::process::ChildStdout;
+use tokio_util::io::ReaderStream;
+
+use crate::cache::Cache;
+
+pub fn router(cache: Arc<Cache>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/nix-cache-info", get(cache_info))
+        .route("/nar/{file}", get(nar))
+        .route("/{file}", get(narinfo))
+        .with_state(cache)
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn health(State(cache): State<Arc<Cache>>) -> Response {
+    let body = serde_json::json!({"status": "ok", "servedPaths": cache.served_paths()});
+    text(StatusCode::OK, "application/json", body.to_string())
+}
+
+async fn metrics(State(cache): State<Arc<Cache>>) -> Response {
+    let m = &cache.metrics;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let body = format!(
+        "# HELP uc_deployer_cache_served_paths Store paths the binary cache serves.\n\
+         # TYPE uc_deployer_cache_served_paths gauge\n\
+         uc_deployer_cache_served_paths {}\n\
+         # HELP uc_deployer_cache_narinfo_requests_total narinfo requests by result.\n\
+         # TYPE uc_deployer_cache_narinfo_requests_total counter\n\
+         uc_deployer_cache_narinfo_requests_total{{result=\"hit\"}} {}\n\
+         uc_deployer_cache_narinfo_requests_total{{result=\"miss\"}} {}\n\
+         # HELP uc_deployer_cache_nar_requests_total NAR downloads started.\n\
+         # TYPE uc_deployer_cache_nar_requests_total counter\n\
+         uc_deployer_cache_nar_requests_total {}\n\
+         # HELP uc_deployer_cache_nar_bytes_total NAR bytes sent.\n\
+         # TYPE uc_deployer_cache_nar_bytes_total counter\n\
+         uc_deployer_cache_nar_bytes_total {}\n",
+        cache.served_paths(),
+        load(&m.narinfo_hits),
+        load(&m.narinfo_misses),
+        load(&m.nar_requests),
+        load(&m.nar_bytes),
+    );
+    text(StatusCode::OK, "text/plain; version=0.0.4", body)
+}
+
+async fn cache_info() -> Response {
+    // Lower priority number wins: prefer the cluster cache over cache.nixos.org (40).
+    let body = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n".to_owned();
+    text(StatusCode::OK, "text/x-nix-cache-info", body)
+}
+
+async fn narinfo(State(cache): State<Arc<Cache>>, Path(file): Path<String>) -> Response {
+    let found = file
+        .strip_suffix(".narinfo")
+        .filter(|hash| hash.len() == 32)
+        .and_then(|hash| cache.narinfo(hash));
+    match found {
+        Some(body) => text(StatusCode::OK, "text/x-nix-narinfo", body),
+        None => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not served by this cache\n".into(),
+        ),
+    }
+}
+
+async fn nar(State(cache): State<Arc<Cache>>, Path(file): Path<String>) -> Response {
+    let Some(path) = file
+        .strip_suffix(".nar")
+        .and_then(|stem| cache.nar_path(stem))
+    else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not served by this cache\n".into(),
+        );
+    };
+    let mut child = match cache.store().dump(&path) {
+        Ok(child) => child,
+        Err(err) => {
+            tracing::error!(%path, %err, "cannot dump NAR");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("{err}\n"),
+            );
+        }
+    };
+    let Some(stdout) = child.stdout.take() else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "no NAR output\n".into(),
+        );
+    };
+    cache.metrics.nar_requests.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(%path, "serving NAR");
+    tokio::spawn(async move {
+        match child.wait().await {
+            Ok(status) if status.success() => {}
+            // A client that hangs up makes nix-store die of SIGPIPE; that is not our failure.
+            Ok(status) => tracing::warn!(%path, %status, "nix-store --dump ended early"),
+            Err(err) => tracing::warn!(%path, %err, "cannot wait for nix-store --dump"),
+        }
+    });
+    // Streamed as nix-store writes it: a NAR is never held in memory whole.
+    let counted = Counted {
+        inner: stdout,
+        cache: cache.clone(),
+    };
+    (
+        [(header::CONTENT_TYPE, "application/x-nix-nar")],
+        Body::from_stream(ReaderStream::new(counted)),
+    )
+        .into_response()
+}
+
+/// Counts the NAR bytes sent, for /metrics.
+struct Counted {
+    inner: ChildStdout,
+    cache: Arc<Cache>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.cache
+            .metrics
+            .nar_bytes
+            .fetch_add(read, Ordering::Relaxed);
+        poll
+    }
+}

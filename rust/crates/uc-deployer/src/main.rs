@@ -1,0 +1,96 @@
+//! `uc-deployer`: reads /etc/ultracloud/deployer.json and serves the cluster's
+//! binary cache, /health and /metrics.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+use uc_types::{DaemonConfig, DeployerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "uc-deployer",
+    version,
+    about = "UltraCloud deployer: signed binary cache of the cluster's systems"
+)]
+struct Args {
+    /// Config rendered by Nix (manifest.nodes.<node>.daemons.deployer).
+    #[arg(long, default_value = "/etc/ultracloud/deployer.json")]
+    config: PathBuf,
+    /// Override the config's httpListen (address:port).
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// Override the config's cache.signingKeyFile.
+    #[arg(long)]
+    signing_key_file: Option<PathBuf>,
+    /// A store path whose closure the cache serves (repeatable). Until desired
+    /// state is read from uc-store, this is how the served systems are named.
+    #[arg(long = "cache-root")]
+    cache_roots: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("uc-deployer: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let config = DeployerConfig::load(&args.config).map_err(|e| e.to_string())?;
+    let listen = args.http_listen.unwrap_or(config.http_listen);
+    let key_file = args
+        .signing_key_file
+        .unwrap_or_else(|| PathBuf::from(&config.cache.signing_key_file));
+    let key = SigningKey::load(&key_file).map_err(|e| e.to_string())?;
+    let public_key = key.public_key();
+    if !config.cache.public_keys.is_empty() && !config.cache.public_keys.contains(&public_key) {
+        tracing::warn!(%public_key, trusted = ?config.cache.public_keys,
+            "the signing key's public key is not in cluster.deployer.cache.publicKeys: nix-agents will refuse this cache");
+    }
+
+    let cache = Arc::new(Cache::new(key, LocalStore::default()));
+    let served = cache
+        .set_roots(&args.cache_roots)
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e} (is another process using the port? set httpListen or --http-listen)"))?;
+    tracing::info!(%listen, %public_key, served_paths = served, node = %config.node, "uc-deployer serving");
+    axum::serve(listener, uc_deployer::http::router(cache))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("HTTP server failed: {e}"))?;
+    tracing::info!("uc-deployer stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,319 @@
+//! The binary cache against the real Nix: a stock `nix copy` fetches a closure
+//! from the running uc-deployer, verifying our signatures with the trusted
+//! key, and refuses it under another key.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("uc-deployer-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Dir(path)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // Chroot stores are read-only inside; make them removable first.
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(program: &str, args: &[&str], cache_home: &Path) -> Output {
+    Command::new(program)
+        .args(args)
+        .env("XDG_CACHE_HOME", cache_home)
+        .env("NIX_CONFIG", "experimental-features = nix-command")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (install nix-bin): {e}"))
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Builds fixtures with builtins.derivation and /bin/sh (no nixpkgs needed):
+/// `top` refers to `dep`, so its closure is both; `outside` is unrelated.
+fn build_fixtures(home: &Path) -> (String, String, String) {
+    let expr = r#"
+      let
+        fixture = name: script: derivation {
+          inherit name;
+          system = builtins.currentSystem;
+          builder = "/bin/sh";
+          args = [ "-c" script ];
+        };
+        dep = fixture "uc-cache-fixture-dep" "echo dependency > $out";
+      in [
+        (fixture "uc-cache-fixture-top" "echo ${dep} > $out")
+        dep
+        (fixture "uc-cache-fixture-outside" "echo not served > $out")
+      ]"#;
+    let paths = ok(run("nix-build", &["--no-out-link", "-E", expr], home));
+    let paths: Vec<&str> = paths.lines().collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    (
+        paths[0].to_owned(),
+        paths[1].to_owned(),
+        paths[2].to_owned(),
+    )
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response[9..12].parse().expect("status code");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+struct Deployer(Child);
+
+impl Drop for Deployer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn nix_copies_a_signed_closure_and_refuses_a_wrong_key() {
+    let dir = Dir::new("cache");
+    let home = dir.0.join("cache-home");
+    let (top, dep, outside) = build_fixtures(&home);
+
+    let key = |name: &str| {
+        let (sec, public) = (
+            dir.0.join(format!("{name}.sec")),
+            dir.0.join(format!("{name}.pub")),
+        );
+        ok(run(
+            "nix-store",
+            &[
+                "--generate-binary-cache-key",
+                name,
+                sec.to_str().expect("utf-8"),
+                public.to_str().expect("utf-8"),
+            ],
+            &home,
+        ));
+        (sec, std::fs::read_to_string(public).expect("public key"))
+    };
+    let (secret, public) = key("uc-test-1");
+    let (_, other_public) = key("uc-other-1");
+
+    let port = free_port();
+    let config = dir.0.join("deployer.json");
+    let json = serde_json::json!({
+        "schemaVersion": 1, "cluster": "test", "node": "cp1",
+        "httpListen": format!("127.0.0.1:{port}"),
+        "storeEndpoints": ["http://127.0.0.1:2379"],
+        "dataDir": dir.0.join("data"),
+        "enrollmentTokenFile": dir.0.join("token"),
+        "cache": {"signingKeyFile": secret, "publicKeys": [public]},
+    });
+    std::fs::write(&config, json.to_string()).expect("config");
+    let mut deployer = Deployer(
+        Command::new(env!("CARGO_BIN_EXE_uc-deployer"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--cache-root", &top])
+            .spawn()
+            .expect("start uc-deployer"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "uc-deployer did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (status, health) = http_get(port, "/health");
+    assert_eq!(
+        (status, health.as_str()),
+        (200, r#"{"servedPaths":2,"status":"ok"}"#)
+    );
+    let (status, info) = http_get(port, "/nix-cache-info");
+    assert_eq!(status, 200);
+    assert!(info.contains("StoreDir: /nix/store"), "{info}");
+
+    // The narinfo carries the same signature Nix itself makes with this key.
+    let hash_part = |p: &str| p["/nix/store/".len().."/nix/store/".len() + 32].to_owned();
+    let (status, narinfo) = http_get(port, &format!("/{}.narinfo", hash_part(&top)));
+    assert_eq!(status, 200, "{narinfo}");
+    assert!(
+        narinfo.contains(&format!("StorePath: {top}\n")),
+        "{narinfo}"
+    );
+    assert!(
+        narinfo.contains(&format!("References: {}\n", &dep["/nix/store/".len()..])),
+        "{narinfo}"
+    );
+    let ours = narinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Sig: "))
+        .expect("signed")
+        .to_owned();
+    ok(run(
+        "nix",
+        &[
+            "store",
+            "sign",
+            "--key-file",
+            secret.to_str().expect("utf-8"),
+            &top,
+        ],
+        &home,
+    ));
+    let theirs = ok(run("nix", &["path-info", "--json", &top], &home));
+    assert!(
+        theirs.contains(&ours),
+        "our signature {ours} is not Nix's: {theirs}"
+    );
+
+    let (status, _) = http_get(port, &format!("/{}.narinfo", hash_part(&outside)));
+    assert_eq!(
+        status, 404,
+        "a path outside the served closures must not be served"
+    );
+
+    // A stock nix trusting the key fetches and verifies the whole closure.
+    let url = format!("http://127.0.0.1:{port}");
+    let good = dir.0.join("good");
+    let copy = |to: &Path, trusted: &str| {
+        run(
+            "nix",
+            &[
+                "copy",
+                "--from",
+                &url,
+                "--to",
+                to.to_str().expect("utf-8"),
+                &top,
+                "--option",
+                "trusted-public-keys",
+                trusted,
+            ],
+            &home,
+        )
+    };
+    ok(copy(&good, public.trim()));
+    let copied = |root: &Path, p: &str| std::fs::read_to_string(root.join(&p[1..])).ok();
+    assert_eq!(
+        copied(&good, &top).as_deref(),
+        Some(format!("{dep}\n").as_str())
+    );
+    assert_eq!(copied(&good, &dep).as_deref(), Some("dependency\n"));
+
+    // Under a key it does not trust, nix refuses the same cache.
+    let bad = dir.0.join("bad");
+    let refused = copy(&bad, other_public.trim());
+    assert!(
+        !refused.status.success(),
+        "nix accepted a cache signed by an untrusted key"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    // Nix 2.8 says "lacks a valid signature", later releases "lacks a signature by a trusted key".
+    assert!(
+        stderr.contains("lacks a valid signature")
+            || stderr.contains("lacks a signature by a trusted key"),
+        "{stderr}"
+    );
+    assert_eq!(copied(&bad, &top), None);
+
+    let (_, metrics) = http_get(port, "/metrics");
+    let bytes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("uc_deployer_cache_nar_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("nar bytes metric");
+    assert!(bytes > 0, "{metrics}");
+
+    // SIGTERM stops it cleanly.
+    let pid = deployer.0.id().to_string();
+    ok(run("kill", &["-TERM", &pid], &home));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = deployer.0.try_wait().expect("wait") {
+            assert!(status.success(), "exit after SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "uc-deployer ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bad_config_and_key_are_reported() {
+    let dir = Dir::new("badconfig");
+    let run_with = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_uc-deployer"))
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("run uc-deployer")
+    };
+    let missing = run_with(&dir.0.join("absent.json"));
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read"),
+        "{missing:?}"
+    );
+
+    let config = dir.0.join("deployer.json");
+    let key = dir.0.join("public-not-secret.key");
+    std::fs::write(
+        &key,
+        "uc-test-1:QD7toq2VetDyRMe+LloHIPAQY9XsEDniPTZ2Y7TsiPA=",
+    )
+    .expect("key");
+    let json = serde_json::json!({
+        "schemaVersion": 1, "cluster": "test", "node": "cp1", "httpListen": "127.0.0.1:1",
+        "storeEndpoints": [], "dataDir": "/tmp", "enrollmentTokenFile": "/tmp/t",
+        "cache": {"signingKeyFile": key, "publicKeys": []},
+    });
+    std::fs::write(&config, json.to_string()).expect("config");
+    let out = run_with(&config);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is this the public key?"), "{stderr}");
+}
