@@ -120,6 +120,13 @@ in {
       canary = ["worker1"];
       maxUnavailable = 1;
       healthGateTimeoutSeconds = 120;
+      healthChecks = [
+        {
+          name = "no-failed-units";
+          type = "exec";
+          command = ["systemctl" "is-system-running"];
+        }
+      ];
     };
   };
 }

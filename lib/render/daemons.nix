@@ -60,10 +60,11 @@
     nix-agent =
       withStore cfg.nixAgent.port
       // {
-        inherit (cfg.nixAgent) profile;
+        inherit (cfg.nixAgent) profile stateDir;
         cacheUrls = topology.deployerUrls;
         trustedPublicKeys = cfg.deployer.cache.publicKeys;
         inherit (cfg.rollout) switchAction healthGateTimeoutSeconds;
+        healthChecks = map (c: {inherit (c) name type command address url timeoutSeconds;}) cfg.rollout.healthChecks;
       };
 
     node-agent =

@@ -57,6 +57,11 @@ in {
         default = "/nix/var/nix/profiles/system";
         description = "System profile nix-agent sets and rolls back.";
       };
+      stateDir = mkOption {
+        type = types.str;
+        default = "/var/lib/ultracloud/nix-agent";
+        description = "Where nix-agent notes a switch in progress, to recover from a crash mid-switch.";
+      };
     };
 
     nodeAgent = {

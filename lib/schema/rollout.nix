@@ -27,6 +27,50 @@ in {
       default = true;
       description = "Switch the nodes of a failed wave back to their previous system.";
     };
+    healthChecks = mkOption {
+      type = types.listOf (types.submodule {
+        options = {
+          name = mkOption {
+            type = types.str;
+            example = "sshd";
+            description = "Name shown in reports.";
+          };
+          type = mkOption {
+            type = types.enum ["exec" "tcp" "http"];
+            description = "A command that must exit 0, a TCP connect, or an HTTP GET that must answer 2xx.";
+          };
+          command = mkOption {
+            type = types.listOf types.str;
+            default = [];
+            example = ["systemctl" "is-active" "sshd.service"];
+            description = "argv of an `exec` check.";
+          };
+          address = mkOption {
+            type = types.nullOr types.str;
+            default = null;
+            example = "127.0.0.1:22";
+            description = "`host:port` of a `tcp` check.";
+          };
+          url = mkOption {
+            type = types.nullOr types.str;
+            default = null;
+            example = "http://127.0.0.1:7483/health";
+            description = "URL (plain http) of an `http` check.";
+          };
+          timeoutSeconds = mkOption {
+            type = types.ints.positive;
+            default = 5;
+            description = "Seconds one attempt may take.";
+          };
+        };
+      });
+      default = [];
+      description = ''
+        Checks nix-agent runs on every node after switching; the node reports
+        the new system healthy once all pass, and rolls back if they do not
+        within `healthGateTimeoutSeconds`.
+      '';
+    };
     switchAction = mkOption {
       type = types.enum ["switch" "boot"];
       default = "switch";

@@ -9,4 +9,5 @@
   ./references.nix
   ./ports.nix
   ./secrets.nix
+  ./rollout.nix
 ]

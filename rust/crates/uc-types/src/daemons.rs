@@ -201,10 +201,28 @@ pub struct NixAgentConfig {
     pub http_listen: SocketAddr,
     pub store_endpoints: Vec<String>,
     pub profile: String,
+    pub state_dir: String,
     pub cache_urls: Vec<String>,
     pub trusted_public_keys: Vec<String>,
     pub switch_action: SwitchAction,
     pub health_gate_timeout_seconds: u64,
+    /// Run after every switch; all must pass within the health gate.
+    pub health_checks: Vec<SystemHealthCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SystemHealthCheck {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: crate::HealthCheckType,
+    /// argv of an `exec` check.
+    pub command: Vec<String>,
+    /// `host:port` of a `tcp` check.
+    pub address: Option<String>,
+    /// URL of an `http` check.
+    pub url: Option<String>,
+    pub timeout_seconds: u64,
 }
 
 impl DaemonConfig for NixAgentConfig {

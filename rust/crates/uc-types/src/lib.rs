@@ -9,12 +9,15 @@
 
 mod daemons;
 mod error;
+pub mod keys;
 mod manifest;
+mod state;
 mod validate;
 
 pub use daemons::*;
 pub use error::ContractError;
 pub use manifest::*;
+pub use state::*;
 pub use validate::Problem;
 
 use serde::de::DeserializeOwned;
