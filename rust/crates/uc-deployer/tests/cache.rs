@@ -66,7 +66,11 @@ fn build_fixtures(home: &Path) -> (String, String, String) {
         dep
         (fixture "uc-cache-fixture-outside" "echo not served > $out")
       ]"#;
-    let paths = ok(run("nix-build", &["--no-out-link", "-E", expr], home));
+    let paths = ok(run(
+        "nix-build",
+        &["--no-out-link", "--option", "substituters", "", "-E", expr],
+        home,
+    ));
     let paths: Vec<&str> = paths.lines().collect();
     assert_eq!(paths.len(), 3, "{paths:?}");
     (

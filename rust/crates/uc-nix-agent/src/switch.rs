@@ -1,0 +1,187 @@
+//! One switch: fetch and verify, set the profile, activate, health-check;
+//! roll back to the previous generation when any of that fails. A marker in
+//! the state dir records a switch in progress, so that an agent killed
+//! mid-switch finishes or undoes it on restart instead of guessing.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use uc_types::{DesiredSystem, ObservedSystem, SystemHealthCheck, SystemState};
+
+use crate::health;
+use crate::nix::NixSystem;
+
+pub struct Switcher {
+    pub nix: NixSystem,
+    pub state_dir: PathBuf,
+    /// `switch` or `boot`.
+    pub action: String,
+    pub checks: Vec<SystemHealthCheck>,
+    pub health_gate: Duration,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InProgress {
+    from: Option<String>,
+    to: String,
+    generation: u64,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn observed(
+    store_path: Option<String>,
+    state: SystemState,
+    generation: u64,
+    error: Option<String>,
+) -> ObservedSystem {
+    ObservedSystem {
+        store_path,
+        state,
+        generation,
+        since: now(),
+        error,
+    }
+}
+
+impl Switcher {
+    fn marker(&self) -> PathBuf {
+        self.state_dir.join("switch-in-progress.json")
+    }
+
+    fn write_marker(&self, marker: &InProgress) -> Result<(), String> {
+        std::fs::create_dir_all(&self.state_dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.state_dir.display()))?;
+        let tmp = self.marker().with_extension("tmp");
+        let text = serde_json::to_vec(marker).map_err(|e| e.to_string())?;
+        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, self.marker())
+            .map_err(|e| format!("cannot write {}: {e}", self.marker().display()))
+    }
+
+    fn clear_marker(&self) {
+        if let Err(err) = std::fs::remove_file(self.marker()) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%err, "cannot remove the switch marker");
+            }
+        }
+    }
+
+    /// Moves the node to `desired` and says what it runs afterwards.
+    pub fn switch(&self, desired: &DesiredSystem) -> ObservedSystem {
+        let to = desired.store_path.as_str();
+        let generation = desired.generation;
+        let from = self.nix.current();
+        if from.as_deref() == Some(to) {
+            // Already there (e.g. after a restart): only health is in question.
+            return match health::wait_healthy(&self.checks, self.health_gate) {
+                Ok(()) => observed(from, SystemState::Healthy, generation, None),
+                Err(err) => observed(from, SystemState::Failed, generation, Some(err)),
+            };
+        }
+
+        tracing::info!(from = ?from, to, generation, "switching");
+        if let Err(err) = self.nix.realise_trusted(to) {
+            tracing::error!(%err, to, "not switching");
+            return observed(from, SystemState::Failed, generation, Some(err.to_string()));
+        }
+        if let Err(err) = self.write_marker(&InProgress {
+            from: from.clone(),
+            to: to.to_owned(),
+            generation,
+        }) {
+            return observed(from, SystemState::Failed, generation, Some(err));
+        }
+        if let Err(err) = self.nix.set_profile(to) {
+            self.clear_marker();
+            return observed(from, SystemState::Failed, generation, Some(err.to_string()));
+        }
+        self.activate_and_check(from, to, generation)
+    }
+
+    /// With the profile on `to`: activate, health-check, or roll back.
+    fn activate_and_check(
+        &self,
+        from: Option<String>,
+        to: &str,
+        generation: u64,
+    ) -> ObservedSystem {
+        let result = self
+            .nix
+            .activate(to, &self.action)
+            .map_err(|e| e.to_string())
+            .and_then(|()| health::wait_healthy(&self.checks, self.health_gate));
+        let outcome = match result {
+            Ok(()) => {
+                tracing::info!(to, generation, "healthy");
+                observed(Some(to.to_owned()), SystemState::Healthy, generation, None)
+            }
+            Err(err) => self.roll_back(from, generation, err),
+        };
+        self.clear_marker();
+        outcome
+    }
+
+    fn roll_back(&self, from: Option<String>, generation: u64, err: String) -> ObservedSystem {
+        tracing::error!(%err, previous = ?from, "switch failed, rolling back");
+        let Some(previous) = from else {
+            return observed(
+                None,
+                SystemState::Failed,
+                generation,
+                Some(format!(
+                    "{err}; there is no previous generation to roll back to"
+                )),
+            );
+        };
+        let undone = self
+            .nix
+            .set_profile_back(&previous)
+            .and_then(|()| self.nix.activate(&previous, &self.action));
+        match undone {
+            Ok(()) => observed(
+                Some(previous),
+                SystemState::RolledBack,
+                generation,
+                Some(err),
+            ),
+            Err(again) => observed(
+                self.nix.current(),
+                SystemState::Failed,
+                generation,
+                Some(format!(
+                    "{err}; rolling back to {previous} failed too: {again}"
+                )),
+            ),
+        }
+    }
+
+    /// Finishes or undoes a switch an earlier run was killed in. None when no
+    /// switch was in progress, or when it had not yet touched the profile
+    /// (the desired system is then simply applied again).
+    pub fn recover(&self) -> Option<ObservedSystem> {
+        let text = std::fs::read(self.marker()).ok()?;
+        let marker: InProgress = match serde_json::from_slice(&text) {
+            Ok(marker) => marker,
+            Err(err) => {
+                tracing::warn!(%err, "unreadable switch marker; ignoring it");
+                self.clear_marker();
+                return None;
+            }
+        };
+        let current = self.nix.current();
+        if current.as_deref() != Some(marker.to.as_str()) {
+            tracing::info!(to = %marker.to, "an interrupted switch never set the profile");
+            self.clear_marker();
+            return None;
+        }
+        tracing::warn!(to = %marker.to, from = ?marker.from, "finishing a switch interrupted after the profile was set");
+        Some(self.activate_and_check(marker.from, &marker.to, marker.generation))
+    }
+}

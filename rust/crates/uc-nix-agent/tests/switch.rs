@@ -1,0 +1,247 @@
+//! Switching with the real Nix: fixture systems built offline with
+//! builtins.derivation and /bin/sh, served by uc-deployer's binary cache,
+//! realised into a chroot store, activated, health-checked, rolled back.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+use uc_nix_agent::nix::NixSystem;
+use uc_nix_agent::switch::Switcher;
+use uc_types::{DesiredSystem, HealthCheckType, SystemHealthCheck, SystemState};
+
+fn ok(command: &mut Command) -> String {
+    let out = command.output().expect("run (install nix-bin)");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Fixture systems: `switch-to-configuration` appends "<name> <action>" to
+/// `<dir>/activations` and writes its name to `<dir>/running`; `bad` fails to
+/// activate; `unhealthy` activates but the health check refuses it.
+fn build_systems(dir: &Path) -> Vec<String> {
+    let expr = format!(
+        r#"
+      let
+        system = name: exit: derivation {{
+          inherit name;
+          system = builtins.currentSystem;
+          builder = "/bin/sh";
+          PATH = "/bin:/usr/bin";
+          args = [ "-c" ''
+            mkdir -p $out/bin
+            printf '#!/bin/sh\necho "{name} $1" >> {dir}/activations\necho {name} > {dir}/running\nexit {exit}\n' > $out/bin/switch-to-configuration
+            chmod +x $out/bin/switch-to-configuration
+          '' ];
+        }};
+      in [ (system "gen1" 0) (system "gen2" 0) (system "bad" 1) (system "unhealthy" 0) (system "unserved" 0) ]"#,
+        dir = dir.display(),
+        name = "${name}",
+        exit = "${toString exit}",
+    );
+    let out = ok(Command::new("nix-build").args([
+        "--no-out-link",
+        "--option",
+        "substituters",
+        "",
+        "-E",
+        &expr,
+    ]));
+    out.lines().map(str::to_owned).collect()
+}
+
+fn serve_cache(key: SigningKey, roots: Vec<String>) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let cache = Arc::new(Cache::new(key, LocalStore::default()));
+            cache.set_roots(&roots).await.expect("closures");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            axum::serve(listener, uc_deployer::http::router(cache))
+                .await
+                .expect("serve");
+        });
+    });
+    format!("http://{}", rx.recv().expect("cache started"))
+}
+
+fn activations(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("activations"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn switches_rolls_back_and_recovers() {
+    let dir = std::env::temp_dir().join("uc-nix-agent-switch-test");
+    let _ = Command::new("chmod")
+        .arg("-R")
+        .arg("u+w")
+        .arg(&dir)
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let systems = build_systems(&dir);
+    let [gen1, gen2, bad, unhealthy, unserved] = systems.as_slice() else {
+        panic!("five systems expected: {systems:?}");
+    };
+
+    let key_file = |name: &str| {
+        let (sec, public) = (
+            dir.join(format!("{name}.sec")),
+            dir.join(format!("{name}.pub")),
+        );
+        ok(Command::new("nix-store")
+            .arg("--generate-binary-cache-key")
+            .arg(name)
+            .arg(&sec)
+            .arg(&public));
+        (sec, std::fs::read_to_string(public).expect("pub"))
+    };
+    let (secret, public) = key_file("uc-switch-test-1");
+    let (_, stranger) = key_file("uc-stranger-1");
+    let url = serve_cache(
+        SigningKey::load(&secret).expect("key"),
+        vec![gen1.clone(), gen2.clone(), bad.clone(), unhealthy.clone()],
+    );
+
+    let root = dir.join("node-store");
+    let switcher = |trusted: &str| Switcher {
+        nix: NixSystem {
+            profile: root.join("profiles/system"),
+            store_root: Some(root.clone()),
+            cache_urls: vec![url.clone()],
+            trusted_public_keys: vec![trusted.trim().to_owned()],
+        },
+        state_dir: dir.join("agent-state"),
+        action: "switch".into(),
+        checks: vec![SystemHealthCheck {
+            name: "not-unhealthy".into(),
+            kind: HealthCheckType::Exec,
+            command: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("! grep -q unhealthy {}/running", dir.display()),
+            ],
+            address: None,
+            url: None,
+            timeout_seconds: 2,
+        }],
+        health_gate: Duration::from_secs(2),
+    };
+    let agent = switcher(&public);
+    let desired = |path: &String, generation| DesiredSystem {
+        store_path: path.clone(),
+        generation,
+        rollout: None,
+    };
+
+    // Generation 1, then 2: fetched through the cache, activated, healthy.
+    let report = agent.switch(&desired(gen1, 1));
+    assert_eq!(
+        (report.state, report.store_path.as_ref()),
+        (SystemState::Healthy, Some(gen1)),
+        "{report:?}"
+    );
+    assert!(
+        root.join(&gen1[1..])
+            .join("bin/switch-to-configuration")
+            .exists(),
+        "realised into the node's store"
+    );
+    let report = agent.switch(&desired(gen2, 2));
+    assert_eq!(
+        (report.state, report.store_path.as_ref()),
+        (SystemState::Healthy, Some(gen2)),
+        "{report:?}"
+    );
+    assert_eq!(agent.nix.current().as_ref(), Some(gen2));
+
+    // A system whose activation fails: back on generation 2, re-activated.
+    let report = agent.switch(&desired(bad, 3));
+    assert_eq!(
+        (report.state, report.store_path.as_ref()),
+        (SystemState::RolledBack, Some(gen2)),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("switch-to-configuration switch failed"),
+        "{report:?}"
+    );
+    assert_eq!(agent.nix.current().as_ref(), Some(gen2));
+    assert_eq!(activations(&dir)[2..], ["bad switch", "gen2 switch"]);
+
+    // A system that activates but fails its health checks: rolled back too.
+    let report = agent.switch(&desired(unhealthy, 4));
+    assert_eq!(report.state, SystemState::RolledBack, "{report:?}");
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not-unhealthy"),
+        "{report:?}"
+    );
+    assert_eq!(agent.nix.current().as_ref(), Some(gen2));
+
+    // Not in the cache, or signed by a key the node does not trust: nothing is switched.
+    let report = agent.switch(&desired(unserved, 5));
+    assert_eq!(
+        (report.state, report.store_path.as_ref()),
+        (SystemState::Failed, Some(gen2)),
+        "{report:?}"
+    );
+    let suspicious = switcher(&stranger);
+    let report = suspicious.switch(&desired(gen1, 6));
+    assert_eq!(report.state, SystemState::Failed, "{report:?}");
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("trusted key"),
+        "{report:?}"
+    );
+    assert_eq!(agent.nix.current().as_ref(), Some(gen2));
+
+    // Killed after setting the profile but before activating: the restarted
+    // agent finishes the switch from the marker it left.
+    let before = activations(&dir).len();
+    std::fs::write(
+        dir.join("agent-state/switch-in-progress.json"),
+        serde_json::json!({"from": gen2, "to": gen1, "generation": 7}).to_string(),
+    )
+    .expect("marker");
+    agent.nix.set_profile(gen1).expect("profile");
+    let report = agent.recover().expect("an interrupted switch is found");
+    assert_eq!(
+        (report.state, report.generation),
+        (SystemState::Healthy, 7),
+        "{report:?}"
+    );
+    assert_eq!(activations(&dir)[before..], ["gen1 switch"]);
+    assert!(agent.recover().is_none(), "the marker is gone once handled");
+
+    let _ = Command::new("chmod")
+        .arg("-R")
+        .arg("u+w")
+        .arg(&dir)
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+}
