@@ -1,12 +1,15 @@
 # Installs what the test suite and the demo need on Debian/Ubuntu, when it is
-# missing: Nix (Debian's nix-bin), Python 3, protoc, and Rust's rustfmt and
-# clippy. Idempotent; quiet when everything is there.
+# missing: Nix (Debian's nix-bin), Python 3, protoc, etcd and etcdctl (the
+# reference the store is tested against), and Rust's rustfmt and clippy.
+# Idempotent; quiet when everything is there.
 ensure_prereqs() {
   local missing=()
   command -v nix-instantiate >/dev/null || missing+=(nix-bin)
   command -v python3 >/dev/null || missing+=(python3)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v git >/dev/null || missing+=(git)
+  command -v etcd >/dev/null || missing+=(etcd-server)
+  command -v etcdctl >/dev/null || missing+=(etcd-client)
   command -v cc >/dev/null || missing+=(build-essential)
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=

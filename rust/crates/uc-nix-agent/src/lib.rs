@@ -7,6 +7,7 @@
 //! commands (`nix`), with crash recovery. Watching desired state in uc-store
 //! and reporting observed state there lands with the store.
 
+pub mod daemon;
 pub mod health;
 pub mod nix;
 pub mod switch;

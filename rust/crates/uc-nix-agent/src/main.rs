@@ -1,7 +1,7 @@
 //! `uc-nix-agent`: switches this node to a NixOS system from the cluster's
-//! binary cache, health-checks it and rolls back on failure. Watching the
-//! desired system in uc-store lands with the store; until then a switch is
-//! requested on the command line and the observed state printed as JSON.
+//! binary cache, health-checks it and rolls back on failure. `run` is the
+//! daemon (desired and observed state in the store); `switch` and `recover`
+//! do one step by hand and print the observed state as JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +39,9 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The daemon: watch this node's desired system in the store, switch,
+    /// report the observed state; /health and /metrics on httpListen.
+    Run,
     /// Switch to a system store path; print the observed state as JSON.
     Switch {
         store_path: String,
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         health_gate: Duration::from_secs(config.health_gate_timeout_seconds),
     };
     let observed = match args.command {
+        Command::Run => return daemon(config, switcher),
         Command::Switch {
             store_path,
             generation,
@@ -107,6 +111,47 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+fn daemon(config: NixAgentConfig, switcher: Switcher) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("uc-nix-agent: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(uc_nix_agent::daemon::run(
+        config,
+        switcher,
+        shutdown_signal(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("uc-nix-agent: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+            }
+        }
+        Err(err) => {
+            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -2,116 +2,27 @@
 //! builtins.derivation and /bin/sh, served by uc-deployer's binary cache,
 //! realised into a chroot store, activated, health-checked, rolled back.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+use common::{activations, build_systems, key_pair, serve_cache, test_dir};
+use uc_deployer::cache::SigningKey;
 use uc_nix_agent::nix::NixSystem;
 use uc_nix_agent::switch::Switcher;
 use uc_types::{DesiredSystem, HealthCheckType, SystemHealthCheck, SystemState};
 
-fn ok(command: &mut Command) -> String {
-    let out = command.output().expect("run (install nix-bin)");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Fixture systems: `switch-to-configuration` appends "<name> <action>" to
-/// `<dir>/activations` and writes its name to `<dir>/running`; `bad` fails to
-/// activate; `unhealthy` activates but the health check refuses it.
-fn build_systems(dir: &Path) -> Vec<String> {
-    let expr = format!(
-        r#"
-      let
-        system = name: exit: derivation {{
-          inherit name;
-          system = builtins.currentSystem;
-          builder = "/bin/sh";
-          PATH = "/bin:/usr/bin";
-          args = [ "-c" ''
-            mkdir -p $out/bin
-            printf '#!/bin/sh\necho "{name} $1" >> {dir}/activations\necho {name} > {dir}/running\nexit {exit}\n' > $out/bin/switch-to-configuration
-            chmod +x $out/bin/switch-to-configuration
-          '' ];
-        }};
-      in [ (system "gen1" 0) (system "gen2" 0) (system "bad" 1) (system "unhealthy" 0) (system "unserved" 0) ]"#,
-        dir = dir.display(),
-        name = "${name}",
-        exit = "${toString exit}",
-    );
-    let out = ok(Command::new("nix-build").args([
-        "--no-out-link",
-        "--option",
-        "substituters",
-        "",
-        "-E",
-        &expr,
-    ]));
-    out.lines().map(str::to_owned).collect()
-}
-
-fn serve_cache(key: SigningKey, roots: Vec<String>) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        runtime.block_on(async move {
-            let cache = Arc::new(Cache::new(key, LocalStore::default()));
-            cache.set_roots(&roots).await.expect("closures");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, uc_deployer::http::router(cache))
-                .await
-                .expect("serve");
-        });
-    });
-    format!("http://{}", rx.recv().expect("cache started"))
-}
-
-fn activations(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("activations"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn switches_rolls_back_and_recovers() {
-    let dir = std::env::temp_dir().join("uc-nix-agent-switch-test");
-    let _ = Command::new("chmod")
-        .arg("-R")
-        .arg("u+w")
-        .arg(&dir)
-        .status();
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("uc-nix-agent-switch-test");
     let systems = build_systems(&dir);
     let [gen1, gen2, bad, unhealthy, unserved] = systems.as_slice() else {
         panic!("five systems expected: {systems:?}");
     };
 
-    let key_file = |name: &str| {
-        let (sec, public) = (
-            dir.join(format!("{name}.sec")),
-            dir.join(format!("{name}.pub")),
-        );
-        ok(Command::new("nix-store")
-            .arg("--generate-binary-cache-key")
-            .arg(name)
-            .arg(&sec)
-            .arg(&public));
-        (sec, std::fs::read_to_string(public).expect("pub"))
-    };
-    let (secret, public) = key_file("uc-switch-test-1");
-    let (_, stranger) = key_file("uc-stranger-1");
+    let (secret, public) = key_pair(&dir, "uc-switch-test-1");
+    let (_, stranger) = key_pair(&dir, "uc-stranger-1");
     let url = serve_cache(
         SigningKey::load(&secret).expect("key"),
         vec![gen1.clone(), gen2.clone(), bad.clone(), unhealthy.clone()],
@@ -123,7 +34,7 @@ fn switches_rolls_back_and_recovers() {
             profile: root.join("profiles/system"),
             store_root: Some(root.clone()),
             cache_urls: vec![url.clone()],
-            trusted_public_keys: vec![trusted.trim().to_owned()],
+            trusted_public_keys: vec![trusted.to_owned()],
         },
         state_dir: dir.join("agent-state"),
         action: "switch".into(),

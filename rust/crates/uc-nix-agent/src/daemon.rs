@@ -1,0 +1,243 @@
+//! The agent as a daemon: watches this node's desired system in the store
+//! (uc-store, or any etcd v3 API), switches, and writes the observed state
+//! back. Serves /health and /metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use etcd_client::{Client, EventType, WatchOptions};
+use uc_types::{keys, DesiredSystem, NixAgentConfig, ObservedSystem, SystemState};
+
+use crate::switch::Switcher;
+
+#[derive(Default)]
+struct Status {
+    observed: Mutex<Option<ObservedSystem>>,
+    switches_healthy: AtomicU64,
+    switches_rolled_back: AtomicU64,
+    switches_failed: AtomicU64,
+}
+
+impl Status {
+    fn record(&self, observed: &ObservedSystem) {
+        let counter = match observed.state {
+            SystemState::Healthy => &self.switches_healthy,
+            SystemState::RolledBack => &self.switches_rolled_back,
+            SystemState::Failed => &self.switches_failed,
+            SystemState::Switching => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn observed(&self) -> Option<ObservedSystem> {
+        match self.observed.lock() {
+            Ok(o) => o.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, observed: ObservedSystem) {
+        match self.observed.lock() {
+            Ok(mut o) => *o = Some(observed),
+            Err(poisoned) => *poisoned.into_inner() = Some(observed),
+        }
+    }
+}
+
+pub async fn run(
+    config: NixAgentConfig,
+    switcher: Switcher,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let status = Arc::new(Status::default());
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (is the port in use? set httpListen)",
+                config.http_listen
+            )
+        })?;
+    let app = router(status.clone());
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "HTTP endpoint failed");
+        }
+    });
+
+    let agent = Agent {
+        desired_key: keys::desired_system(&config.node),
+        observed_key: keys::observed_system(&config.node),
+        switcher: Arc::new(switcher),
+        status,
+        last: None,
+    };
+    tracing::info!(node = %config.node, endpoints = ?config.store_endpoints, http = %config.http_listen, "uc-nix-agent running");
+    tokio::select! {
+        result = agent.watch_forever(config.store_endpoints.clone()) => result,
+        () = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+fn router(status: Arc<Status>) -> Router {
+    let health = {
+        let status = status.clone();
+        move || async move {
+            let body = serde_json::json!({"status": "ok", "observed": status.observed()});
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    };
+    let metrics = move || async move {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let body = format!(
+            "# HELP uc_nix_agent_switches_total Switches finished, by outcome.\n\
+             # TYPE uc_nix_agent_switches_total counter\n\
+             uc_nix_agent_switches_total{{outcome=\"healthy\"}} {}\n\
+             uc_nix_agent_switches_total{{outcome=\"rolled-back\"}} {}\n\
+             uc_nix_agent_switches_total{{outcome=\"failed\"}} {}\n",
+            load(&status.switches_healthy),
+            load(&status.switches_rolled_back),
+            load(&status.switches_failed),
+        );
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+}
+
+struct Agent {
+    desired_key: String,
+    observed_key: String,
+    switcher: Arc<Switcher>,
+    status: Arc<Status>,
+    /// The last desired value acted on, so a repeated event does not switch twice.
+    last: Option<DesiredSystem>,
+}
+
+impl Agent {
+    async fn watch_forever(mut self, endpoints: Vec<String>) -> Result<(), String> {
+        let mut recovered = false;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.watch(&endpoints, &mut recovered).await {
+                Ok(()) => tracing::warn!("watch ended; reconnecting"),
+                Err(err) => tracing::warn!(%err, retry_in = ?backoff, "store unavailable"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn watch(
+        &mut self,
+        endpoints: &[String],
+        recovered: &mut bool,
+    ) -> Result<(), etcd_client::Error> {
+        let mut client = Client::connect(endpoints, None).await?;
+        if !*recovered {
+            let switcher = self.switcher.clone();
+            if let Ok(Some(observed)) =
+                tokio::task::spawn_blocking(move || switcher.recover()).await
+            {
+                self.report(&mut client, observed).await?;
+            }
+            *recovered = true;
+        }
+        let current = client.get(self.desired_key.as_str(), None).await?;
+        let revision = current.header().map_or(0, |h| h.revision());
+        if let Some(kv) = current.kvs().first() {
+            self.apply(&mut client, kv.value()).await?;
+        }
+        let options = WatchOptions::new().with_start_revision(revision + 1);
+        let mut stream = client
+            .watch(self.desired_key.as_str(), Some(options))
+            .await?;
+        while let Some(response) = stream.message().await? {
+            for event in response.events() {
+                match (event.event_type(), event.kv()) {
+                    (EventType::Put, Some(kv)) => self.apply(&mut client, kv.value()).await?,
+                    (EventType::Delete, _) => {
+                        tracing::info!(key = %self.desired_key, "desired system deleted; keeping the current system")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, client: &mut Client, value: &[u8]) -> Result<(), etcd_client::Error> {
+        let desired: DesiredSystem = match serde_json::from_slice(value) {
+            Ok(desired) => desired,
+            Err(err) => {
+                let error = format!(
+                    "{} is not a desired system ({{storePath, generation, rollout}}): {err}",
+                    self.desired_key
+                );
+                tracing::error!("{error}");
+                let observed = ObservedSystem {
+                    store_path: self.switcher.nix.current(),
+                    state: SystemState::Failed,
+                    generation: self.last.as_ref().map_or(0, |d| d.generation),
+                    since: now(),
+                    error: Some(error),
+                };
+                return self.report(client, observed).await;
+            }
+        };
+        if self.last.as_ref() == Some(&desired) {
+            return Ok(());
+        }
+        self.last = Some(desired.clone());
+        if self.switcher.nix.current().as_deref() != Some(desired.store_path.as_str()) {
+            let switching = ObservedSystem {
+                store_path: Some(desired.store_path.clone()),
+                state: SystemState::Switching,
+                generation: desired.generation,
+                since: now(),
+                error: None,
+            };
+            self.report(client, switching).await?;
+        }
+        let switcher = self.switcher.clone();
+        // The switch blocks on nix; a shutdown waits for it rather than leaving it half done.
+        let observed = tokio::task::spawn_blocking(move || switcher.switch(&desired))
+            .await
+            .map_err(|e| etcd_client::Error::IoError(std::io::Error::other(e.to_string())))?;
+        self.status.record(&observed);
+        self.report(client, observed).await
+    }
+
+    async fn report(
+        &self,
+        client: &mut Client,
+        observed: ObservedSystem,
+    ) -> Result<(), etcd_client::Error> {
+        tracing::info!(state = ?observed.state, store_path = ?observed.store_path, generation = observed.generation, error = ?observed.error, "observed");
+        let value = serde_json::to_vec(&observed).unwrap_or_default();
+        self.status.set(observed);
+        client
+            .put(self.observed_key.as_str(), value, None)
+            .await
+            .map(drop)
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

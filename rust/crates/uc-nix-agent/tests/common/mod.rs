@@ -1,0 +1,111 @@
+//! Fixtures shared by the nix-agent tests: systems built offline with
+//! builtins.derivation and /bin/sh, and uc-deployer's cache serving them.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+
+pub fn ok(command: &mut Command) -> String {
+    let out = command.output().expect("run (install nix-bin)");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Fixture systems: `switch-to-configuration` appends "<name> <action>" to
+/// `<dir>/activations` and writes its name to `<dir>/running`; `bad` fails to
+/// activate; `unhealthy` activates but the health check refuses it.
+pub fn build_systems(dir: &Path) -> Vec<String> {
+    let expr = format!(
+        r#"
+      let
+        system = name: exit: derivation {{
+          inherit name;
+          system = builtins.currentSystem;
+          builder = "/bin/sh";
+          PATH = "/bin:/usr/bin";
+          args = [ "-c" ''
+            mkdir -p $out/bin
+            printf '#!/bin/sh\necho "{name} $1" >> {dir}/activations\necho {name} > {dir}/running\nexit {exit}\n' > $out/bin/switch-to-configuration
+            chmod +x $out/bin/switch-to-configuration
+          '' ];
+        }};
+      in [ (system "gen1" 0) (system "gen2" 0) (system "bad" 1) (system "unhealthy" 0) (system "unserved" 0) ]"#,
+        dir = dir.display(),
+        name = "${name}",
+        exit = "${toString exit}",
+    );
+    let out = ok(Command::new("nix-build").args([
+        "--no-out-link",
+        "--option",
+        "substituters",
+        "",
+        "-E",
+        &expr,
+    ]));
+    out.lines().map(str::to_owned).collect()
+}
+
+pub fn serve_cache(key: SigningKey, roots: Vec<String>) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let cache = Arc::new(Cache::new(key, LocalStore::default()));
+            cache.set_roots(&roots).await.expect("closures");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            axum::serve(listener, uc_deployer::http::router(cache))
+                .await
+                .expect("serve");
+        });
+    });
+    format!("http://{}", rx.recv().expect("cache started"))
+}
+
+pub fn activations(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("activations"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A fresh directory for one test, with a signing key pair in it.
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(name);
+    let _ = Command::new("chmod")
+        .arg("-R")
+        .arg("u+w")
+        .arg(&dir)
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// `nix-store --generate-binary-cache-key`: (secret key file, public key).
+pub fn key_pair(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let (sec, public) = (
+        dir.join(format!("{name}.sec")),
+        dir.join(format!("{name}.pub")),
+    );
+    ok(Command::new("nix-store")
+        .arg("--generate-binary-cache-key")
+        .arg(name)
+        .arg(&sec)
+        .arg(&public));
+    let public = std::fs::read_to_string(public)
+        .expect("pub")
+        .trim()
+        .to_owned();
+    (sec, public)
+}
