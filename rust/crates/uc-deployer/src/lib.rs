@@ -2,9 +2,12 @@
 //! serves node closures as a signed Nix binary cache, drives rollouts and
 //! answers the installer's phone-home.
 //!
-//! Implemented so far: the binary cache (`cache`) and the daemon's HTTP
-//! surface (`http`). Desired state, rollouts and phone-home build on the store
-//! (uc-store) and land with it.
+//! Implemented so far: the binary cache (`cache`), importing deployments as
+//! desired state (`deploy`), rollouts in waves (`rollout`) and the HTTP API
+//! (`api`, `http`). Phone-home and the dashboard are still to come.
 
+pub mod api;
 pub mod cache;
+pub mod deploy;
 pub mod http;
+pub mod rollout;

@@ -1,10 +1,12 @@
-//! `uc-deployer`: reads /etc/ultracloud/deployer.json and serves the cluster's
-//! binary cache, /health and /metrics.
+//! `uc-deployer`: reads /etc/ultracloud/deployer.json; imports deployments
+//! into the store, drives rollouts, serves the cluster's binary cache, the
+//! API, /health and /metrics.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -68,16 +70,43 @@ async fn run(args: Args) -> Result<(), String> {
         .set_roots(&args.cache_roots)
         .await
         .map_err(|e| e.to_string())?;
+    let store = uc_deployer::api::Store::default();
+    tokio::spawn(store_loop(
+        config.store_endpoints.clone(),
+        store.clone(),
+        cache.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e} (is another process using the port? set httpListen or --http-listen)"))?;
     tracing::info!(%listen, %public_key, served_paths = served, node = %config.node, "uc-deployer serving");
-    axum::serve(listener, uc_deployer::http::router(cache))
+    let app = uc_deployer::http::router(cache).merge(uc_deployer::api::router(store));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("HTTP server failed: {e}"))?;
     tracing::info!("uc-deployer stopped");
     Ok(())
+}
+
+/// Connects to the store (retrying) and runs the rollout engine, restarting
+/// it after store errors; the API uses the same connection.
+async fn store_loop(endpoints: Vec<String>, store: uc_deployer::api::Store, cache: Arc<Cache>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match etcd_client::Client::connect(&endpoints, None).await {
+            Ok(client) => {
+                let _ = store.set(client.clone());
+                tracing::info!(?endpoints, "connected to the store");
+                if let Err(err) = uc_deployer::rollout::run(client, cache.clone()).await {
+                    tracing::warn!(%err, "rollout engine stopped; restarting");
+                }
+            }
+            Err(err) => tracing::warn!(%err, ?endpoints, retry_in = ?backoff, "store unreachable"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 async fn shutdown_signal() {

@@ -7,6 +7,16 @@ pub fn manifest_current() -> String {
     format!("{PREFIX}manifest/current")
 }
 
+/// Revision `n` of the imported manifests, zero-padded so keys sort.
+pub fn manifest_history(revision: u64) -> String {
+    format!("{PREFIX}manifest/history/{revision:020}")
+}
+
+/// The deployer's current (or last) rollout.
+pub fn rollout_current() -> String {
+    format!("{PREFIX}rollouts/current")
+}
+
 /// `{storePath, generation, rollout}`: written by the deployer.
 pub fn desired_system(node: &str) -> String {
     format!("{PREFIX}nodes/{node}/desired-system")

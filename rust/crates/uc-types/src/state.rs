@@ -61,3 +61,61 @@ mod tests {
         );
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutState {
+    Running,
+    Paused,
+    Succeeded,
+    Failed,
+    Aborted,
+}
+
+/// A rollout in progress or finished: `/uc/v1/rollouts/current`, written only
+/// by the deployer. Everything needed to resume it after a deployer restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutRecord {
+    /// The manifest revision being rolled out; desired generations derive from it.
+    pub id: u64,
+    pub state: RolloutState,
+    /// Nodes to switch, wave by wave (the manifest's waves, limited to `targets`).
+    pub waves: Vec<Vec<String>>,
+    /// Index of the wave in progress (== waves.len() when done).
+    pub wave: usize,
+    /// Node to the system it is being moved to.
+    pub targets: std::collections::BTreeMap<String, String>,
+    /// Node to the system it ran before, for reverts.
+    pub previous: std::collections::BTreeMap<String, Option<String>>,
+    pub health_gate_timeout_seconds: u64,
+    pub auto_revert: bool,
+    /// Unix seconds when the current wave started.
+    pub wave_started: u64,
+    pub error: Option<String>,
+}
+
+impl RolloutRecord {
+    /// The desired generation a node is given when moved forward by this rollout.
+    pub fn forward_generation(&self) -> u64 {
+        self.id * 2
+    }
+
+    /// The desired generation of a revert by this rollout (after its forward one).
+    pub fn revert_generation(&self) -> u64 {
+        self.id * 2 + 1
+    }
+}
+
+/// An imported manifest: `/uc/v1/manifest/current` and
+/// `/uc/v1/manifest/history/<revision>`, written only by the deployer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManifestRevision {
+    pub revision: u64,
+    /// Unix seconds.
+    pub imported_at: u64,
+    /// Node to the NixOS system (toplevel store path) built for it.
+    pub systems: std::collections::BTreeMap<String, String>,
+    pub manifest: crate::Manifest,
+}

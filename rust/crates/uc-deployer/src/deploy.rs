@@ -1,0 +1,151 @@
+//! Desired state: importing a rendered manifest (with the systems built for
+//! its nodes) into the store, and starting the rollout that moves the nodes.
+
+use std::collections::BTreeMap;
+
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use serde::Deserialize;
+use uc_types::{keys, DesiredSystem, Manifest, ManifestRevision, RolloutRecord, RolloutState};
+
+/// What `uc deploy` sends: the manifest and each node's system.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeployRequest {
+    pub manifest: serde_json::Value,
+    /// Node to its NixOS system store path; nodes left out keep their system.
+    pub systems: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The request is wrong; nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+    /// Another rollout is running; nothing was written.
+    #[error("rollout {0} is still running; wait for it, or `uc rollout abort` it first")]
+    Busy(u64),
+    #[error("store: {0}")]
+    Store(#[from] etcd_client::Error),
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &mut Client,
+    key: &str,
+) -> Result<Option<(T, i64)>, etcd_client::Error> {
+    let response = client.get(key, None).await?;
+    Ok(response.kvs().first().and_then(|kv| {
+        serde_json::from_slice(kv.value())
+            .ok()
+            .map(|v| (v, kv.mod_revision()))
+    }))
+}
+
+/// Validates and imports a deployment, and starts its rollout, in one
+/// transaction that fails if the current manifest or rollout changed
+/// meanwhile. Returns the new rollout.
+pub async fn deploy(
+    client: &mut Client,
+    request: DeployRequest,
+) -> Result<RolloutRecord, DeployError> {
+    let text = request.manifest.to_string();
+    let manifest = Manifest::from_json("the deployed manifest", &text)
+        .map_err(|e| DeployError::Invalid(e.to_string()))?;
+    for (node, path) in &request.systems {
+        if !manifest.nodes.contains_key(node) {
+            return Err(DeployError::Invalid(format!(
+                "systems.{node}: no node \"{node}\" in the manifest"
+            )));
+        }
+        if !path.starts_with("/nix/store/") || path.contains(char::is_whitespace) {
+            return Err(DeployError::Invalid(format!(
+                "systems.{node} = \"{path}\" is not a store path"
+            )));
+        }
+    }
+
+    let current: Option<(ManifestRevision, i64)> =
+        get_json(client, &keys::manifest_current()).await?;
+    let rollout: Option<(RolloutRecord, i64)> = get_json(client, &keys::rollout_current()).await?;
+    if let Some((r, _)) = &rollout {
+        if matches!(r.state, RolloutState::Running | RolloutState::Paused) {
+            return Err(DeployError::Busy(r.id));
+        }
+    }
+    let revision = current.as_ref().map_or(1, |(c, _)| c.revision + 1);
+
+    let mut previous = BTreeMap::new();
+    for node in request.systems.keys() {
+        let desired: Option<(DesiredSystem, i64)> =
+            get_json(client, &keys::desired_system(node)).await?;
+        previous.insert(node.clone(), desired.map(|(d, _)| d.store_path));
+    }
+    let waves: Vec<Vec<String>> = manifest
+        .rollout
+        .waves
+        .iter()
+        .map(|wave| {
+            wave.iter()
+                .filter(|n| request.systems.contains_key(*n))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .filter(|wave| !wave.is_empty())
+        .collect();
+    let record = RolloutRecord {
+        id: revision,
+        state: if waves.is_empty() {
+            RolloutState::Succeeded
+        } else {
+            RolloutState::Running
+        },
+        waves,
+        wave: 0,
+        targets: request.systems.clone(),
+        previous,
+        health_gate_timeout_seconds: u64::from(manifest.rollout.health_gate_timeout_seconds),
+        auto_revert: manifest.rollout.auto_revert,
+        wave_started: now(),
+        error: None,
+    };
+    let imported = ManifestRevision {
+        revision,
+        imported_at: now(),
+        systems: request.systems,
+        manifest,
+    };
+
+    let value = serde_json::to_vec(&imported).map_err(|e| DeployError::Invalid(e.to_string()))?;
+    let rollout_value =
+        serde_json::to_vec(&record).map_err(|e| DeployError::Invalid(e.to_string()))?;
+    // Unchanged since read: the manifest, and the rollout (0 = absent).
+    let guards = vec![
+        Compare::mod_revision(
+            keys::manifest_current(),
+            CompareOp::Equal,
+            current.map_or(0, |(_, r)| r),
+        ),
+        Compare::mod_revision(
+            keys::rollout_current(),
+            CompareOp::Equal,
+            rollout.map_or(0, |(_, r)| r),
+        ),
+    ];
+    let txn = Txn::new().when(guards).and_then(vec![
+        TxnOp::put(keys::manifest_current(), value.clone(), None),
+        TxnOp::put(keys::manifest_history(revision), value, None),
+        TxnOp::put(keys::rollout_current(), rollout_value, None),
+    ]);
+    if !client.txn(txn).await?.succeeded() {
+        return Err(DeployError::Invalid(
+            "another deployment was imported at the same time; retry".into(),
+        ));
+    }
+    tracing::info!(revision, waves = ?record.waves, "manifest imported, rollout started");
+    Ok(record)
+}

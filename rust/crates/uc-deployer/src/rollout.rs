@@ -1,0 +1,194 @@
+//! Rollouts in waves: give each node of the current wave its new desired
+//! system, wait until every one reports it healthy within the health gate,
+//! then go on; halt on the first failure and, with auto-revert, give the
+//! switched nodes their previous system back. All state is in the store, so
+//! a restarted deployer resumes where it stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, WatchOptions};
+use uc_types::{keys, DesiredSystem, ObservedSystem, RolloutRecord, RolloutState, SystemState};
+
+use crate::cache::Cache;
+use crate::deploy::{get_json, now};
+
+/// Replaces the rollout record if it is unchanged since `revision`.
+pub async fn compare_and_put(
+    client: &mut Client,
+    record: &RolloutRecord,
+    revision: i64,
+) -> Result<bool, etcd_client::Error> {
+    let value = serde_json::to_vec(record).unwrap_or_default();
+    let txn = Txn::new()
+        .when(vec![Compare::mod_revision(
+            keys::rollout_current(),
+            CompareOp::Equal,
+            revision,
+        )])
+        .and_then(vec![TxnOp::put(keys::rollout_current(), value, None)]);
+    Ok(client.txn(txn).await?.succeeded())
+}
+
+/// Waits for any change under `/uc/v1/` after `revision`, or `timeout`.
+async fn changed_since(
+    client: &mut Client,
+    revision: i64,
+    timeout: Duration,
+) -> Result<(), etcd_client::Error> {
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(revision + 1);
+    let mut stream = client.watch(keys::PREFIX, Some(options)).await?;
+    let _ = tokio::time::timeout(timeout, stream.message()).await;
+    Ok(())
+}
+
+pub async fn run(mut client: Client, cache: Arc<Cache>) -> Result<(), etcd_client::Error> {
+    let mut served_for = None;
+    loop {
+        let response = client.get(keys::rollout_current(), None).await?;
+        let store_revision = response.header().map_or(0, |h| h.revision());
+        let record = response.kvs().first().and_then(|kv| {
+            serde_json::from_slice::<RolloutRecord>(kv.value())
+                .map(|r| (r, kv.mod_revision()))
+                .map_err(|e| tracing::error!(%e, "unreadable rollout record"))
+                .ok()
+        });
+        let Some((record, revision)) = record else {
+            changed_since(&mut client, store_revision, Duration::from_secs(30)).await?;
+            continue;
+        };
+        if served_for != Some(record.id) {
+            let mut roots: Vec<String> = record.targets.values().cloned().collect();
+            roots.extend(record.previous.values().flatten().cloned());
+            match cache.set_roots(&roots).await {
+                Ok(paths) => tracing::info!(
+                    rollout = record.id,
+                    paths,
+                    "binary cache serves the rollout's systems"
+                ),
+                Err(err) => tracing::error!(%err, "cannot serve the rollout's systems"),
+            }
+            served_for = Some(record.id);
+        }
+        if record.state != RolloutState::Running {
+            changed_since(&mut client, store_revision, Duration::from_secs(30)).await?;
+            continue;
+        }
+        step(&mut client, record, revision, store_revision).await?;
+    }
+}
+
+/// One look at the current wave: start it, advance it, fail it, or wait.
+async fn step(
+    client: &mut Client,
+    mut record: RolloutRecord,
+    revision: i64,
+    store_revision: i64,
+) -> Result<(), etcd_client::Error> {
+    let Some(wave) = record.waves.get(record.wave).cloned() else {
+        record.state = RolloutState::Succeeded;
+        compare_and_put(client, &record, revision).await?;
+        return Ok(());
+    };
+    let generation = record.forward_generation();
+    let mut healthy = 0;
+    let mut failure = None;
+    for node in &wave {
+        let desired = DesiredSystem {
+            store_path: record.targets[node].clone(),
+            generation,
+            rollout: Some(record.id.to_string()),
+        };
+        let current: Option<(DesiredSystem, i64)> =
+            get_json(client, &keys::desired_system(node)).await?;
+        if current.map(|(d, _)| d) != Some(desired.clone()) {
+            tracing::info!(rollout = record.id, wave = record.wave + 1, node, path = %desired.store_path, "switching node");
+            client
+                .put(
+                    keys::desired_system(node),
+                    serde_json::to_vec(&desired).unwrap_or_default(),
+                    None,
+                )
+                .await?;
+        }
+        let observed: Option<(ObservedSystem, i64)> =
+            get_json(client, &keys::observed_system(node)).await?;
+        match observed.map(|(o, _)| o) {
+            Some(o) if o.generation == generation && o.state == SystemState::Healthy => {
+                healthy += 1
+            }
+            Some(o)
+                if o.generation == generation
+                    && matches!(o.state, SystemState::Failed | SystemState::RolledBack) =>
+            {
+                failure.get_or_insert(format!(
+                    "{node}: {:?}: {}",
+                    o.state,
+                    o.error.unwrap_or_default()
+                ));
+            }
+            _ => {}
+        }
+    }
+    let waited = now().saturating_sub(record.wave_started);
+    if failure.is_none() && healthy < wave.len() && waited > record.health_gate_timeout_seconds {
+        failure = Some(format!(
+            "{} of {} nodes did not report healthy within {}s",
+            wave.len() - healthy,
+            wave.len(),
+            record.health_gate_timeout_seconds
+        ));
+    }
+
+    if let Some(why) = failure {
+        record.state = RolloutState::Failed;
+        record.error = Some(format!("wave {}: {why}", record.wave + 1));
+        tracing::error!(rollout = record.id, error = ?record.error, "rollout failed; halting");
+        if compare_and_put(client, &record, revision).await? && record.auto_revert {
+            revert(client, &record).await?;
+        }
+    } else if healthy == wave.len() {
+        record.wave += 1;
+        record.wave_started = now();
+        if record.wave == record.waves.len() {
+            record.state = RolloutState::Succeeded;
+            tracing::info!(rollout = record.id, "rollout succeeded");
+        } else {
+            tracing::info!(
+                rollout = record.id,
+                wave = record.wave + 1,
+                "wave healthy; next wave"
+            );
+        }
+        compare_and_put(client, &record, revision).await?;
+    } else {
+        changed_since(client, store_revision, Duration::from_secs(1)).await?;
+    }
+    Ok(())
+}
+
+/// Gives every node the rollout touched its previous system back.
+async fn revert(client: &mut Client, record: &RolloutRecord) -> Result<(), etcd_client::Error> {
+    let touched = record.waves.iter().take(record.wave + 1).flatten();
+    for node in touched {
+        let Some(Some(previous)) = record.previous.get(node) else {
+            continue;
+        };
+        let desired = DesiredSystem {
+            store_path: previous.clone(),
+            generation: record.revert_generation(),
+            rollout: Some(record.id.to_string()),
+        };
+        tracing::warn!(rollout = record.id, node, path = %previous, "reverting node");
+        client
+            .put(
+                keys::desired_system(node),
+                serde_json::to_vec(&desired).unwrap_or_default(),
+                None,
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! End to end against a real etcd: uc-deployer (cache, API, rollout engine)
+//! and three nix-agents converge to generation 1, roll generation 2 out in
+//! waves across a deployer restart, and stop a bad generation at the canary,
+//! which is rolled back and reverted.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{build_systems, key_pair, test_dir};
+use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+use uc_nix_agent::nix::NixSystem;
+use uc_nix_agent::switch::Switcher;
+use uc_types::{
+    keys, NixAgentConfig, ObservedSystem, RolloutRecord, RolloutState, SwitchAction, SystemState,
+};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    (
+        status,
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+fn etcd_get<T: serde::de::DeserializeOwned>(endpoint: &str, key: &str) -> Option<T> {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint, "get", "--print-value-only", key])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// A task on its own runtime, stopped (and its runtime dropped) on drop.
+struct Background {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start<F, Fut>(f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                tokio::select! {
+                    () = f() => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        Background {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn deployer(endpoint: &str, cache: Arc<Cache>, port: u16, with_api: bool) -> Background {
+    let endpoint = endpoint.to_owned();
+    Background::start(move || async move {
+        let client = etcd_client::Client::connect([endpoint], None)
+            .await
+            .unwrap();
+        if with_api {
+            let store = uc_deployer::api::Store::default();
+            let _ = store.set(client.clone());
+            let app =
+                uc_deployer::http::router(cache.clone()).merge(uc_deployer::api::router(store));
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        }
+        uc_deployer::rollout::run(client, cache).await.unwrap();
+    })
+}
+
+fn agent(node: &str, dir: &Path, endpoint: &str, cache_url: &str, public: &str) -> Background {
+    let config = NixAgentConfig {
+        schema_version: 1,
+        cluster: "ha".into(),
+        node: node.into(),
+        http_listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        store_endpoints: vec![endpoint.into()],
+        profile: dir
+            .join(format!("{node}/profiles/system"))
+            .display()
+            .to_string(),
+        state_dir: dir.join(format!("{node}/state")).display().to_string(),
+        cache_urls: vec![cache_url.into()],
+        trusted_public_keys: vec![public.into()],
+        switch_action: SwitchAction::Switch,
+        health_gate_timeout_seconds: 5,
+        health_checks: vec![],
+    };
+    let switcher = Switcher {
+        nix: NixSystem {
+            profile: config.profile.clone().into(),
+            store_root: Some(dir.join(format!("{node}/store"))),
+            cache_urls: config.cache_urls.clone(),
+            trusted_public_keys: config.trusted_public_keys.clone(),
+        },
+        state_dir: config.state_dir.clone().into(),
+        action: "switch".into(),
+        checks: vec![],
+        health_gate: Duration::from_secs(5),
+    };
+    Background::start(move || async move {
+        uc_nix_agent::daemon::run(config, switcher, std::future::pending())
+            .await
+            .unwrap();
+    })
+}
+
+#[test]
+fn rolls_out_in_waves_and_stops_a_bad_generation_at_the_canary() {
+    let dir = test_dir("uc-rollout-e2e-test");
+    let systems = build_systems(&dir);
+    let [gen1, gen2, bad, ..] = systems.as_slice() else {
+        panic!("systems: {systems:?}");
+    };
+    let (secret, public) = key_pair(&dir, "uc-rollout-test-1");
+
+    let (client_port, peer_port) = (free_port(), free_port());
+    let endpoint = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let _etcd = Killed(
+        Command::new("etcd")
+            .args(["--name", "t1", "--data-dir"])
+            .arg(dir.join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &endpoint,
+                "--advertise-client-urls",
+                &endpoint,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("t1={peer}"),
+                "--log-level",
+                "error",
+            ])
+            .spawn()
+            .expect("start etcd (install etcd-server)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Command::new("etcdctl")
+        .args(["--endpoints", &endpoint, "endpoint", "health"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "etcd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let cache = Arc::new(Cache::new(
+        SigningKey::load(&secret).unwrap(),
+        LocalStore::default(),
+    ));
+    let port = free_port();
+    let mut engine = Some(deployer(&endpoint, cache.clone(), port, true));
+    let cache_url = format!("http://127.0.0.1:{port}");
+    let nodes = ["worker1", "edge1", "worker2"];
+    let _agents: Vec<Background> = nodes
+        .iter()
+        .map(|n| agent(n, &dir, &endpoint, &cache_url, &public))
+        .collect();
+
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../hosts/ha/manifest.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let deploy = |system: &str| {
+        let systems: serde_json::Map<String, serde_json::Value> = nodes
+            .iter()
+            .map(|n| ((*n).to_owned(), system.into()))
+            .collect();
+        http(
+            port,
+            "POST",
+            "/api/v1/deploy",
+            &serde_json::json!({"manifest": manifest, "systems": systems}).to_string(),
+        )
+    };
+    let rollout = || etcd_get::<RolloutRecord>(&endpoint, &keys::rollout_current()).unwrap();
+    let finished = |id: u64| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let r = rollout();
+            if r.id == id && !matches!(r.state, RolloutState::Running) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rollout {id} still running: {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let observed =
+        |node: &str| etcd_get::<ObservedSystem>(&endpoint, &keys::observed_system(node)).unwrap();
+
+    // Generation 1 everywhere.
+    let (status, body) = deploy(gen1);
+    assert_eq!(status, 201, "{body}");
+    let r = finished(1);
+    assert_eq!(r.state, RolloutState::Succeeded, "{r:?}");
+    assert_eq!(
+        r.waves,
+        [["worker1"], ["edge1"], ["worker2"]],
+        "canary first, then batches of maxUnavailable"
+    );
+    for node in nodes {
+        let o = observed(node);
+        assert_eq!(
+            (o.state, o.store_path.as_ref()),
+            (SystemState::Healthy, Some(gen1)),
+            "{node}: {o:?}"
+        );
+    }
+
+    // Generation 2, with the deployer restarted after the first wave.
+    let (status, body) = deploy(gen2);
+    assert_eq!(status, 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rollout().wave < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "first wave of rollout 2 never finished"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(engine.take());
+    engine = Some(deployer(&endpoint, cache.clone(), port, true));
+    let r = finished(2);
+    assert_eq!(r.state, RolloutState::Succeeded, "{r:?}");
+    for node in nodes {
+        assert_eq!(observed(node).store_path.as_ref(), Some(gen2), "{node}");
+    }
+
+    // A bad generation stops at the canary: rolled back by its agent,
+    // reverted by the deployer, and the other nodes are never touched.
+    let (status, body) = deploy(bad);
+    assert_eq!(status, 201, "{body}");
+    let r = finished(3);
+    assert_eq!(r.state, RolloutState::Failed, "{r:?}");
+    let error = r.error.clone().unwrap_or_default();
+    assert!(error.starts_with("wave 1: worker1: RolledBack"), "{error}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = observed("worker1");
+        if o.generation == r.revert_generation() && o.state == SystemState::Healthy {
+            assert_eq!(o.store_path.as_ref(), Some(gen2));
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker1 was not reverted: {o:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for node in ["edge1", "worker2"] {
+        let o = observed(node);
+        assert_eq!(
+            (o.generation, o.store_path.as_ref()),
+            (4, Some(gen2)),
+            "{node} must not be touched: {o:?}"
+        );
+    }
+
+    // Refusals leave the state alone.
+    let (status, body) = http(port, "POST", "/api/v1/deploy", "{\"manifest\": 1}");
+    assert_eq!(status, 400, "{body}");
+    let systems = serde_json::json!({"nope": gen1});
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/deploy",
+        &serde_json::json!({"manifest": manifest, "systems": systems}).to_string(),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("no node \\\"nope\\\" in the manifest"),
+        "{body}"
+    );
+    let (status, body) = http(port, "POST", "/api/v1/rollout/resume", "");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(rollout().id, 3);
+    drop(engine);
+}
