@@ -6,53 +6,23 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+/// The agent process, killed if the test fails before it stops it.
+struct Agent(std::process::Child);
 
-use common::{build_systems, key_pair, ok, serve_cache, test_dir};
-use uc_deployer::cache::SigningKey;
-use uc_types::{keys, ObservedSystem, SystemState};
-
-struct Killed(Child);
-
-impl Drop for Killed {
+impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-fn etcdctl(endpoint: &str, args: &[&str]) -> String {
-    ok(Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
-        .args(args))
-}
-
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Option<ObservedSystem>,
-) -> ObservedSystem {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = f() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::{build_systems, key_pair, ok, serve_cache, test_dir};
+use uc_deployer::cache::SigningKey;
+use uc_testkit::{free_port, http, wait_for, Etcd};
+use uc_types::{keys, ObservedSystem, SystemState};
 
 #[test]
 fn follows_desired_state_in_etcd() {
@@ -67,34 +37,8 @@ fn follows_desired_state_in_etcd() {
         vec![gen1.clone(), gen2.clone(), bad.clone()],
     );
 
-    let (client_port, peer_port) = (free_port(), free_port());
-    let endpoint = format!("http://127.0.0.1:{client_port}");
-    let peer = format!("http://127.0.0.1:{peer_port}");
-    let _etcd = Killed(
-        Command::new("etcd")
-            .args(["--name", "t1", "--data-dir"])
-            .arg(dir.join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &endpoint,
-                "--advertise-client-urls",
-                &endpoint,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args([
-                "--initial-cluster",
-                &format!("t1={peer}"),
-                "--log-level",
-                "error",
-            ])
-            .spawn()
-            .expect("start etcd (install etcd-server)"),
-    );
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let endpoint = etcd.endpoint.clone();
 
     let http_port = free_port();
     let config = dir.join("nix-agent.json");
@@ -110,7 +54,7 @@ fn follows_desired_state_in_etcd() {
             "command": ["test", "-s", dir.join("running")], "address": null, "url": null, "timeoutSeconds": 2}],
     });
     std::fs::write(&config, json.to_string()).unwrap();
-    let mut agent = Killed(
+    let mut agent = Agent(
         Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
             .arg("--config")
             .arg(&config)
@@ -124,46 +68,13 @@ fn follows_desired_state_in_etcd() {
     let desired_key = keys::desired_system("n1");
     let observed_key = keys::observed_system("n1");
     let observed = || {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &endpoint,
-                "get",
-                "--print-value-only",
-                &observed_key,
-            ])
-            .output()
-            .ok()?;
-        serde_json::from_slice::<ObservedSystem>(&out.stdout).ok()
+        etcd.get(&observed_key)
+            .and_then(|v| serde_json::from_str::<ObservedSystem>(&v).ok())
     };
     let desire = |path: &str, generation: u64| {
         let value =
             serde_json::json!({"storePath": path, "generation": generation, "rollout": null});
-        // etcd may still be starting for the first put.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args([
-                    "--endpoints",
-                    &endpoint,
-                    "put",
-                    &desired_key,
-                    &value.to_string(),
-                ])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "etcd did not start: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        etcd.ctl(&["put", &desired_key, &value.to_string()]);
     };
     let settled = |generation: u64| {
         wait_for(
@@ -205,7 +116,7 @@ fn follows_desired_state_in_etcd() {
         .contains("switch-to-configuration"));
 
     // Garbage in the desired key is reported, not acted on.
-    etcdctl(&endpoint, &["put", &desired_key, "not json"]);
+    etcd.ctl(&["put", &desired_key, "not json"]);
     let report = wait_for(
         "the bad value to be reported",
         Duration::from_secs(20),
@@ -224,10 +135,10 @@ fn follows_desired_state_in_etcd() {
         "{report:?}"
     );
 
-    let (status, health) = http_get(http_port, "/health");
+    let (status, health) = http(http_port, "GET", "/health", "");
     assert_eq!(status, 200);
     assert!(health.contains("\"status\":\"ok\""), "{health}");
-    let (_, metrics) = http_get(http_port, "/metrics");
+    let (_, metrics) = http(http_port, "GET", "/metrics", "");
     assert!(
         metrics.contains("uc_nix_agent_switches_total{outcome=\"healthy\"} 2"),
         "{metrics}"
@@ -247,21 +158,4 @@ fn follows_desired_state_in_etcd() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    (
-        status,
-        response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default(),
-    )
 }

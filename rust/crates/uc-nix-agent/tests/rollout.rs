@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,54 +15,13 @@ use common::{build_systems, key_pair, test_dir};
 use uc_deployer::cache::{Cache, LocalStore, SigningKey};
 use uc_nix_agent::nix::NixSystem;
 use uc_nix_agent::switch::Switcher;
+use uc_testkit::{free_port, http, Etcd};
 use uc_types::{
     keys, NixAgentConfig, ObservedSystem, RolloutRecord, RolloutState, SwitchAction, SystemState,
 };
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    (
-        status,
-        response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default(),
-    )
-}
-
-fn etcd_get<T: serde::de::DeserializeOwned>(endpoint: &str, key: &str) -> Option<T> {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoint, "get", "--print-value-only", key])
-        .output()
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
+fn etcd_get<T: serde::de::DeserializeOwned>(etcd: &Etcd, key: &str) -> Option<T> {
+    serde_json::from_str(&etcd.get(key)?).ok()
 }
 
 /// A task on its own runtime, stopped (and its runtime dropped) on drop.
@@ -171,44 +128,8 @@ fn rolls_out_in_waves_and_stops_a_bad_generation_at_the_canary() {
     };
     let (secret, public) = key_pair(&dir, "uc-rollout-test-1");
 
-    let (client_port, peer_port) = (free_port(), free_port());
-    let endpoint = format!("http://127.0.0.1:{client_port}");
-    let peer = format!("http://127.0.0.1:{peer_port}");
-    let _etcd = Killed(
-        Command::new("etcd")
-            .args(["--name", "t1", "--data-dir"])
-            .arg(dir.join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &endpoint,
-                "--advertise-client-urls",
-                &endpoint,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args([
-                "--initial-cluster",
-                &format!("t1={peer}"),
-                "--log-level",
-                "error",
-            ])
-            .spawn()
-            .expect("start etcd (install etcd-server)"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Command::new("etcdctl")
-        .args(["--endpoints", &endpoint, "endpoint", "health"])
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "etcd did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let endpoint = etcd.endpoint.clone();
 
     let cache = Arc::new(Cache::new(
         SigningKey::load(&secret).unwrap(),
@@ -243,7 +164,7 @@ fn rolls_out_in_waves_and_stops_a_bad_generation_at_the_canary() {
             &serde_json::json!({"manifest": manifest, "systems": systems}).to_string(),
         )
     };
-    let rollout = || etcd_get::<RolloutRecord>(&endpoint, &keys::rollout_current()).unwrap();
+    let rollout = || etcd_get::<RolloutRecord>(&etcd, &keys::rollout_current()).unwrap();
     let finished = |id: u64| {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -259,7 +180,7 @@ fn rolls_out_in_waves_and_stops_a_bad_generation_at_the_canary() {
         }
     };
     let observed =
-        |node: &str| etcd_get::<ObservedSystem>(&endpoint, &keys::observed_system(node)).unwrap();
+        |node: &str| etcd_get::<ObservedSystem>(&etcd, &keys::observed_system(node)).unwrap();
 
     // Generation 1 everywhere.
     let (status, body) = deploy(gen1);

@@ -1,13 +1,14 @@
-//! `uc`: the operator's CLI. For now it reads rendered manifests: checks them
-//! against the contract, prints the plan, and extracts daemon configs.
+//! `uc`: the operator's CLI: reads rendered manifests (check, plan, daemon
+//! configs) and talks to the deployer (deploy, rollouts).
 
+mod client;
 mod plan;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use uc_types::Manifest;
+use uc_types::{Manifest, RolloutRecord};
 
 #[derive(Parser)]
 #[command(name = "uc", version, about = "UltraCloud operator CLI")]
@@ -27,6 +28,40 @@ enum Command {
     /// Work with rendered manifests.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Import a manifest with the systems built for its nodes and start the
+    /// rollout that moves the nodes to them.
+    Deploy {
+        manifest: PathBuf,
+        /// NODE=/nix/store/...-nixos-system-NODE (repeatable).
+        #[arg(long = "system", value_name = "NODE=PATH", required = true)]
+        systems: Vec<String>,
+        #[arg(long, env = "UC_DEPLOYER", default_value = "http://127.0.0.1:7480")]
+        deployer: String,
+    },
+    /// Show or steer the current rollout.
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutCommand,
+        #[arg(
+            long,
+            env = "UC_DEPLOYER",
+            default_value = "http://127.0.0.1:7480",
+            global = true
+        )]
+        deployer: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Waves, progress and errors of the current rollout.
+    Status,
+    /// Stop before the next wave (nodes mid-switch finish).
+    Pause,
+    /// Go on with a paused rollout; the health gate restarts.
+    Resume,
+    /// End the rollout where it is.
+    Abort,
 }
 
 #[derive(Subcommand)]
@@ -58,8 +93,85 @@ fn main() -> ExitCode {
     }
 }
 
+fn rollout_summary(r: &RolloutRecord) -> String {
+    let mut out = format!(
+        "rollout {}: {:?}, wave {} of {}\n",
+        r.id,
+        r.state,
+        (r.wave + 1).min(r.waves.len()),
+        r.waves.len()
+    );
+    for (i, wave) in r.waves.iter().enumerate() {
+        let mark = if i < r.wave {
+            "done"
+        } else if i == r.wave {
+            "now "
+        } else {
+            "    "
+        };
+        out.push_str(&format!("  {mark} wave {}: {}\n", i + 1, wave.join(", ")));
+    }
+    if let Some(error) = &r.error {
+        out.push_str(&format!("  error: {error}\n"));
+    }
+    out
+}
+
+fn api(
+    deployer: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    ok: u16,
+) -> Result<RolloutRecord, String> {
+    let response = client::request(deployer, method, path, body)?;
+    if response.status != ok {
+        return Err(format!(
+            "deployer answered {}: {}",
+            response.status,
+            client::error_text(&response.body)
+        ));
+    }
+    serde_json::from_str(&response.body)
+        .map_err(|e| format!("unexpected answer from the deployer: {e}"))
+}
+
 fn run(command: Command) -> Result<(), String> {
     match command {
+        Command::Deploy {
+            manifest,
+            systems,
+            deployer,
+        } => {
+            let parsed = Manifest::load(&manifest).map_err(|e| e.to_string())?;
+            let mut map = serde_json::Map::new();
+            for system in systems {
+                let (node, path) = system
+                    .split_once('=')
+                    .ok_or(format!("--system {system}: write NODE=/nix/store/..."))?;
+                map.insert(node.to_owned(), path.into());
+            }
+            let body = serde_json::json!({"manifest": parsed, "systems": map}).to_string();
+            let record = api(&deployer, "POST", "/api/v1/deploy", Some(&body), 201)?;
+            print!("{}", rollout_summary(&record));
+            Ok(())
+        }
+        Command::Rollout { action, deployer } => {
+            let record = match action {
+                RolloutCommand::Status => api(&deployer, "GET", "/api/v1/rollout", None, 200)?,
+                RolloutCommand::Pause => {
+                    api(&deployer, "POST", "/api/v1/rollout/pause", None, 200)?
+                }
+                RolloutCommand::Resume => {
+                    api(&deployer, "POST", "/api/v1/rollout/resume", None, 200)?
+                }
+                RolloutCommand::Abort => {
+                    api(&deployer, "POST", "/api/v1/rollout/abort", None, 200)?
+                }
+            };
+            print!("{}", rollout_summary(&record));
+            Ok(())
+        }
         Command::Plan { manifest } => {
             let manifest = Manifest::load(&manifest).map_err(|e| e.to_string())?;
             print!("{}", plan::render(&manifest));

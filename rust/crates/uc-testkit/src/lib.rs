@@ -1,0 +1,133 @@
+//! What the integration tests of several crates share: a real etcd (Debian's
+//! etcd-server, the reference uc-store must match) on loopback ports, free
+//! ports, and a tiny HTTP client. Test-only code: panics are its error path.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (free when asked; tests bind it soon after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A single-member etcd on loopback, killed on drop.
+pub struct Etcd {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Etcd {
+    /// Starts etcd with its data in `dir` (its log in `dir.log`) and waits
+    /// until it answers.
+    pub fn start(dir: &Path) -> Etcd {
+        let log = std::fs::File::create(dir.with_extension("log")).expect("etcd log file");
+        let endpoint = format!("http://127.0.0.1:{}", free_port());
+        let peer = format!("http://127.0.0.1:{}", free_port());
+        let child = Command::new("etcd")
+            .args(["--name", "t1", "--data-dir"])
+            .arg(dir)
+            .args([
+                "--listen-client-urls",
+                &endpoint,
+                "--advertise-client-urls",
+                &endpoint,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("t1={peer}"),
+                "--log-level",
+                "error",
+            ])
+            .stderr(log)
+            .spawn()
+            .expect("start etcd (install Debian's etcd-server)");
+        let etcd = Etcd { child, endpoint };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !etcd.ctl_status(&["endpoint", "health"]).0 {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        etcd
+    }
+
+    fn ctl_status(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoint])
+            .args(args)
+            .output()
+            .expect("run etcdctl (install Debian's etcd-client)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Runs the real etcdctl against this etcd; panics on failure.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let (ok, out) = self.ctl_status(args);
+        assert!(ok, "etcdctl {args:?} failed");
+        out
+    }
+
+    /// The value at `key`, if any.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let out = self.ctl(&["get", "--print-value-only", key]);
+        let value = out.trim_end_matches('\n');
+        (!value.is_empty()).then(|| value.to_owned())
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `f` every 100 ms until it returns Some, or panics after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = f() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,123 @@
+//! `uc deploy` and `uc rollout` against the deployer's API (in-process, on a
+//! real etcd). No agents run, so the rollout waits in its first wave: the
+//! point here is the CLI's requests, output and errors.
+
+use std::process::Command;
+
+use uc_testkit::{free_port, Etcd};
+
+fn uc(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_uc"))
+        .args(args)
+        .output()
+        .expect("run uc");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const HA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../hosts/ha/manifest.json"
+);
+// Any valid store path: without agents nothing fetches it.
+const SYSTEM: &str = "/nix/store/00000000000000000000000000000000-nixos-system";
+
+#[test]
+fn deploy_and_steer_a_rollout() {
+    let dir = std::env::temp_dir().join(format!("uc-cli-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let port = free_port();
+    let endpoint = etcd.endpoint.clone();
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async move {
+                let client = etcd_client::Client::connect([endpoint], None)
+                    .await
+                    .expect("etcd");
+                let store = uc_deployer::api::Store::default();
+                let _ = store.set(client.clone());
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .expect("bind");
+                ready.send(()).expect("ready");
+                axum::serve(listener, uc_deployer::api::router(store))
+                    .await
+                    .expect("serve");
+            });
+    });
+    started.recv().expect("deployer API started");
+    let deployer = format!("http://127.0.0.1:{port}");
+    let d = deployer.as_str();
+
+    let systems = ["worker1", "worker2", "edge1"].map(|n| format!("{n}={SYSTEM}"));
+    let mut args = vec!["deploy", HA, "--deployer", d];
+    for s in &systems {
+        args.extend(["--system", s.as_str()]);
+    }
+    let (ok, out, err) = uc(&args);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("rollout 1: Running, wave 1 of 3\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("now  wave 1: worker1\n") && out.contains("     wave 3: worker2\n"),
+        "{out}"
+    );
+    assert!(
+        etcd.get("/uc/v1/nodes/worker1/desired-system").is_none(),
+        "no engine runs here"
+    );
+    assert!(etcd
+        .get("/uc/v1/manifest/history/00000000000000000001")
+        .is_some());
+
+    // A second deployment while one runs is refused, with the way out.
+    let (ok, _, err) = uc(&args);
+    assert!(!ok);
+    assert!(err.contains("deployer answered 409: rollout 1 is still running; wait for it, or `uc rollout abort` it first"), "{err}");
+
+    let (ok, out, _) = uc(&["rollout", "pause", "--deployer", d]);
+    assert!(ok && out.starts_with("rollout 1: Paused"), "{out}");
+    let (ok, out, _) = uc(&["rollout", "resume", "--deployer", d]);
+    assert!(ok && out.starts_with("rollout 1: Running"), "{out}");
+    let (ok, out, _) = uc(&["rollout", "abort", "--deployer", d]);
+    assert!(ok && out.starts_with("rollout 1: Aborted"), "{out}");
+    let (ok, _, err) = uc(&["rollout", "abort", "--deployer", d]);
+    assert!(
+        !ok && err.contains("rollout 1 is Aborted; cannot abort it"),
+        "{err}"
+    );
+    let (ok, out, _) = uc(&["rollout", "status", "--deployer", d]);
+    assert!(ok && out.starts_with("rollout 1: Aborted"), "{out}");
+
+    // Bad input: a system for an unknown node; an unreachable deployer.
+    let (ok, _, err) = uc(&[
+        "deploy",
+        HA,
+        "--deployer",
+        d,
+        "--system",
+        &format!("nope={SYSTEM}"),
+    ]);
+    assert!(
+        !ok && err
+            .contains("deployer answered 422: systems.nope: no node \"nope\" in the manifest"),
+        "{err}"
+    );
+    let (ok, _, err) = uc(&["deploy", HA, "--deployer", d, "--system", "worker1"]);
+    assert!(
+        !ok && err.contains("--system worker1: write NODE=/nix/store/..."),
+        "{err}"
+    );
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (ok, _, err) = uc(&["rollout", "status", "--deployer", &closed]);
+    assert!(!ok && err.contains("cannot reach the deployer"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
