@@ -3,11 +3,13 @@
 //! answers the installer's phone-home.
 //!
 //! Implemented so far: the binary cache (`cache`), importing deployments as
-//! desired state (`deploy`), rollouts in waves (`rollout`) and the HTTP API
-//! (`api`, `http`). Phone-home and the dashboard are still to come.
+//! desired state (`deploy`), rollouts in waves (`rollout`), phone-home
+//! (`phone_home`) and the HTTP API (`api`, `http`). The dashboard is still
+//! to come.
 
 pub mod api;
 pub mod cache;
 pub mod deploy;
 pub mod http;
+pub mod phone_home;
 pub mod rollout;

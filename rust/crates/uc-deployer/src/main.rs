@@ -80,7 +80,18 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e} (is another process using the port? set httpListen or --http-listen)"))?;
     tracing::info!(%listen, %public_key, served_paths = served, node = %config.node, "uc-deployer serving");
-    let app = uc_deployer::http::router(cache).merge(uc_deployer::api::router(store));
+    let phone_home = uc_deployer::phone_home::PhoneHome {
+        store: store.clone(),
+        token_file: PathBuf::from(&config.enrollment_token_file),
+        public_keys: if config.cache.public_keys.is_empty() {
+            vec![public_key.clone()]
+        } else {
+            config.cache.public_keys.clone()
+        },
+    };
+    let app = uc_deployer::http::router(cache)
+        .merge(uc_deployer::api::router(store))
+        .merge(uc_deployer::phone_home::router(phone_home));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -1,0 +1,167 @@
+//! Phone-home against a real etcd holding a deployed manifest (hosts/ha):
+//! a known machine gets its plan, an unknown one is listed as pending, bad
+//! tokens and ambiguous facts are refused.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use uc_deployer::api::Store;
+use uc_deployer::deploy::{deploy, DeployRequest};
+use uc_deployer::phone_home::{router, PhoneHome};
+use uc_testkit::{free_port, Etcd};
+
+const TOKEN: &str = "s3cret-enrollment-token";
+const SYSTEM: &str = "/nix/store/00000000000000000000000000000000-nixos-system-worker1";
+
+fn post(port: u16, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /api/v1/phone-home HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response[9..12].parse().expect("status");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn known_machines_get_plans_and_unknown_ones_wait() {
+    let dir = std::env::temp_dir().join(format!("uc-phone-home-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token");
+    let port = free_port();
+    let endpoint = etcd.endpoint.clone();
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async move {
+                let mut client = etcd_client::Client::connect([endpoint], None)
+                    .await
+                    .expect("etcd");
+                let manifest: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/../../../hosts/ha/manifest.json"
+                    ))
+                    .expect("golden"),
+                )
+                .expect("json");
+                let systems = BTreeMap::from([("worker1".to_owned(), SYSTEM.to_owned())]);
+                deploy(&mut client, DeployRequest { manifest, systems })
+                    .await
+                    .expect("deploy");
+                let store = Store::default();
+                let _ = store.set(client);
+                let app = router(PhoneHome {
+                    store,
+                    token_file,
+                    public_keys: vec![
+                        "uc-cache-1:QD7toq2VetDyRMe+LloHIPAQY9XsEDniPTZ2Y7TsiPA=".into()
+                    ],
+                });
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .expect("bind");
+                ready.send(()).expect("ready");
+                axum::serve(listener, app).await.expect("serve");
+            });
+    });
+    started.recv().expect("started");
+
+    let worker1 = json!({"macAddresses": ["52:54:00:01:00:21".to_uppercase()], "dmiSerial": null, "disks": ["/dev/nvme0n1"]}).to_string();
+
+    // Tokens: missing or wrong is refused.
+    assert_eq!(post(port, None, &worker1).0, 401);
+    let (status, body) = post(port, Some("guess"), &worker1);
+    assert_eq!(status, 401, "{body}");
+
+    // A declared machine, by MAC (case does not matter): its plan.
+    let (status, plan) = post(port, Some(TOKEN), &worker1);
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["node"], "worker1");
+    assert_eq!(plan["system"], SYSTEM);
+    assert_eq!(
+        plan["disko"]["disk"]["main"]["device"],
+        "/dev/disk/by-id/nvme-worker1"
+    );
+    assert_eq!(
+        plan["disko"]["lvm_vg"]["pool"]["lvs"]["varlib"]["content"]["mountpoint"],
+        "/var/lib"
+    );
+    assert_eq!(
+        plan["cacheUrls"],
+        json!([
+            "http://10.1.0.11:7480",
+            "http://10.1.0.12:7480",
+            "http://10.1.0.13:7480"
+        ])
+    );
+    assert_eq!(plan["storeEndpoints"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        plan["trustedPublicKeys"][0],
+        "uc-cache-1:QD7toq2VetDyRMe+LloHIPAQY9XsEDniPTZ2Y7TsiPA="
+    );
+
+    // Declared by DMI serial, but nothing deployed for it yet.
+    let edge = json!({"macAddresses": [], "dmiSerial": "EDGE-0001"}).to_string();
+    let (status, body) = post(port, Some(TOKEN), &edge);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no system deployed for node edge1"),
+        "{body}"
+    );
+
+    // Facts matching two nodes: refused, never guessed.
+    let both = json!({"macAddresses": ["52:54:00:01:00:21"], "dmiSerial": "EDGE-0001"}).to_string();
+    let (status, body) = post(port, Some(TOKEN), &both);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("match several nodes (edge1, worker1)"),
+        "{body}"
+    );
+
+    // An unknown machine is recorded as pending, and listed.
+    let stranger =
+        json!({"macAddresses": ["52:54:00:99:99:99"], "dmiSerial": "X1", "disks": ["/dev/sda"]})
+            .to_string();
+    let (status, body) = post(port, Some(TOKEN), &stranger);
+    assert_eq!(
+        (status, body["pending"].as_str()),
+        (202, Some("52-54-00-99-99-99")),
+        "{body}"
+    );
+    let listed = etcd
+        .get("/uc/v1/pending/52-54-00-99-99-99")
+        .expect("pending machine stored");
+    assert!(listed.contains("\"/dev/sda\""), "{listed}");
+    let (status, list) = uc_testkit::http(port, "GET", "/api/v1/pending", "");
+    assert_eq!(status, 200);
+    assert!(list.contains("52-54-00-99-99-99"), "{list}");
+
+    // Nothing to recognise a machine by.
+    let (status, _) = post(port, Some(TOKEN), &json!({"macAddresses": []}).to_string());
+    assert_eq!(status, 400);
+    let _ = std::fs::remove_dir_all(&dir);
+}
