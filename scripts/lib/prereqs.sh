@@ -1,6 +1,7 @@
 # Installs what the test suite and the demo need on Debian/Ubuntu, when it is
 # missing: Nix (Debian's nix-bin), Python 3, protoc, etcd and etcdctl (the
-# reference the store is tested against), and Rust's rustfmt and clippy.
+# reference the store is tested against), Chromium (dashboard tests), and
+# Rust's rustfmt and clippy.
 # Idempotent; quiet when everything is there.
 ensure_prereqs() {
   local missing=()
@@ -10,6 +11,7 @@ ensure_prereqs() {
   command -v git >/dev/null || missing+=(git)
   command -v etcd >/dev/null || missing+=(etcd-server)
   command -v etcdctl >/dev/null || missing+=(etcd-client)
+  command -v chromium >/dev/null || missing+=(chromium)
   command -v cc >/dev/null || missing+=(build-essential)
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=

@@ -4,11 +4,12 @@
 //!
 //! Implemented so far: the binary cache (`cache`), importing deployments as
 //! desired state (`deploy`), rollouts in waves (`rollout`), phone-home
-//! (`phone_home`) and the HTTP API (`api`, `http`). The dashboard is still
-//! to come.
+//! (`phone_home`), the HTTP API (`api`, `http`) and the web dashboard
+//! (`dashboard`).
 
 pub mod api;
 pub mod cache;
+pub mod dashboard;
 pub mod deploy;
 pub mod http;
 pub mod phone_home;

@@ -90,7 +90,8 @@ async fn run(args: Args) -> Result<(), String> {
         },
     };
     let app = uc_deployer::http::router(cache)
-        .merge(uc_deployer::api::router(store))
+        .merge(uc_deployer::api::router(store.clone()))
+        .merge(uc_deployer::dashboard::router(store))
         .merge(uc_deployer::phone_home::router(phone_home));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -71,8 +71,9 @@ fn deployer(endpoint: &str, cache: Arc<Cache>, port: u16, with_api: bool) -> Bac
         if with_api {
             let store = uc_deployer::api::Store::default();
             let _ = store.set(client.clone());
-            let app =
-                uc_deployer::http::router(cache.clone()).merge(uc_deployer::api::router(store));
+            let app = uc_deployer::http::router(cache.clone())
+                .merge(uc_deployer::api::router(store.clone()))
+                .merge(uc_deployer::dashboard::router(store));
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
                 .unwrap();
@@ -265,5 +266,70 @@ fn rolls_out_in_waves_and_stops_a_bad_generation_at_the_canary() {
     let (status, body) = http(port, "POST", "/api/v1/rollout/resume", "");
     assert_eq!(status, 409, "{body}");
     assert_eq!(rollout().id, 3);
+
+    // The dashboard, in a real (headless) browser: the nodes with their
+    // systems and states, and the failed rollout.
+    let url = format!("http://127.0.0.1:{port}/");
+    let dom = chromium(&dir, &["--dump-dom", &url]);
+    assert!(dom.contains("<h1>Cluster ha</h1>"), "{dom}");
+    for node in nodes {
+        assert!(
+            dom.contains(&format!("<td>{node}</td>")),
+            "{node} missing: {dom}"
+        );
+    }
+    assert!(dom.contains("gen2 ("), "observed systems are shown: {dom}");
+    assert!(
+        dom.contains("Rollout 3: <b>failed</b>, wave 1 of 3"),
+        "{dom}"
+    );
+    assert!(dom.contains("wave 1: worker1: RolledBack"), "{dom}");
+    assert!(dom.contains("<li>worker1 — failed</li>"), "{dom}");
+    let screenshot = dir.join("dashboard.png");
+    chromium(
+        &dir,
+        &[
+            &format!("--screenshot={}", screenshot.display()),
+            "--window-size=1280,900",
+            &url,
+        ],
+    );
+    let png = std::fs::read(&screenshot).expect("screenshot taken");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot: {} bytes",
+        png.len()
+    );
+    let kept = std::env::temp_dir().join("uc-dashboard.png");
+    std::fs::copy(&screenshot, &kept).expect("keep the screenshot");
+    eprintln!("dashboard screenshot: {}", kept.display());
     drop(engine);
+}
+
+/// Debian's chromium, headless, with a fresh profile and no background traffic.
+fn chromium(dir: &Path, args: &[&str]) -> String {
+    let profile = dir.join("chromium-profile");
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("run chromium (install Debian's chromium)");
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
