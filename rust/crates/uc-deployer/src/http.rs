@@ -129,7 +129,7 @@ async fn nar(State(cache): State<Arc<Cache>>, Path(file): Path<String>) -> Respo
     };
     (
         [(header::CONTENT_TYPE, "application/x-nix-nar")],
-        Body::from_stream(ReaderStream::new(counted)),
+        Body::from_stream(ReaderStream::with_capacity(counted, 256 * 1024)),
     )
         .into_response()
 }
