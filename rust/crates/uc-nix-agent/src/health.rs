@@ -153,7 +153,9 @@ mod tests {
                     assert!(n > 0, "client hung up mid-request");
                     request.extend_from_slice(&buf[..n]);
                 }
-                write!(s, "HTTP/1.1 {answer}\r\nContent-Length: 0\r\n\r\n").unwrap();
+                // One write: the probe hangs up after the status line.
+                let response = format!("HTTP/1.1 {answer}\r\nContent-Length: 0\r\n\r\n");
+                let _ = s.write_all(response.as_bytes());
             }
         });
         let mut h = check(HealthCheckType::Http);
