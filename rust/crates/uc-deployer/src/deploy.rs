@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use serde::Deserialize;
 use uc_types::{keys, DesiredSystem, Manifest, ManifestRevision, RolloutRecord, RolloutState};
 
@@ -136,11 +136,13 @@ pub async fn deploy(
             rollout.map_or(0, |(_, r)| r),
         ),
     ];
-    let txn = Txn::new().when(guards).and_then(vec![
+    let mut ops = vec![
         TxnOp::put(keys::manifest_current(), value.clone(), None),
         TxnOp::put(keys::manifest_history(revision), value, None),
         TxnOp::put(keys::rollout_current(), rollout_value, None),
-    ]);
+    ];
+    ops.extend(spec_ops(client, &imported.manifest).await?);
+    let txn = Txn::new().when(guards).and_then(ops);
     if !client.txn(txn).await?.succeeded() {
         return Err(DeployError::Invalid(
             "another deployment was imported at the same time; retry".into(),
@@ -148,4 +150,59 @@ pub async fn deploy(
     }
     tracing::info!(revision, waves = ?record.waves, "manifest imported, rollout started");
     Ok(record)
+}
+
+/// The declared specs the other daemons watch — services for the scheduler,
+/// zones for uc-dns, listeners for uc-lb — written with the manifest, and
+/// those of names the manifest no longer declares deleted.
+async fn spec_ops(client: &mut Client, manifest: &Manifest) -> Result<Vec<TxnOp>, DeployError> {
+    let mut ops = Vec::new();
+    let encode =
+        |v: serde_json::Result<Vec<u8>>| v.map_err(|e| DeployError::Invalid(e.to_string()));
+    let mut wanted = std::collections::BTreeSet::new();
+    for (name, service) in &manifest.services {
+        wanted.insert(keys::service_spec(name));
+        ops.push(TxnOp::put(
+            keys::service_spec(name),
+            encode(serde_json::to_vec(service))?,
+            None,
+        ));
+    }
+    for (zone, spec) in &manifest.dns.zones {
+        wanted.insert(keys::dns_zone(zone));
+        ops.push(TxnOp::put(
+            keys::dns_zone(zone),
+            encode(serde_json::to_vec(spec))?,
+            None,
+        ));
+    }
+    for (name, listener) in &manifest.lb.listeners {
+        wanted.insert(keys::lb_listener(name));
+        ops.push(TxnOp::put(
+            keys::lb_listener(name),
+            encode(serde_json::to_vec(listener))?,
+            None,
+        ));
+    }
+    for prefix in [
+        keys::services_prefix(),
+        keys::dns_zones_prefix(),
+        keys::lb_listeners_prefix(),
+    ] {
+        let existing = client
+            .get(
+                prefix.as_str(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await?;
+        for kv in existing.kvs() {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            // Only whole specs: assignments live below a service's key.
+            let is_spec = key.ends_with("/spec") || !key.starts_with(&keys::services_prefix());
+            if is_spec && !wanted.contains(&key) {
+                ops.push(TxnOp::delete(key, None));
+            }
+        }
+    }
+    Ok(ops)
 }

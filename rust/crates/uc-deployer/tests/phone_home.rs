@@ -86,6 +86,14 @@ fn known_machines_get_plans_and_unknown_ones_wait() {
 
     let worker1 = json!({"macAddresses": ["52:54:00:01:00:21".to_uppercase()], "dmiSerial": null, "disks": ["/dev/nvme0n1"]}).to_string();
 
+    // The import wrote the declared specs the other daemons watch.
+    let spec = etcd
+        .get("/uc/v1/services/web/spec")
+        .expect("service spec written");
+    assert!(spec.contains("\"replicas\":2"), "{spec}");
+    assert!(etcd.get("/uc/v1/dns/zones/ha.test").is_some());
+    assert!(etcd.get("/uc/v1/lb/listeners/www").is_some());
+
     // Tokens: missing or wrong is refused.
     assert_eq!(post(port, None, &worker1).0, 401);
     let (status, body) = post(port, Some("guess"), &worker1);

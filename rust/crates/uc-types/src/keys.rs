@@ -32,6 +32,29 @@ pub fn heartbeat(node: &str) -> String {
     format!("{PREFIX}nodes/{node}/heartbeat")
 }
 
+pub fn services_prefix() -> String {
+    format!("{PREFIX}services/")
+}
+
+/// A DNS zone as declared (`manifest.dns.zones.<zone>`), for uc-dns.
+pub fn dns_zone(zone: &str) -> String {
+    format!("{PREFIX}dns/zones/{zone}")
+}
+
+pub fn dns_zones_prefix() -> String {
+    format!("{PREFIX}dns/zones/")
+}
+
+/// An LB listener as declared (`manifest.lb.listeners.<name>`), for uc-lb.
+pub fn lb_listener(name: &str) -> String {
+    format!("{PREFIX}lb/listeners/{name}")
+}
+
+pub fn lb_listeners_prefix() -> String {
+    format!("{PREFIX}lb/listeners/")
+}
+
+/// A service as declared (`manifest.services.<service>`), for the scheduler.
 pub fn service_spec(service: &str) -> String {
     format!("{PREFIX}services/{service}/spec")
 }

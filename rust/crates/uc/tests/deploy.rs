@@ -97,6 +97,27 @@ fn deploy_and_steer_a_rollout() {
     let (ok, out, _) = uc(&["rollout", "status", "--deployer", d]);
     assert!(ok && out.starts_with("rollout 1: Aborted"), "{out}");
 
+    // A later manifest without the listener: its spec is deleted, others stay.
+    assert!(etcd.get("/uc/v1/lb/listeners/www").is_some());
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(HA).expect("golden")).expect("json");
+    manifest["lb"]["listeners"] = serde_json::json!({});
+    manifest["services"]["web"]["listeners"] = serde_json::json!([]);
+    let smaller = dir.join("smaller.json");
+    std::fs::write(&smaller, manifest.to_string()).expect("write");
+    let (ok, out, err) = uc(&[
+        "deploy",
+        smaller.to_str().expect("utf-8"),
+        "--deployer",
+        d,
+        "--system",
+        &systems[0],
+    ]);
+    assert!(ok && out.starts_with("rollout 2: Running"), "{out}{err}");
+    assert_eq!(etcd.get("/uc/v1/lb/listeners/www"), None);
+    assert!(etcd.get("/uc/v1/services/web/spec").is_some());
+    uc(&["rollout", "abort", "--deployer", d]);
+
     // Bad input: a system for an unknown node; an unreachable deployer.
     let (ok, _, err) = uc(&[
         "deploy",
