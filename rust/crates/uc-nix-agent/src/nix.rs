@@ -189,13 +189,26 @@ impl NixSystem {
             .max()
     }
 
-    /// `<system>/bin/switch-to-configuration <action>`.
-    pub fn activate(&self, store_path: &str, action: &str) -> Result<(), NixError> {
+    /// `<system>/bin/switch-to-configuration <action>`, under `flock` on
+    /// `lock`: the activation holds the lock while it runs, even if this
+    /// agent is killed, so a restarted agent waits for an orphaned
+    /// activation to end instead of running a second one beside it.
+    pub fn activate(&self, store_path: &str, action: &str, lock: &Path) -> Result<(), NixError> {
         let script = self
             .real_path(store_path)
             .join("bin/switch-to-configuration");
-        let mut command = Command::new(&script);
-        command.arg(action);
+        if let Some(dir) = lock.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| NixError::Failed {
+                what: format!("creating {}", dir.display()),
+                detail: e.to_string(),
+            })?;
+        }
+        let mut command = Command::new("flock");
+        command
+            .arg("--exclusive")
+            .arg(lock)
+            .arg(&script)
+            .arg(action);
         self.run(&format!("{} {action}", script.display()), command)
             .map(drop)
     }

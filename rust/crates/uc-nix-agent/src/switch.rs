@@ -51,6 +51,10 @@ fn observed(
 }
 
 impl Switcher {
+    fn activation_lock(&self) -> PathBuf {
+        self.state_dir.join("activation.lock")
+    }
+
     fn marker(&self) -> PathBuf {
         self.state_dir.join("switch-in-progress.json")
     }
@@ -114,7 +118,7 @@ impl Switcher {
     ) -> ObservedSystem {
         let result = self
             .nix
-            .activate(to, &self.action)
+            .activate(to, &self.action, &self.activation_lock())
             .map_err(|e| e.to_string())
             .and_then(|()| health::wait_healthy(&self.checks, self.health_gate));
         let outcome = match result {
@@ -140,10 +144,10 @@ impl Switcher {
                 )),
             );
         };
-        let undone = self
-            .nix
-            .set_profile_back(&previous)
-            .and_then(|()| self.nix.activate(&previous, &self.action));
+        let undone = self.nix.set_profile_back(&previous).and_then(|()| {
+            self.nix
+                .activate(&previous, &self.action, &self.activation_lock())
+        });
         match undone {
             Ok(()) => observed(
                 Some(previous),

@@ -1,0 +1,148 @@
+//! kill -9 of the agent in the middle of a switch: the restarted agent finds
+//! the switch from its marker and the profile, finishes it, and reports.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use common::{key_pair, ok, serve_cache, test_dir};
+use uc_deployer::cache::SigningKey;
+use uc_testkit::{free_port, wait_for, Etcd};
+use uc_types::{keys, ObservedSystem, SystemState};
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `quick` activates at once; `slow` logs "slow start", sleeps 3 s, logs "slow done".
+fn systems(dir: &Path) -> (String, String) {
+    let expr = format!(
+        r#"
+      let
+        system = name: body: derivation {{
+          inherit name;
+          system = builtins.currentSystem;
+          builder = "/bin/sh";
+          PATH = "/bin:/usr/bin";
+          args = [ "-c" ''
+            mkdir -p $out/bin
+            printf '#!/bin/sh\n%s\n' '${{body}}' > $out/bin/switch-to-configuration
+            chmod +x $out/bin/switch-to-configuration
+          '' ];
+        }};
+      in [
+        (system "quick" "echo quick >> {log}")
+        (system "slow" "echo slow start >> {log}; sleep 3; echo slow done >> {log}")
+      ]"#,
+        log = dir.join("activations").display()
+    );
+    let out = ok(Command::new("nix-build").args([
+        "--no-out-link",
+        "--option",
+        "substituters",
+        "",
+        "-E",
+        &expr,
+    ]));
+    let paths: Vec<&str> = out.lines().collect();
+    (paths[0].to_owned(), paths[1].to_owned())
+}
+
+#[test]
+fn a_killed_agent_finishes_the_switch_on_restart() {
+    let dir = test_dir("uc-nix-agent-kill-test");
+    let (quick, slow) = systems(&dir);
+    let (secret, public) = key_pair(&dir, "uc-kill-test-1");
+    let cache = serve_cache(
+        SigningKey::load(&secret).unwrap(),
+        vec![quick.clone(), slow.clone()],
+    );
+    let etcd = Etcd::start(&dir.join("etcd"));
+
+    let config = dir.join("nix-agent.json");
+    let json = serde_json::json!({
+        "schemaVersion": 1, "cluster": "test", "node": "n1",
+        "httpListen": format!("127.0.0.1:{}", free_port()),
+        "storeEndpoints": [etcd.endpoint],
+        "profile": dir.join("node-store/profiles/system"),
+        "stateDir": dir.join("agent-state"),
+        "cacheUrls": [cache], "trustedPublicKeys": [public],
+        "switchAction": "switch", "healthGateTimeoutSeconds": 5, "healthChecks": [],
+    });
+    std::fs::write(&config, json.to_string()).unwrap();
+    let start = || {
+        Agent(
+            Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
+                .arg("--config")
+                .arg(&config)
+                .arg("--store-root")
+                .arg(dir.join("node-store"))
+                .arg("run")
+                .spawn()
+                .expect("start uc-nix-agent"),
+        )
+    };
+    let observed = || {
+        etcd.get(&keys::observed_system("n1"))
+            .and_then(|v| serde_json::from_str::<ObservedSystem>(&v).ok())
+    };
+    let desire = |path: &str, generation: u64| {
+        let value =
+            serde_json::json!({"storePath": path, "generation": generation, "rollout": null});
+        etcd.ctl(&["put", &keys::desired_system("n1"), &value.to_string()]);
+    };
+    let log = || std::fs::read_to_string(dir.join("activations")).unwrap_or_default();
+
+    let mut first = start();
+    desire(&quick, 1);
+    wait_for("generation 1 healthy", Duration::from_secs(30), || {
+        observed().filter(|o| o.generation == 1 && o.state == SystemState::Healthy)
+    });
+
+    // Killed while the slow system activates (profile already switched).
+    desire(&slow, 2);
+    wait_for(
+        "the slow activation to start",
+        Duration::from_secs(30),
+        || log().contains("slow start").then_some(()),
+    );
+    ok(Command::new("kill").args(["-KILL", &first.0.id().to_string()]));
+    let _ = first.0.wait();
+    assert!(
+        !log().contains("slow done"),
+        "killed before the activation finished"
+    );
+    assert!(
+        dir.join("agent-state/switch-in-progress.json").exists(),
+        "the marker survives the kill"
+    );
+
+    let _second = start();
+    let report = wait_for(
+        "generation 2 after the restart",
+        Duration::from_secs(30),
+        || observed().filter(|o| o.generation == 2 && o.state != SystemState::Switching),
+    );
+    assert_eq!(
+        (report.state, report.store_path.as_ref()),
+        (SystemState::Healthy, Some(&slow)),
+        "{report:?}"
+    );
+    // The orphaned activation ran to its end first; the restarted agent waited
+    // for it (activation lock), then activated once more and checked health.
+    assert!(
+        log().ends_with("slow start\nslow done\nslow start\nslow done\n"),
+        "{}",
+        log()
+    );
+    assert!(!dir.join("agent-state/switch-in-progress.json").exists());
+}
