@@ -62,25 +62,29 @@ impl Drop for Background {
     }
 }
 
-fn deployer(endpoint: &str, cache: Arc<Cache>, port: u16, with_api: bool) -> Background {
+/// uc-deployer's cache, API, dashboard and rollout engine, in-process;
+/// returns once the API accepts connections.
+fn deployer(endpoint: &str, cache: Arc<Cache>, port: u16) -> Background {
     let endpoint = endpoint.to_owned();
-    Background::start(move || async move {
+    let running = Background::start(move || async move {
         let client = etcd_client::Client::connect([endpoint], None)
             .await
             .unwrap();
-        if with_api {
-            let store = uc_deployer::api::Store::default();
-            let _ = store.set(client.clone());
-            let app = uc_deployer::http::router(cache.clone())
-                .merge(uc_deployer::api::router(store.clone()))
-                .merge(uc_deployer::dashboard::router(store));
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                .await
-                .unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        }
+        let store = uc_deployer::api::Store::default();
+        let _ = store.set(client.clone());
+        let app = uc_deployer::http::router(cache.clone())
+            .merge(uc_deployer::api::router(store.clone()))
+            .merge(uc_deployer::dashboard::router(store));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         uc_deployer::rollout::run(client, cache).await.unwrap();
-    })
+    });
+    uc_testkit::wait_for("the deployer API", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    running
 }
 
 fn agent(node: &str, dir: &Path, endpoint: &str, cache_url: &str, public: &str) -> Background {
@@ -137,7 +141,7 @@ fn rolls_out_in_waves_and_stops_a_bad_generation_at_the_canary() {
         LocalStore::default(),
     ));
     let port = free_port();
-    let mut engine = Some(deployer(&endpoint, cache.clone(), port, true));
+    let mut engine = Some(deployer(&endpoint, cache.clone(), port));
     let cache_url = format!("http://127.0.0.1:{port}");
     let nodes = ["worker1", "edge1", "worker2"];
     let _agents: Vec<Background> = nodes
@@ -214,7 +218,7 @@ fn rolls_out_in_waves_and_stops_a_bad_generation_at_the_canary() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(engine.take());
-    engine = Some(deployer(&endpoint, cache.clone(), port, true));
+    engine = Some(deployer(&endpoint, cache.clone(), port));
     let r = finished(2);
     assert_eq!(r.state, RolloutState::Succeeded, "{r:?}");
     for node in nodes {

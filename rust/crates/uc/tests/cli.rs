@@ -62,6 +62,7 @@ fn check_accepts_goldens_and_refuses_garbage() {
         err.contains("has schemaVersion 7, but this build reads schemaVersion 1"),
         "{err}"
     );
+    let _ = std::fs::remove_file(&bad);
 }
 
 #[test]
