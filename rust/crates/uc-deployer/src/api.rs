@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use etcd_client::Client;
-use uc_types::{keys, RolloutRecord, RolloutState};
+use uc_types::{keys, unix_seconds, RolloutRecord, RolloutState};
 
 use crate::deploy::{self, get_json, DeployError, DeployRequest};
 use crate::rollout::compare_and_put;
@@ -120,7 +120,7 @@ async fn rollout_action(State(store): State<Store>, Path(action): Path<String>) 
     record.state = to;
     if to == RolloutState::Running {
         // The health gate counts from the resume, not from before the pause.
-        record.wave_started = deploy::now();
+        record.wave_started = unix_seconds();
     }
     match compare_and_put(&mut store, &record, revision).await {
         Ok(true) => {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use serde::Deserialize;
-use uc_types::{keys, DesiredSystem, Manifest, ManifestRevision, RolloutRecord, RolloutState};
+use uc_types::{
+    keys, unix_seconds, DesiredSystem, Manifest, ManifestRevision, RolloutRecord, RolloutState,
+};
 
 /// What `uc deploy` sends: the manifest and each node's system.
 #[derive(Debug, Deserialize)]
@@ -26,12 +28,6 @@ pub enum DeployError {
     Busy(u64),
     #[error("store: {0}")]
     Store(#[from] etcd_client::Error),
-}
-
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 pub async fn get_json<T: serde::de::DeserializeOwned>(
@@ -110,12 +106,12 @@ pub async fn deploy(
         previous,
         health_gate_timeout_seconds: u64::from(manifest.rollout.health_gate_timeout_seconds),
         auto_revert: manifest.rollout.auto_revert,
-        wave_started: now(),
+        wave_started: unix_seconds(),
         error: None,
     };
     let imported = ManifestRevision {
         revision,
-        imported_at: now(),
+        imported_at: unix_seconds(),
         systems: request.systems,
         manifest,
     };

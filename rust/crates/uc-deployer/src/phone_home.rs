@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use uc_types::{keys, ManifestRevision, Role};
 
 use crate::api::Store;
-use crate::deploy::{get_json, now};
+use crate::deploy::get_json;
+use uc_types::unix_seconds;
 
 #[derive(Clone)]
 pub struct PhoneHome {
@@ -248,14 +249,14 @@ async fn record_pending(
     let key = pending_key(&id);
     let first_seen = match get_json::<PendingMachine>(store, &key).await {
         Ok(Some((known, _))) => known.first_seen,
-        Ok(None) => now(),
+        Ok(None) => unix_seconds(),
         Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     };
     let pending = PendingMachine {
         id: id.clone(),
         facts,
         first_seen,
-        last_seen: now(),
+        last_seen: unix_seconds(),
     };
     if let Err(err) = store
         .put(key, serde_json::to_vec(&pending).unwrap_or_default(), None)

@@ -11,7 +11,8 @@ use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, WatchOptions};
 use uc_types::{keys, DesiredSystem, ObservedSystem, RolloutRecord, RolloutState, SystemState};
 
 use crate::cache::Cache;
-use crate::deploy::{get_json, now};
+use crate::deploy::get_json;
+use uc_types::unix_seconds;
 
 /// Replaces the rollout record if it is unchanged since `revision`.
 pub async fn compare_and_put(
@@ -132,7 +133,7 @@ async fn step(
             _ => {}
         }
     }
-    let waited = now().saturating_sub(record.wave_started);
+    let waited = unix_seconds().saturating_sub(record.wave_started);
     if failure.is_none() && healthy < wave.len() && waited > record.health_gate_timeout_seconds {
         failure = Some(format!(
             "{} of {} nodes did not report healthy within {}s",
@@ -151,7 +152,7 @@ async fn step(
         }
     } else if healthy == wave.len() {
         record.wave += 1;
-        record.wave_started = now();
+        record.wave_started = unix_seconds();
         if record.wave == record.waves.len() {
             record.state = RolloutState::Succeeded;
             tracing::info!(rollout = record.id, "rollout succeeded");

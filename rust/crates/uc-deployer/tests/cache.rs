@@ -3,33 +3,12 @@
 //! key, and refuses it under another key.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output};
+
 use std::time::{Duration, Instant};
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("uc-deployer-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        // Chroot stores are read-only inside; make them removable first.
-        let _ = Command::new("chmod")
-            .arg("-R")
-            .arg("u+w")
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use uc_testkit::{free_port, KillOnDrop, TestDir};
 
 fn run(program: &str, args: &[&str], cache_home: &Path) -> Output {
     Command::new(program)
@@ -100,33 +79,16 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-struct Deployer(Child);
-
-impl Drop for Deployer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[test]
 fn nix_copies_a_signed_closure_and_refuses_a_wrong_key() {
-    let dir = Dir::new("cache");
-    let home = dir.0.join("cache-home");
+    let dir = TestDir::new("uc-deployer-cache");
+    let home = dir.join("cache-home");
     let (top, dep, outside) = build_fixtures(&home);
 
     let key = |name: &str| {
         let (sec, public) = (
-            dir.0.join(format!("{name}.sec")),
-            dir.0.join(format!("{name}.pub")),
+            dir.join(format!("{name}.sec")),
+            dir.join(format!("{name}.pub")),
         );
         ok(run(
             "nix-store",
@@ -144,17 +106,17 @@ fn nix_copies_a_signed_closure_and_refuses_a_wrong_key() {
     let (_, other_public) = key("uc-other-1");
 
     let port = free_port();
-    let config = dir.0.join("deployer.json");
+    let config = dir.join("deployer.json");
     let json = serde_json::json!({
         "schemaVersion": 1, "cluster": "test", "node": "cp1",
         "httpListen": format!("127.0.0.1:{port}"),
         "storeEndpoints": ["http://127.0.0.1:2379"],
-        "dataDir": dir.0.join("data"),
-        "enrollmentTokenFile": dir.0.join("token"),
+        "dataDir": dir.join("data"),
+        "enrollmentTokenFile": dir.join("token"),
         "cache": {"signingKeyFile": secret, "publicKeys": [public]},
     });
     std::fs::write(&config, json.to_string()).expect("config");
-    let mut deployer = Deployer(
+    let mut deployer = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_uc-deployer"))
             .arg("--config")
             .arg(&config)
@@ -222,7 +184,7 @@ fn nix_copies_a_signed_closure_and_refuses_a_wrong_key() {
 
     // A stock nix trusting the key fetches and verifies the whole closure.
     let url = format!("http://127.0.0.1:{port}");
-    let good = dir.0.join("good");
+    let good = dir.join("good");
     let copy = |to: &Path, trusted: &str| {
         run(
             "nix",
@@ -249,7 +211,7 @@ fn nix_copies_a_signed_closure_and_refuses_a_wrong_key() {
     assert_eq!(copied(&good, &dep).as_deref(), Some("dependency\n"));
 
     // Under a key it does not trust, nix refuses the same cache.
-    let bad = dir.0.join("bad");
+    let bad = dir.join("bad");
     let refused = copy(&bad, other_public.trim());
     assert!(
         !refused.status.success(),
@@ -288,7 +250,7 @@ fn nix_copies_a_signed_closure_and_refuses_a_wrong_key() {
 
 #[test]
 fn bad_config_and_key_are_reported() {
-    let dir = Dir::new("badconfig");
+    let dir = TestDir::new("uc-deployer-badconfig");
     let run_with = |config: &Path| {
         Command::new(env!("CARGO_BIN_EXE_uc-deployer"))
             .arg("--config")
@@ -296,15 +258,15 @@ fn bad_config_and_key_are_reported() {
             .output()
             .expect("run uc-deployer")
     };
-    let missing = run_with(&dir.0.join("absent.json"));
+    let missing = run_with(&dir.join("absent.json"));
     assert!(!missing.status.success());
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("cannot read"),
         "{missing:?}"
     );
 
-    let config = dir.0.join("deployer.json");
-    let key = dir.0.join("public-not-secret.key");
+    let config = dir.join("deployer.json");
+    let key = dir.join("public-not-secret.key");
     std::fs::write(
         &key,
         "uc-test-1:QD7toq2VetDyRMe+LloHIPAQY9XsEDniPTZ2Y7TsiPA=",

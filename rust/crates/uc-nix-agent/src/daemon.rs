@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, EventType, WatchOptions};
-use uc_types::{keys, DesiredSystem, NixAgentConfig, ObservedSystem, SystemState};
+use uc_types::{keys, unix_seconds, DesiredSystem, NixAgentConfig, ObservedSystem, SystemState};
 
 use crate::switch::Switcher;
 
@@ -192,7 +192,7 @@ impl Agent {
                     store_path: self.switcher.nix.current(),
                     state: SystemState::Failed,
                     generation: self.last.as_ref().map_or(0, |d| d.generation),
-                    since: now(),
+                    since: unix_seconds(),
                     error: Some(error),
                 };
                 return self.report(client, observed).await;
@@ -207,7 +207,7 @@ impl Agent {
                 store_path: Some(desired.store_path.clone()),
                 state: SystemState::Switching,
                 generation: desired.generation,
-                since: now(),
+                since: unix_seconds(),
                 error: None,
             };
             self.report(client, switching).await?;
@@ -234,10 +234,4 @@ impl Agent {
             .await
             .map(drop)
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -4,10 +4,10 @@
 //! mid-switch finishes or undoes it on restart instead of guessing.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use uc_types::{DesiredSystem, ObservedSystem, SystemHealthCheck, SystemState};
+use uc_types::{unix_seconds, DesiredSystem, ObservedSystem, SystemHealthCheck, SystemState};
 
 use crate::health;
 use crate::nix::NixSystem;
@@ -29,12 +29,6 @@ struct InProgress {
     generation: u64,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn observed(
     store_path: Option<String>,
     state: SystemState,
@@ -45,7 +39,7 @@ fn observed(
         store_path,
         state,
         generation,
-        since: now(),
+        since: unix_seconds(),
         error,
     }
 }

@@ -6,22 +6,12 @@
 
 mod common;
 
-/// The agent process, killed if the test fails before it stops it.
-struct Agent(std::process::Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{build_systems, key_pair, ok, serve_cache, test_dir};
 use uc_deployer::cache::SigningKey;
-use uc_testkit::{free_port, http, wait_for, Etcd};
+use uc_testkit::{free_port, http, wait_for, Etcd, KillOnDrop};
 use uc_types::{keys, ObservedSystem, SystemState};
 
 #[test]
@@ -54,7 +44,7 @@ fn follows_desired_state_in_etcd() {
             "command": ["test", "-s", dir.join("running")], "address": null, "url": null, "timeoutSeconds": 2}],
     });
     std::fs::write(&config, json.to_string()).unwrap();
-    let mut agent = Agent(
+    let mut agent = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
             .arg("--config")
             .arg(&config)

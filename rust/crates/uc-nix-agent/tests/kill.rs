@@ -6,22 +6,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{key_pair, ok, serve_cache, test_dir};
 use uc_deployer::cache::SigningKey;
-use uc_testkit::{free_port, wait_for, Etcd};
+use uc_testkit::{free_port, wait_for, Etcd, KillOnDrop};
 use uc_types::{keys, ObservedSystem, SystemState};
-
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `quick` activates at once; `slow` logs "slow start", sleeps 3 s, logs "slow done".
 fn systems(dir: &Path) -> (String, String) {
@@ -80,7 +71,7 @@ fn a_killed_agent_finishes_the_switch_on_restart() {
     });
     std::fs::write(&config, json.to_string()).unwrap();
     let start = || {
-        Agent(
+        KillOnDrop(
             Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
                 .arg("--config")
                 .arg(&config)

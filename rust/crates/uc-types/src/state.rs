@@ -3,6 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Now, in the unix seconds the stored values carry (`since`, `importedAt`, …).
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DesiredSystem {

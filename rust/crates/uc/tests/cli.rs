@@ -1,18 +1,8 @@
 //! Runs the built `uc` binary on the golden manifests.
 
-use std::process::Command;
+mod common;
 
-fn uc(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_uc"))
-        .args(args)
-        .output()
-        .expect("run uc");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::uc;
 
 const HA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

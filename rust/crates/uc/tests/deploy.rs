@@ -2,21 +2,11 @@
 //! real etcd). No agents run, so the rollout waits in its first wave: the
 //! point here is the CLI's requests, output and errors.
 
-use std::process::Command;
+mod common;
+
+use common::uc;
 
 use uc_testkit::{free_port, Etcd};
-
-fn uc(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_uc"))
-        .args(args)
-        .output()
-        .expect("run uc");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 const HA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

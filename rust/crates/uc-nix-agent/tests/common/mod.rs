@@ -79,34 +79,8 @@ pub fn activations(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A fresh directory for one test run (per process, so concurrent runs of
-/// the suite do not share chroot stores, keys or logs), removed on drop.
-pub struct TestDir(std::path::PathBuf);
-
-impl std::ops::Deref for TestDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        // Chroot stores are read-only inside.
-        let _ = Command::new("chmod")
-            .arg("-R")
-            .arg("u+w")
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn test_dir(name: &str) -> TestDir {
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    TestDir(dir)
+pub fn test_dir(name: &str) -> uc_testkit::TestDir {
+    uc_testkit::TestDir::new(name)
 }
 
 /// `nix-store --generate-binary-cache-key`: (secret key file, public key).
