@@ -25,7 +25,14 @@
       diskoModule = disko.nixosModules.disko;
     };
 
-    nixosModules.default = ./modules;
+    nixosModules.default = {
+      lib,
+      pkgs,
+      ...
+    }: {
+      imports = [./modules];
+      ultracloud.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+    };
 
     packages = forAllSystems (pkgs: {
       default = pkgs.callPackage ./rust/package.nix {};

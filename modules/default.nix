@@ -1,6 +1,7 @@
 # The aggregate NixOS module: configures a host as one node of a cluster from
-# its projection of the manifest. Per-daemon modules (services.ultracloud.*)
-# are imported here as they land.
+# its projection of the manifest (`ultracloud.manifest`, `ultracloud.node`).
+# Daemons with a module of their own are enabled with their settings; the
+# configs of the others are written to /etc/ultracloud for now.
 {
   config,
   lib,
@@ -9,7 +10,18 @@
   inherit (lib) mkOption types;
   cfg = config.ultracloud;
   node = cfg.manifest.nodes.${cfg.node} or null;
+  daemons =
+    if node == null
+    then {}
+    else node.daemons;
+  # Daemon name in the manifest -> its module under services.ultracloud.
+  withModule = ["deployer" "nix-agent"];
 in {
+  imports = [
+    ./deployer.nix
+    ./nix-agent.nix
+  ];
+
   options.ultracloud = {
     manifest = mkOption {
       type = types.nullOr (types.attrsOf types.anything);
@@ -22,6 +34,10 @@ in {
       example = "node01";
       description = "Which node of `ultracloud.manifest` this host is.";
     };
+    package = mkOption {
+      type = types.package;
+      description = "The UltraCloud package (daemons and `uc`); the flake's module sets it.";
+    };
   };
 
   config = lib.mkIf (cfg.manifest != null) {
@@ -32,15 +48,16 @@ in {
       }
     ];
 
+    services.ultracloud = lib.genAttrs (builtins.filter (d: daemons ? ${d}) withModule) (d: {
+      enable = lib.mkDefault true;
+      settings = lib.mkDefault daemons.${d};
+    });
+
     # /etc/ultracloud/<daemon>.json: exactly manifest.nodes.<node>.daemons.<daemon>.
     environment.etc = lib.mapAttrs' (daemon: settings:
       lib.nameValuePair "ultracloud/${daemon}.json" {
         text = builtins.toJSON settings;
         mode = "0444";
-      }) (
-      if node == null
-      then {}
-      else node.daemons
-    );
+      }) (removeAttrs daemons withModule);
   };
 }

@@ -8,8 +8,26 @@
   modules,
 }: let
   lib = import nixpkgsLib;
+  # Stand-ins for the packages our modules refer to; only their paths matter.
+  fakePackage = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+  package = fakePackage "ultracloud";
   offlineNixpkgs.lib.nixosSystem = {modules}:
-    lib.evalModules {modules = [./options.nix] ++ modules;};
+    lib.evalModules {
+      modules =
+        [
+          ./options.nix
+          {
+            _module.args.pkgs.util-linux = fakePackage "util-linux";
+            nix.package = fakePackage "nix";
+            ultracloud.package = package;
+          }
+        ]
+        ++ modules;
+    };
   ultracloud = import ../../lib {
     inherit lib;
     nixpkgs = offlineNixpkgs;
@@ -23,8 +41,27 @@
     ours = lib.filterAttrs (path: _: lib.hasPrefix "ultracloud/" path) config.environment.etc;
     expected = lib.mapAttrs' (d: _: lib.nameValuePair "ultracloud/${d}.json" null) daemons;
     failedAssertions = builtins.filter (a: !a.assertion) config.assertions;
+    portOf = d: lib.toInt (lib.last (lib.splitString ":" daemons.${d}.httpListen));
+    unitChecks = d: args: let
+      unit = config.systemd.services."uc-${d}" or null;
+    in
+      if daemons ? ${d}
+      then
+        lib.optional (unit == null || unit.serviceConfig.ExecStart != "${package}/bin/uc-${d} --config /etc/ultracloud/${d}.json${args}")
+        "${name}: systemd.services.uc-${d} does not run ${package}/bin/uc-${d} on /etc/ultracloud/${d}.json"
+        ++ lib.optional (!(builtins.elem "multi-user.target" (unit.wantedBy or [])))
+        "${name}: uc-${d} is not wanted by multi-user.target"
+        ++ lib.optional (!(builtins.elem (portOf d) config.networking.firewall.allowedTCPPorts))
+        "${name}: the firewall does not open uc-${d}'s port ${toString (portOf d)}"
+      else lib.optional (unit != null) "${name}: runs uc-${d} although the manifest gives it no ${d}";
   in
     map (a: "${name}: assertion failed: ${a.message}") failedAssertions
+    ++ unitChecks "deployer" ""
+    ++ unitChecks "nix-agent" " run"
+    ++ lib.optional (daemons ? deployer && !(config.users.users.ultracloud-deployer.isSystemUser or false))
+    "${name}: uc-deployer has no system user"
+    ++ lib.optional (daemons ? nix-agent && config.systemd.services.uc-nix-agent.restartIfChanged)
+    "${name}: uc-nix-agent would be restarted inside its own activation"
     ++ lib.optional (config.networking.hostName != name) "${name}: networking.hostName is ${config.networking.hostName}"
     ++ lib.optional (builtins.attrNames ours != builtins.attrNames expected)
     "${name}: /etc has ${builtins.toJSON (builtins.attrNames ours)}, expected ${builtins.toJSON (builtins.attrNames expected)}"

@@ -1,11 +1,27 @@
 # Declarations of exactly the NixOS options UltraCloud's modules set, copied in
 # name and type from nixpkgs so that our modules evaluate offline and a
 # misspelt option fails:
-#   environment.etc        nixos/modules/system/etc/etc.nix
-#   assertions, warnings   nixos/modules/misc/assertions.nix
-#   networking.hostName    nixos/modules/tasks/network-interfaces.nix
+#   environment.etc                 nixos/modules/system/etc/etc.nix
+#   assertions, warnings            nixos/modules/misc/assertions.nix
+#   networking.hostName             nixos/modules/tasks/network-interfaces.nix
+#   networking.firewall.allowedTCPPorts  nixos/modules/services/networking/firewall.nix
+#   systemd.services.<name>.*       nixos/lib/systemd-unit-options.nix (the subset we set)
+#   users.users, users.groups       nixos/modules/config/users-groups.nix (the subset we set)
+#   nix.package                     nixos/modules/config/nix.nix
 {lib, ...}: let
   inherit (lib) mkOption types;
+  # nixos/lib/systemd-unit-options.nix
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge = loc: defs:
+      if lib.any (def: lib.isList def.value) defs
+      then lib.concatMap (def: lib.toList def.value) defs
+      else lib.mergeEqualOption loc defs;
+  };
+  listOfStr = mkOption {
+    type = types.listOf types.str;
+    default = [];
+  };
 in {
   options = {
     assertions = mkOption {
@@ -21,6 +37,68 @@ in {
     networking.hostName = mkOption {
       type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
       default = "nixos"; # nixpkgs: config.system.nixos.distroId
+    };
+    nix.package = mkOption {type = types.package;};
+    networking.firewall.allowedTCPPorts = mkOption {
+      type = types.listOf types.port;
+      default = [];
+    };
+    users.users = mkOption {
+      default = {};
+      type = types.attrsOf (types.submodule {
+        options = {
+          isSystemUser = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          group = mkOption {
+            type = types.str;
+            default = "";
+          };
+          description = mkOption {
+            type = types.passwdEntry types.str;
+            default = "";
+          };
+        };
+      });
+    };
+    users.groups = mkOption {
+      default = {};
+      type = types.attrsOf (types.submodule {});
+    };
+    systemd.services = mkOption {
+      default = {};
+      type = types.attrsOf (types.submodule {
+        options = {
+          description = mkOption {
+            type = types.singleLineStr;
+            default = "";
+          };
+          wantedBy = listOfStr;
+          after = listOfStr;
+          wants = listOfStr;
+          path = mkOption {
+            type = types.listOf (types.oneOf [types.package types.str]);
+            default = [];
+          };
+          restartTriggers = mkOption {
+            type = types.listOf types.unspecified;
+            default = [];
+          };
+          restartIfChanged = mkOption {
+            type = types.bool;
+            default = true;
+          };
+          stopIfChanged = mkOption {
+            type = types.bool;
+            default = true;
+          };
+          serviceConfig = mkOption {
+            type = types.attrsOf unitOption;
+            default = {};
+          };
+        };
+      });
     };
     environment.etc = mkOption {
       default = {};

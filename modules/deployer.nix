@@ -1,0 +1,82 @@
+# services.ultracloud.deployer: uc-deployer (desired state, rollouts, binary
+# cache, phone-home, dashboard) on control-plane nodes.
+{
+  config,
+  lib,
+  ...
+}: let
+  inherit (lib) mkOption mkEnableOption types;
+  cfg = config.services.ultracloud.deployer;
+  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
+in {
+  options.services.ultracloud.deployer = {
+    enable = mkEnableOption "uc-deployer, UltraCloud's deployer";
+    package = mkOption {
+      type = types.package;
+      default = config.ultracloud.package;
+      defaultText = lib.literalExpression "config.ultracloud.package";
+      description = "Package providing `bin/uc-deployer`.";
+    };
+    settings = mkOption {
+      type = types.attrsOf types.anything;
+      description = ''
+        Written to /etc/ultracloud/deployer.json; set from the node's
+        manifest projection (`manifest.nodes.<node>.daemons.deployer`).
+      '';
+    };
+    openFirewall = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Open the port of `settings.httpListen` (API, cache, dashboard, phone-home).";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    environment.etc."ultracloud/deployer.json" = {
+      text = builtins.toJSON cfg.settings;
+      mode = "0444";
+    };
+
+    users.users.ultracloud-deployer = {
+      isSystemUser = true;
+      group = "ultracloud-deployer";
+      description = "UltraCloud deployer";
+    };
+    users.groups.ultracloud-deployer = {};
+
+    systemd.services.uc-deployer = {
+      description = "UltraCloud deployer";
+      wantedBy = ["multi-user.target"];
+      after = ["network-online.target"];
+      wants = ["network-online.target"];
+      # nix path-info and nix-store --dump serve the cache from the local store.
+      path = [config.nix.package];
+      restartTriggers = [config.environment.etc."ultracloud/deployer.json".text];
+      serviceConfig = {
+        ExecStart = "${cfg.package}/bin/uc-deployer --config /etc/ultracloud/deployer.json";
+        User = "ultracloud-deployer";
+        Group = "ultracloud-deployer";
+        StateDirectory = "ultracloud/deployer";
+        StateDirectoryMode = "0700";
+        Restart = "on-failure";
+        RestartSec = 5;
+        # Hardening: a network daemon that only reads the store and its state dir.
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectControlGroups = true;
+        RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX"];
+        RestrictNamespaces = true;
+        LockPersonality = true;
+        CapabilityBoundingSet = "";
+        SystemCallFilter = ["@system-service"];
+      };
+    };
+
+    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall port;
+  };
+}

@@ -1,0 +1,66 @@
+# services.ultracloud.nix-agent: uc-nix-agent on every node; switches the node
+# to its desired system, so it runs as root.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}: let
+  inherit (lib) mkOption mkEnableOption types;
+  cfg = config.services.ultracloud.nix-agent;
+  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
+in {
+  options.services.ultracloud.nix-agent = {
+    enable = mkEnableOption "uc-nix-agent, which keeps this node on its desired NixOS system";
+    package = mkOption {
+      type = types.package;
+      default = config.ultracloud.package;
+      defaultText = lib.literalExpression "config.ultracloud.package";
+      description = "Package providing `bin/uc-nix-agent`.";
+    };
+    settings = mkOption {
+      type = types.attrsOf types.anything;
+      description = ''
+        Written to /etc/ultracloud/nix-agent.json; set from the node's
+        manifest projection (`manifest.nodes.<node>.daemons.nix-agent`).
+      '';
+    };
+    openFirewall = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Open the port of `settings.httpListen` (/health, /metrics).";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    environment.etc."ultracloud/nix-agent.json" = {
+      text = builtins.toJSON cfg.settings;
+      mode = "0444";
+    };
+
+    systemd.services.uc-nix-agent = {
+      description = "UltraCloud nix-agent";
+      wantedBy = ["multi-user.target"];
+      after = ["network-online.target"];
+      wants = ["network-online.target"];
+      # flock guards activations (see docs/nix-agent.md).
+      path = [config.nix.package pkgs.util-linux];
+      # The agent runs switch-to-configuration itself: restarting it from
+      # inside that activation would kill the activation. It picks up its new
+      # version at the next boot or explicit restart, like system.autoUpgrade.
+      restartIfChanged = false;
+      stopIfChanged = false;
+      serviceConfig = {
+        ExecStart = "${cfg.package}/bin/uc-nix-agent --config /etc/ultracloud/nix-agent.json run";
+        StateDirectory = "ultracloud/nix-agent";
+        StateDirectoryMode = "0700";
+        Restart = "always";
+        RestartSec = 5;
+        # Stopping the agent must not kill an activation it started.
+        KillMode = "process";
+      };
+    };
+
+    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall port;
+  };
+}
