@@ -48,6 +48,10 @@
         path = ./templates/single-node;
         description = "One machine running every UltraCloud role";
       };
+      ha = {
+        path = ./templates/ha;
+        description = "Three control-plane nodes, two workers and an edge node";
+      };
       default = self.templates.single-node;
     };
 
