@@ -154,69 +154,63 @@ impl Keyspace {
     /// nothing changes, e.g. deleting absent keys). Returns the store's
     /// revision afterwards and the events, in order.
     pub fn apply(&mut self, writes: &[Write]) -> (i64, Vec<Event>) {
-        let main = self.revision + 1;
-        let mut sub = 0;
-        let mut events = Vec::new();
+        let mut pending = self.begin();
         for write in writes {
             match write {
                 Write::Put { key, value, lease } => {
-                    let changes = self.keys.entry(key.clone()).or_default();
-                    let prev = changes.last().and_then(|c| c.kv.clone());
-                    let kv = KeyValue {
-                        key: key.clone(),
-                        create_revision: prev.as_ref().map_or(main, |p| p.create_revision),
-                        mod_revision: main,
-                        version: prev.as_ref().map_or(1, |p| p.version + 1),
-                        value: value.clone(),
-                        lease: *lease,
-                    };
-                    changes.push(Change {
-                        main,
-                        sub,
-                        kv: Some(kv.clone()),
-                    });
-                    sub += 1;
-                    events.push(Event {
-                        kind: EventKind::Put,
-                        kv,
-                        prev_kv: prev,
-                    });
+                    pending.put(self, key, value, *lease);
                 }
                 Write::Delete { key, range_end } => {
-                    let live: Vec<Vec<u8>> = self
-                        .keys_in(key, range_end)
-                        .filter(|(_, changes)| changes.last().is_some_and(|c| c.kv.is_some()))
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    for k in live {
-                        let changes = self.keys.entry(k.clone()).or_default();
-                        let prev = changes.last().and_then(|c| c.kv.clone());
-                        changes.push(Change {
-                            main,
-                            sub,
-                            kv: None,
-                        });
-                        sub += 1;
-                        events.push(Event {
-                            kind: EventKind::Delete,
-                            kv: KeyValue {
-                                key: k,
-                                create_revision: 0,
-                                mod_revision: main,
-                                version: 0,
-                                value: Vec::new(),
-                                lease: 0,
-                            },
-                            prev_kv: prev,
-                        });
-                    }
+                    pending.delete(self, key, range_end);
                 }
             }
         }
-        if !events.is_empty() {
-            self.revision = main;
+        self.commit(pending)
+    }
+
+    /// Starts a write transaction: its changes are made at the next revision
+    /// and visible to reads through it before it commits.
+    pub(crate) fn begin(&self) -> Pending {
+        Pending {
+            main: self.revision + 1,
+            sub: 0,
+            events: Vec::new(),
         }
-        (self.revision, events)
+    }
+
+    /// Undoes a write transaction that failed part way.
+    pub(crate) fn roll_back(&mut self, pending: Pending) {
+        for event in pending.events {
+            if let Some(changes) = self.keys.get_mut(&event.kv.key) {
+                changes.retain(|c| c.main != pending.main);
+                if changes.is_empty() {
+                    self.keys.remove(&event.kv.key);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn commit(&mut self, pending: Pending) -> (i64, Vec<Event>) {
+        if !pending.events.is_empty() {
+            self.revision = pending.main;
+        }
+        (self.revision, pending.events)
+    }
+
+    /// Reads the range as a transaction in progress sees it.
+    pub(crate) fn range_pending(
+        &self,
+        pending: &Pending,
+        key: &[u8],
+        range_end: &[u8],
+        options: RangeOptions,
+    ) -> Result<RangeResult, MvccError> {
+        if options.revision > 0 {
+            return self.range(key, range_end, options);
+        }
+        let mut result = self.range_at(pending.main, key, range_end, options);
+        result.revision = self.revision;
+        Ok(result)
     }
 
     fn check_revision(&self, revision: i64) -> Result<i64, MvccError> {
@@ -242,6 +236,16 @@ impl Keyspace {
         options: RangeOptions,
     ) -> Result<RangeResult, MvccError> {
         let at = self.check_revision(options.revision)?;
+        Ok(self.range_at(at, key, range_end, options))
+    }
+
+    fn range_at(
+        &self,
+        at: i64,
+        key: &[u8],
+        range_end: &[u8],
+        options: RangeOptions,
+    ) -> RangeResult {
         let live: Vec<&KeyValue> = self
             .keys_in(key, range_end)
             .filter_map(|(_, changes)| Self::live(changes, at))
@@ -254,12 +258,12 @@ impl Keyspace {
         } else {
             count
         };
-        Ok(RangeResult {
+        RangeResult {
             kvs: live.into_iter().take(take).cloned().collect(),
             count,
             more: options.limit > 0 && count > options.limit,
             revision: self.revision,
-        })
+        }
     }
 
     /// Forgets history before `revision`; reads at `revision` and later keep
@@ -327,5 +331,88 @@ impl Keyspace {
         }
         events.sort_by_key(|(main, sub, _)| (*main, *sub));
         Ok(events.into_iter().map(|(_, _, e)| e).collect())
+    }
+}
+
+/// The changes of a write transaction in progress, all at revision `main`.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    main: i64,
+    sub: i64,
+    events: Vec<Event>,
+}
+
+impl Pending {
+    /// Puts a key; returns its previous value.
+    pub(crate) fn put(
+        &mut self,
+        ks: &mut Keyspace,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+    ) -> Option<KeyValue> {
+        let main = self.main;
+        let changes = ks.keys.entry(key.to_vec()).or_default();
+        let prev = changes.last().and_then(|c| c.kv.clone());
+        let kv = KeyValue {
+            key: key.to_vec(),
+            create_revision: prev.as_ref().map_or(main, |p| p.create_revision),
+            mod_revision: main,
+            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            value: value.to_vec(),
+            lease,
+        };
+        changes.push(Change {
+            main,
+            sub: self.sub,
+            kv: Some(kv.clone()),
+        });
+        self.sub += 1;
+        self.events.push(Event {
+            kind: EventKind::Put,
+            kv,
+            prev_kv: prev.clone(),
+        });
+        prev
+    }
+
+    /// Deletes the live keys of a range; returns their previous values.
+    pub(crate) fn delete(
+        &mut self,
+        ks: &mut Keyspace,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Vec<KeyValue> {
+        let main = self.main;
+        let live: Vec<Vec<u8>> = ks
+            .keys_in(key, range_end)
+            .filter(|(_, changes)| changes.last().is_some_and(|c| c.kv.is_some()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut deleted = Vec::new();
+        for k in live {
+            let changes = ks.keys.entry(k.clone()).or_default();
+            let prev = changes.last().and_then(|c| c.kv.clone());
+            changes.push(Change {
+                main,
+                sub: self.sub,
+                kv: None,
+            });
+            self.sub += 1;
+            deleted.extend(prev.clone());
+            self.events.push(Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: k,
+                    create_revision: 0,
+                    mod_revision: main,
+                    version: 0,
+                    value: Vec::new(),
+                    lease: 0,
+                },
+                prev_kv: prev,
+            });
+        }
+        deleted
     }
 }

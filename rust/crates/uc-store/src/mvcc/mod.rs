@@ -9,3 +9,10 @@ mod keyspace;
 pub use keyspace::{
     Event, EventKind, KeyValue, Keyspace, MvccError, RangeOptions, RangeResult, Write,
 };
+
+mod txn;
+
+pub use txn::{
+    check as check_txn, Compare, CompareResult, CompareTarget, RequestOp, ResponseOp, TxnError,
+    TxnRequest, TxnResponse, MAX_TXN_OPS,
+};
