@@ -5,30 +5,13 @@
   lib,
   ...
 }: let
-  inherit (lib) mkOption mkEnableOption types;
   cfg = config.services.ultracloud.deployer;
   port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
 in {
-  options.services.ultracloud.deployer = {
-    enable = mkEnableOption "uc-deployer, UltraCloud's deployer";
-    package = mkOption {
-      type = types.package;
-      default = config.ultracloud.package;
-      defaultText = lib.literalExpression "config.ultracloud.package";
-      description = "Package providing `bin/uc-deployer`.";
-    };
-    settings = mkOption {
-      type = types.attrsOf types.anything;
-      description = ''
-        Written to /etc/ultracloud/deployer.json; set from the node's
-        manifest projection (`manifest.nodes.<node>.daemons.deployer`).
-      '';
-    };
-    openFirewall = mkOption {
-      type = types.bool;
-      default = true;
-      description = "Open the port of `settings.httpListen` (API, cache, dashboard, phone-home).";
-    };
+  options.services.ultracloud.deployer = import ./daemon-options.nix {inherit lib config;} {
+    daemon = "deployer";
+    description = "uc-deployer, UltraCloud's deployer";
+    firewallPurpose = "API, cache, dashboard, phone-home";
   };
 
   config = lib.mkIf cfg.enable {

@@ -6,30 +6,13 @@
   pkgs,
   ...
 }: let
-  inherit (lib) mkOption mkEnableOption types;
   cfg = config.services.ultracloud.nix-agent;
   port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
 in {
-  options.services.ultracloud.nix-agent = {
-    enable = mkEnableOption "uc-nix-agent, which keeps this node on its desired NixOS system";
-    package = mkOption {
-      type = types.package;
-      default = config.ultracloud.package;
-      defaultText = lib.literalExpression "config.ultracloud.package";
-      description = "Package providing `bin/uc-nix-agent`.";
-    };
-    settings = mkOption {
-      type = types.attrsOf types.anything;
-      description = ''
-        Written to /etc/ultracloud/nix-agent.json; set from the node's
-        manifest projection (`manifest.nodes.<node>.daemons.nix-agent`).
-      '';
-    };
-    openFirewall = mkOption {
-      type = types.bool;
-      default = true;
-      description = "Open the port of `settings.httpListen` (/health, /metrics).";
-    };
+  options.services.ultracloud.nix-agent = import ./daemon-options.nix {inherit lib config;} {
+    daemon = "nix-agent";
+    description = "uc-nix-agent, which keeps this node on its desired NixOS system";
+    firewallPurpose = "/health, /metrics";
   };
 
   config = lib.mkIf cfg.enable {

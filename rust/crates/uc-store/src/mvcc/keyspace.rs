@@ -22,6 +22,20 @@ pub enum EventKind {
     Delete,
 }
 
+impl KeyValue {
+    /// What a delete event carries: the key and the deleting revision.
+    pub(crate) fn tombstone(key: Vec<u8>, mod_revision: i64) -> KeyValue {
+        KeyValue {
+            key,
+            create_revision: 0,
+            mod_revision,
+            version: 0,
+            value: Vec::new(),
+            lease: 0,
+        }
+    }
+}
+
 /// A change as a watcher sees it. A delete's `kv` is etcd's tombstone: the
 /// key and the deleting revision, everything else zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,14 +329,7 @@ impl Keyspace {
                     },
                     None => Event {
                         kind: EventKind::Delete,
-                        kv: KeyValue {
-                            key: k.clone(),
-                            create_revision: 0,
-                            mod_revision: change.main,
-                            version: 0,
-                            value: Vec::new(),
-                            lease: 0,
-                        },
+                        kv: KeyValue::tombstone(k.clone(), change.main),
                         prev_kv,
                     },
                 };
@@ -402,14 +409,7 @@ impl Pending {
             deleted.extend(prev.clone());
             self.events.push(Event {
                 kind: EventKind::Delete,
-                kv: KeyValue {
-                    key: k,
-                    create_revision: 0,
-                    mod_revision: main,
-                    version: 0,
-                    value: Vec::new(),
-                    lease: 0,
-                },
+                kv: KeyValue::tombstone(k, main),
                 prev_kv: prev,
             });
         }

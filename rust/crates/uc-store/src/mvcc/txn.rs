@@ -210,14 +210,7 @@ impl Keyspace {
             // A missing key compares as zeroes, except on its value.
             return !matches!(compare.target, CompareTarget::Value(_))
                 && holds(
-                    &KeyValue {
-                        key: compare.key.clone(),
-                        create_revision: 0,
-                        mod_revision: 0,
-                        version: 0,
-                        value: Vec::new(),
-                        lease: 0,
-                    },
+                    &KeyValue::tombstone(compare.key.clone(), 0),
                     compare,
                 );
         }
