@@ -209,10 +209,7 @@ impl Keyspace {
         if kvs.is_empty() {
             // A missing key compares as zeroes, except on its value.
             return !matches!(compare.target, CompareTarget::Value(_))
-                && holds(
-                    &KeyValue::tombstone(compare.key.clone(), 0),
-                    compare,
-                );
+                && holds(&KeyValue::tombstone(compare.key.clone(), 0), compare);
         }
         kvs.iter().all(|kv| holds(kv, compare))
     }
