@@ -66,6 +66,28 @@ pub enum Write {
     Delete { key: Vec<u8>, range_end: Vec<u8> },
 }
 
+/// What a range sorts by, as etcd's `RangeRequest.SortTarget`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortTarget {
+    #[default]
+    Key,
+    Version,
+    Create,
+    Mod,
+    Value,
+}
+
+/// etcd's `RangeRequest.SortOrder`. `None` with a target other than `Key`
+/// sorts ascending, as etcd does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortOrder {
+    #[default]
+    None,
+    Ascend,
+    Descend,
+}
+
+/// The options of etcd's `RangeRequest`; zero values mean "not set".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RangeOptions {
     /// 0: the current revision.
@@ -73,6 +95,52 @@ pub struct RangeOptions {
     /// 0: no limit.
     pub limit: usize,
     pub count_only: bool,
+    /// Return keys without their values.
+    pub keys_only: bool,
+    pub sort_order: SortOrder,
+    pub sort_target: SortTarget,
+    /// Filters on the returned keys (0: unset); `count` ignores them, as in etcd.
+    pub min_mod_revision: i64,
+    pub max_mod_revision: i64,
+    pub min_create_revision: i64,
+    pub max_create_revision: i64,
+}
+
+impl RangeOptions {
+    fn keeps(&self, kv: &KeyValue) -> bool {
+        let above = |value: i64, min: i64| min == 0 || value >= min;
+        let below = |value: i64, max: i64| max == 0 || value <= max;
+        above(kv.mod_revision, self.min_mod_revision)
+            && below(kv.mod_revision, self.max_mod_revision)
+            && above(kv.create_revision, self.min_create_revision)
+            && below(kv.create_revision, self.max_create_revision)
+    }
+
+    /// Sorts key-ordered values as etcd's server does after fetching them.
+    fn sort(&self, kvs: &mut [&KeyValue]) {
+        let order = match (self.sort_target, self.sort_order) {
+            // Already in ascending key order.
+            (SortTarget::Key, SortOrder::None | SortOrder::Ascend) => return,
+            (_, SortOrder::None) => SortOrder::Ascend,
+            (_, order) => order,
+        };
+        let target = self.sort_target;
+        // Stable, so equal values stay in key order: deterministic.
+        kvs.sort_by(|a, b| {
+            let ordering = match target {
+                SortTarget::Key => a.key.cmp(&b.key),
+                SortTarget::Version => a.version.cmp(&b.version),
+                SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+                SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+                SortTarget::Value => a.value.cmp(&b.value),
+            };
+            if order == SortOrder::Descend {
+                ordering.reverse()
+            } else {
+                ordering
+            }
+        });
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,18 +156,18 @@ pub struct RangeResult {
 
 /// One change of one key: its value after the change, None for a delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Change {
-    main: i64,
-    sub: i64,
-    kv: Option<KeyValue>,
+pub(crate) struct Change {
+    pub(crate) main: i64,
+    pub(crate) sub: i64,
+    pub(crate) kv: Option<KeyValue>,
 }
 
 /// The key space and its history back to the compacted revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyspace {
-    revision: i64,
-    compacted: i64,
-    keys: BTreeMap<Vec<u8>, Vec<Change>>,
+    pub(crate) revision: i64,
+    pub(crate) compacted: i64,
+    pub(crate) keys: BTreeMap<Vec<u8>, Vec<Change>>,
 }
 
 impl Default for Keyspace {
@@ -117,6 +185,15 @@ fn bounds<'a>(key: &'a [u8], range_end: &'a [u8]) -> (Bound<&'a [u8]>, Bound<&'a
         [0] if key == [0] => (Bound::Unbounded, Bound::Unbounded),
         [0] => (Bound::Included(key), Bound::Unbounded),
         end => (Bound::Included(key), Bound::Excluded(end)),
+    }
+}
+
+/// Whether `key` is in the range `start`/`end` by etcd's conventions.
+pub(crate) fn in_range(key: &[u8], start: &[u8], end: &[u8]) -> bool {
+    match end {
+        [] => key == start,
+        [0] => key >= start,
+        end => key >= start && key < end,
     }
 }
 
@@ -145,7 +222,7 @@ impl Keyspace {
         self.compacted
     }
 
-    fn live(changes: &[Change], at: i64) -> Option<&KeyValue> {
+    pub(crate) fn live(changes: &[Change], at: i64) -> Option<&KeyValue> {
         changes
             .iter()
             .rev()
@@ -153,7 +230,7 @@ impl Keyspace {
             .and_then(|c| c.kv.as_ref())
     }
 
-    fn keys_in<'a>(
+    pub(crate) fn keys_in<'a>(
         &'a self,
         key: &'a [u8],
         range_end: &'a [u8],
@@ -211,7 +288,9 @@ impl Keyspace {
         (self.revision, pending.events)
     }
 
-    /// Reads the range as a transaction in progress sees it.
+    /// Reads the range as a transaction in progress sees it. An explicit
+    /// revision is checked against the store before the transaction, as etcd
+    /// checks a txn's ranges before running it.
     pub(crate) fn range_pending(
         &self,
         pending: &Pending,
@@ -219,12 +298,33 @@ impl Keyspace {
         range_end: &[u8],
         options: RangeOptions,
     ) -> Result<RangeResult, MvccError> {
-        if options.revision > 0 {
-            return self.range(key, range_end, options);
-        }
-        let mut result = self.range_at(pending.main, key, range_end, options);
-        result.revision = self.revision;
+        let mut result = if options.revision > 0 {
+            self.range(key, range_end, options)?
+        } else {
+            self.range_at(pending.main, key, range_end, options)
+        };
+        result.revision = pending.revision(self);
         Ok(result)
+    }
+
+    /// The live value of one key at the store's revision, ignoring any
+    /// transaction in progress.
+    pub(crate) fn get_committed(&self, key: &[u8]) -> Option<&KeyValue> {
+        self.keys
+            .get(key)
+            .and_then(|changes| Self::live(changes, self.revision))
+    }
+
+    /// The live values of a range at the store's revision, ignoring any
+    /// transaction in progress: what etcd's txn compares see.
+    pub(crate) fn range_committed<'a>(
+        &'a self,
+        key: &'a [u8],
+        range_end: &'a [u8],
+    ) -> Vec<&'a KeyValue> {
+        self.keys_in(key, range_end)
+            .filter_map(|(_, changes)| Self::live(changes, self.revision))
+            .collect()
     }
 
     fn check_revision(&self, revision: i64) -> Result<i64, MvccError> {
@@ -260,22 +360,34 @@ impl Keyspace {
         range_end: &[u8],
         options: RangeOptions,
     ) -> RangeResult {
-        let live: Vec<&KeyValue> = self
+        let mut live: Vec<&KeyValue> = self
             .keys_in(key, range_end)
             .filter_map(|(_, changes)| Self::live(changes, at))
             .collect();
         let count = live.len();
-        let take = if options.count_only {
-            0
-        } else if options.limit > 0 {
-            options.limit.min(count)
-        } else {
-            count
-        };
+        if options.count_only {
+            live.clear();
+        }
+        live.retain(|kv| options.keeps(kv));
+        options.sort(&mut live);
+        let more = options.limit > 0 && live.len() > options.limit;
+        if more {
+            live.truncate(options.limit);
+        }
+        let kvs = live
+            .into_iter()
+            .map(|kv| {
+                let mut kv = kv.clone();
+                if options.keys_only {
+                    kv.value.clear();
+                }
+                kv
+            })
+            .collect();
         RangeResult {
-            kvs: live.into_iter().take(take).cloned().collect(),
+            kvs,
             count,
-            more: options.limit > 0 && count > options.limit,
+            more,
             revision: self.revision,
         }
     }
@@ -302,43 +414,6 @@ impl Keyspace {
         self.compacted = revision;
         Ok(())
     }
-
-    /// Every event in the range at or after `start`, in revision order, with
-    /// the previous value of each key: what a watch created at `start` replays.
-    pub fn events_since(
-        &self,
-        key: &[u8],
-        range_end: &[u8],
-        start: i64,
-    ) -> Result<Vec<Event>, MvccError> {
-        if start > 0 && start < self.compacted {
-            return Err(MvccError::Compacted);
-        }
-        let mut events: Vec<(i64, i64, Event)> = Vec::new();
-        for (k, changes) in self.keys_in(key, range_end) {
-            for (i, change) in changes.iter().enumerate() {
-                if change.main < start {
-                    continue;
-                }
-                let prev_kv = i.checked_sub(1).and_then(|p| changes[p].kv.clone());
-                let event = match &change.kv {
-                    Some(kv) => Event {
-                        kind: EventKind::Put,
-                        kv: kv.clone(),
-                        prev_kv,
-                    },
-                    None => Event {
-                        kind: EventKind::Delete,
-                        kv: KeyValue::tombstone(k.clone(), change.main),
-                        prev_kv,
-                    },
-                };
-                events.push((change.main, change.sub, event));
-            }
-        }
-        events.sort_by_key(|(main, sub, _)| (*main, *sub));
-        Ok(events.into_iter().map(|(_, _, e)| e).collect())
-    }
 }
 
 /// The changes of a write transaction in progress, all at revision `main`.
@@ -350,6 +425,16 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// The revision a read inside the transaction reports: the new one once
+    /// it has written something.
+    pub(crate) fn revision(&self, ks: &Keyspace) -> i64 {
+        if self.events.is_empty() {
+            ks.revision
+        } else {
+            self.main
+        }
+    }
+
     /// Puts a key; returns its previous value.
     pub(crate) fn put(
         &mut self,

@@ -1,11 +1,13 @@
-//! etcd's Txn: compares evaluated against the store as it is, then the
-//! success or failure ops, all as one write transaction (one revision when
+//! etcd's KV requests: Put, DeleteRange and Txn. A Txn's compares, nested
+//! ones included, see the store as it was before the transaction; then the
+//! success or failure ops run as one write transaction (one revision when
 //! anything is written), with reads inside it seeing its earlier writes.
+//! Requests etcd refuses are refused before anything is written.
 
 use std::collections::BTreeSet;
 
-use super::keyspace::{Keyspace, Pending};
-use super::{KeyValue, MvccError, RangeOptions, RangeResult};
+use super::keyspace::{in_range, Keyspace, Pending};
+use super::{Event, KeyValue, MvccError, RangeOptions, RangeResult};
 
 /// etcd's --max-txn-ops default.
 pub const MAX_TXN_OPS: usize = 128;
@@ -36,22 +38,45 @@ pub struct Compare {
     pub target: CompareTarget,
 }
 
+/// etcd's `RangeRequest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeRequest {
+    pub key: Vec<u8>,
+    /// etcd's range conventions (see `Keyspace::range`).
+    pub range_end: Vec<u8>,
+    pub options: RangeOptions,
+}
+
+/// etcd's `PutRequest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutRequest {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    /// Lease id, 0 for none.
+    pub lease: i64,
+    /// Return the key's value before the put.
+    pub prev_kv: bool,
+    /// Keep the current value (the key must exist; `value` must be empty).
+    pub ignore_value: bool,
+    /// Keep the current lease (the key must exist; `lease` must be 0).
+    pub ignore_lease: bool,
+}
+
+/// etcd's `DeleteRangeRequest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteRangeRequest {
+    pub key: Vec<u8>,
+    /// etcd's range conventions (see `Keyspace::range`).
+    pub range_end: Vec<u8>,
+    /// Return the deleted values.
+    pub prev_kv: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestOp {
-    Range {
-        key: Vec<u8>,
-        range_end: Vec<u8>,
-        options: RangeOptions,
-    },
-    Put {
-        key: Vec<u8>,
-        value: Vec<u8>,
-        lease: i64,
-    },
-    DeleteRange {
-        key: Vec<u8>,
-        range_end: Vec<u8>,
-    },
+    Range(RangeRequest),
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
     Txn(TxnRequest),
 }
 
@@ -63,15 +88,27 @@ pub struct TxnRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResponse {
+    /// Set when asked for and the key existed.
+    pub prev_kv: Option<KeyValue>,
+    /// The store's revision after the put.
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRangeResponse {
+    pub deleted: i64,
+    /// The deleted values, when asked for.
+    pub prev_kvs: Vec<KeyValue>,
+    /// The store's revision after the delete.
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponseOp {
     Range(RangeResult),
-    Put {
-        prev_kv: Option<KeyValue>,
-    },
-    DeleteRange {
-        deleted: i64,
-        prev_kvs: Vec<KeyValue>,
-    },
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
 }
 
@@ -79,13 +116,22 @@ pub enum ResponseOp {
 pub struct TxnResponse {
     pub succeeded: bool,
     pub responses: Vec<ResponseOp>,
-    /// The store's revision after the transaction.
+    /// The store's revision after the transaction (0 in a nested one, as etcd).
     pub revision: i64,
 }
 
-/// Errors carry etcd's texts.
+/// A refused request; nothing was written. The texts are etcd's: clients
+/// match on them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TxnError {
+pub enum RequestError {
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
     #[error("etcdserver: too many operations in txn request")]
     TooManyOps,
     #[error("etcdserver: duplicate key given in txn request")]
@@ -94,10 +140,11 @@ pub enum TxnError {
     Mvcc(#[from] MvccError),
 }
 
-/// Refuses what etcd refuses before executing anything: too many ops, and a
-/// key written twice in one branch (puts, and puts inside deleted ranges),
+/// Refuses what etcd's API layer refuses before executing anything: empty
+/// keys, `ignore_value`/`ignore_lease` with a value/lease, too many ops, and
+/// a key written twice in one branch (puts, and puts inside deleted ranges),
 /// nested transactions included.
-pub fn check(request: &TxnRequest) -> Result<(), TxnError> {
+pub fn check(request: &TxnRequest) -> Result<(), RequestError> {
     if [
         request.compare.len(),
         request.success.len(),
@@ -106,7 +153,15 @@ pub fn check(request: &TxnRequest) -> Result<(), TxnError> {
     .iter()
     .any(|n| *n > MAX_TXN_OPS)
     {
-        return Err(TxnError::TooManyOps);
+        return Err(RequestError::TooManyOps);
+    }
+    for op in request.success.iter().chain(&request.failure) {
+        match op {
+            RequestOp::Range(range) => check_key(&range.key)?,
+            RequestOp::Put(put) => check_put(put)?,
+            RequestOp::DeleteRange(delete) => check_key(&delete.key)?,
+            RequestOp::Txn(nested) => check(nested)?,
+        }
     }
     for branch in [&request.success, &request.failure] {
         check_branch(branch, &mut BTreeSet::new(), &mut Vec::new())?;
@@ -114,39 +169,55 @@ pub fn check(request: &TxnRequest) -> Result<(), TxnError> {
     Ok(())
 }
 
-fn in_range(key: &[u8], start: &[u8], end: &[u8]) -> bool {
-    match end {
-        [] => key == start,
-        [0] => key >= start,
-        end => key >= start && key < end,
+fn check_key(key: &[u8]) -> Result<(), RequestError> {
+    if key.is_empty() {
+        return Err(RequestError::EmptyKey);
     }
+    Ok(())
+}
+
+fn check_put(put: &PutRequest) -> Result<(), RequestError> {
+    check_key(&put.key)?;
+    if put.ignore_value && !put.value.is_empty() {
+        return Err(RequestError::ValueProvided);
+    }
+    if put.ignore_lease && put.lease != 0 {
+        return Err(RequestError::LeaseProvided);
+    }
+    Ok(())
 }
 
 fn check_branch(
     ops: &[RequestOp],
     puts: &mut BTreeSet<Vec<u8>>,
     deletes: &mut Vec<(Vec<u8>, Vec<u8>)>,
-) -> Result<(), TxnError> {
+) -> Result<(), RequestError> {
     for op in ops {
         match op {
-            RequestOp::Put { key, .. } => {
+            RequestOp::Put(PutRequest { key, .. }) => {
                 if !puts.insert(key.clone()) || deletes.iter().any(|(s, e)| in_range(key, s, e)) {
-                    return Err(TxnError::DuplicateKey);
+                    return Err(RequestError::DuplicateKey);
                 }
             }
-            RequestOp::DeleteRange { key, range_end } => {
+            RequestOp::DeleteRange(DeleteRangeRequest { key, range_end, .. }) => {
                 if puts.iter().any(|p| in_range(p, key, range_end)) {
-                    return Err(TxnError::DuplicateKey);
+                    return Err(RequestError::DuplicateKey);
                 }
                 deletes.push((key.clone(), range_end.clone()));
             }
             RequestOp::Txn(nested) => {
-                check(nested)?;
+                // Either branch may run: later ops must avoid the writes of
+                // both, but the two branches may write the same key.
+                let (outer_puts, outer_deletes) = (puts.clone(), deletes.clone());
                 for branch in [&nested.success, &nested.failure] {
-                    check_branch(branch, &mut puts.clone(), &mut deletes.clone())?;
+                    let (mut branch_puts, mut branch_deletes) =
+                        (outer_puts.clone(), outer_deletes.clone());
+                    check_branch(branch, &mut branch_puts, &mut branch_deletes)?;
+                    puts.append(&mut branch_puts);
+                    deletes.extend(branch_deletes.drain(outer_deletes.len()..));
                 }
             }
-            RequestOp::Range { .. } => {}
+            RequestOp::Range(_) => {}
         }
     }
     Ok(())
@@ -171,7 +242,7 @@ fn holds(kv: &KeyValue, compare: &Compare) -> bool {
 
 impl Keyspace {
     /// Runs a transaction; on error nothing was written.
-    pub fn txn(&mut self, request: &TxnRequest) -> Result<TxnResponse, TxnError> {
+    pub fn txn(&mut self, request: &TxnRequest) -> Result<TxnResponse, RequestError> {
         self.txn_with_events(request).map(|(response, _)| response)
     }
 
@@ -179,7 +250,7 @@ impl Keyspace {
     pub fn txn_with_events(
         &mut self,
         request: &TxnRequest,
-    ) -> Result<(TxnResponse, Vec<super::Event>), TxnError> {
+    ) -> Result<(TxnResponse, Vec<Event>), RequestError> {
         check(request)?;
         let mut pending = self.begin();
         let (succeeded, responses) = match self.run(&mut pending, request) {
@@ -200,12 +271,34 @@ impl Keyspace {
         ))
     }
 
-    fn compare_holds(&self, pending: &Pending, compare: &Compare) -> bool {
-        let all = RangeOptions::default();
-        let kvs = self
-            .range_pending(pending, &compare.key, &compare.range_end, all)
-            .map(|r| r.kvs)
-            .unwrap_or_default();
+    /// etcd's Put: one new revision.
+    pub fn put(&mut self, request: &PutRequest) -> Result<(PutResponse, Vec<Event>), RequestError> {
+        check_put(request)?;
+        let mut pending = self.begin();
+        // A put fails (key not found) before it writes anything.
+        let mut response = self.run_put(&mut pending, request)?;
+        let (revision, events) = self.commit(pending);
+        response.revision = revision;
+        Ok((response, events))
+    }
+
+    /// etcd's DeleteRange: one new revision when it deletes anything.
+    pub fn delete_range(
+        &mut self,
+        request: &DeleteRangeRequest,
+    ) -> Result<(DeleteRangeResponse, Vec<Event>), RequestError> {
+        check_key(&request.key)?;
+        let mut pending = self.begin();
+        let mut response = self.run_delete(&mut pending, request);
+        let (revision, events) = self.commit(pending);
+        response.revision = revision;
+        Ok((response, events))
+    }
+
+    /// etcd evaluates every compare, nested ones included, against the store
+    /// as it was before the transaction: its own writes are invisible here.
+    fn compare_holds(&self, compare: &Compare) -> bool {
+        let kvs = self.range_committed(&compare.key, &compare.range_end);
         if kvs.is_empty() {
             // A missing key compares as zeroes, except on its value.
             return !matches!(compare.target, CompareTarget::Value(_))
@@ -218,11 +311,8 @@ impl Keyspace {
         &mut self,
         pending: &mut Pending,
         request: &TxnRequest,
-    ) -> Result<(bool, Vec<ResponseOp>), TxnError> {
-        let succeeded = request
-            .compare
-            .iter()
-            .all(|c| self.compare_holds(pending, c));
+    ) -> Result<(bool, Vec<ResponseOp>), RequestError> {
+        let succeeded = request.compare.iter().all(|c| self.compare_holds(c));
         let ops = if succeeded {
             &request.success
         } else {
@@ -231,20 +321,15 @@ impl Keyspace {
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             responses.push(match op {
-                RequestOp::Range {
-                    key,
-                    range_end,
-                    options,
-                } => ResponseOp::Range(self.range_pending(pending, key, range_end, *options)?),
-                RequestOp::Put { key, value, lease } => ResponseOp::Put {
-                    prev_kv: pending.put(self, key, value, *lease),
-                },
-                RequestOp::DeleteRange { key, range_end } => {
-                    let prev_kvs = pending.delete(self, key, range_end);
-                    ResponseOp::DeleteRange {
-                        deleted: prev_kvs.len() as i64,
-                        prev_kvs,
-                    }
+                RequestOp::Range(range) => ResponseOp::Range(self.range_pending(
+                    pending,
+                    &range.key,
+                    &range.range_end,
+                    range.options,
+                )?),
+                RequestOp::Put(put) => ResponseOp::Put(self.run_put(pending, put)?),
+                RequestOp::DeleteRange(delete) => {
+                    ResponseOp::DeleteRange(self.run_delete(pending, delete))
                 }
                 RequestOp::Txn(nested) => {
                     let (succeeded, responses) = self.run(pending, nested)?;
@@ -257,5 +342,45 @@ impl Keyspace {
             });
         }
         Ok((succeeded, responses))
+    }
+
+    fn run_put(
+        &mut self,
+        pending: &mut Pending,
+        put: &PutRequest,
+    ) -> Result<PutResponse, RequestError> {
+        let (mut value, mut lease) = (&put.value, put.lease);
+        if put.ignore_value || put.ignore_lease {
+            // Checked against the store before the txn, as etcd does; no
+            // earlier op of the txn can have written the key (duplicate check).
+            let current = self
+                .get_committed(&put.key)
+                .ok_or(RequestError::KeyNotFound)?;
+            if put.ignore_value {
+                value = &current.value;
+            }
+            if put.ignore_lease {
+                lease = current.lease;
+            }
+        }
+        let value = value.clone();
+        let prev = pending.put(self, &put.key, &value, lease);
+        Ok(PutResponse {
+            prev_kv: if put.prev_kv { prev } else { None },
+            revision: pending.revision(self),
+        })
+    }
+
+    fn run_delete(
+        &mut self,
+        pending: &mut Pending,
+        delete: &DeleteRangeRequest,
+    ) -> DeleteRangeResponse {
+        let prev_kvs = pending.delete(self, &delete.key, &delete.range_end);
+        DeleteRangeResponse {
+            deleted: prev_kvs.len() as i64,
+            prev_kvs: if delete.prev_kv { prev_kvs } else { Vec::new() },
+            revision: pending.revision(self),
+        }
     }
 }
