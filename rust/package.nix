@@ -3,6 +3,7 @@
 {
   lib,
   rustPlatform,
+  protobuf,
 }: let
   fs = lib.fileset;
 in
@@ -23,6 +24,12 @@ in
     cargoRoot = "rust";
     buildAndTestSubdir = "rust";
     cargoLock.lockFile = ./Cargo.lock;
+
+    # uc-proto compiles etcd's protos at build time.
+    nativeBuildInputs = [protobuf];
+    # The integration tests need real peers (etcd, etcdctl, nix) and loopback
+    # networking; they run in scripts/check, not in the build sandbox.
+    doCheck = false;
 
     meta = {
       description = "UltraCloud daemons and CLI";

@@ -1,8 +1,15 @@
 //! uc-store: a Raft-replicated key-value store that speaks etcd's v3 API.
 //!
-//! Implemented so far: `mvcc`, the multi-version key space with etcd's
-//! revision semantics, as deterministic logic without I/O. The Raft log and
-//! state machine (openraft + redb), the gRPC services and the daemon build on
-//! it.
+//! - `mvcc`: the multi-version keyspace with etcd's revision semantics.
+//! - `state`: the replicated state machine (keyspace, leases, alarms).
+//! - `raft`: openraft with the log in redb and snapshots on disk.
 
+pub mod api;
+pub mod errors;
+pub mod http;
+pub mod ids;
 pub mod mvcc;
+pub mod node;
+pub mod raft;
+pub mod server;
+pub mod state;

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 /// A key's value at some revision, as etcd's `mvccpb.KeyValue`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyValue {
     pub key: Vec<u8>,
     /// Revision of the put that created this generation of the key.
@@ -16,7 +16,7 @@ pub struct KeyValue {
     pub lease: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     Put,
     Delete,
@@ -38,7 +38,7 @@ impl KeyValue {
 
 /// A change as a watcher sees it. A delete's `kv` is etcd's tombstone: the
 /// key and the deleting revision, everything else zero.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub kind: EventKind,
     pub kv: KeyValue,
@@ -46,7 +46,9 @@ pub struct Event {
 }
 
 /// Errors carry etcd's texts: clients match on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 pub enum MvccError {
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
@@ -55,7 +57,7 @@ pub enum MvccError {
 }
 
 /// One write of a transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     Put {
         key: Vec<u8>,
@@ -67,7 +69,7 @@ pub enum Write {
 }
 
 /// What a range sorts by, as etcd's `RangeRequest.SortTarget`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SortTarget {
     #[default]
     Key,
@@ -79,7 +81,7 @@ pub enum SortTarget {
 
 /// etcd's `RangeRequest.SortOrder`. `None` with a target other than `Key`
 /// sorts ascending, as etcd does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SortOrder {
     #[default]
     None,
@@ -88,7 +90,7 @@ pub enum SortOrder {
 }
 
 /// The options of etcd's `RangeRequest`; zero values mean "not set".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeOptions {
     /// 0: the current revision.
     pub revision: i64,
@@ -143,7 +145,7 @@ impl RangeOptions {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeResult {
     pub kvs: Vec<KeyValue>,
     /// Keys in the range, whatever the limit.
@@ -501,3 +503,27 @@ impl Pending {
         deleted
     }
 }
+
+impl Keyspace {
+    /// Bytes of every retained version (keys, values and a fixed overhead per
+    /// version, as etcd's backend stores each revision): what the quota counts.
+    pub fn retained_bytes(&self) -> u64 {
+        self.keys
+            .iter()
+            .map(|(key, changes)| {
+                changes
+                    .iter()
+                    .map(|c| {
+                        (key.len()
+                            + c.kv.as_ref().map_or(0, |kv| kv.value.len())
+                            + VERSION_OVERHEAD) as u64
+                    })
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+}
+
+/// Bytes a stored version costs beyond its key and value (revision, create/mod
+/// revision, version, lease), close to etcd's on-disk KeyValue.
+pub const VERSION_OVERHEAD: usize = 48;

@@ -9,7 +9,7 @@ mod keyspace;
 
 pub use keyspace::{
     Event, EventKind, KeyValue, Keyspace, MvccError, RangeOptions, RangeResult, SortOrder,
-    SortTarget, Write,
+    SortTarget, Write, VERSION_OVERHEAD,
 };
 
 mod txn;

@@ -8,7 +8,7 @@ use super::{EventKind, KeyValue};
 
 /// One change of one key at revision `main`/`sub`. A delete's `kv` is the
 /// tombstone: the key and the deleting revision, everything else zero.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     pub main: i64,
     pub sub: i64,
@@ -16,7 +16,7 @@ pub struct Record {
     pub kv: KeyValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub revision: i64,
     pub compacted_revision: i64,

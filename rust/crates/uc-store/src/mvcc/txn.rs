@@ -12,7 +12,7 @@ use super::{Event, KeyValue, MvccError, RangeOptions, RangeResult};
 /// etcd's --max-txn-ops default.
 pub const MAX_TXN_OPS: usize = 128;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CompareResult {
     Equal,
     Greater,
@@ -20,7 +20,7 @@ pub enum CompareResult {
     NotEqual,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CompareTarget {
     Version(i64),
     CreateRevision(i64),
@@ -29,7 +29,7 @@ pub enum CompareTarget {
     Lease(i64),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Compare {
     pub key: Vec<u8>,
     /// etcd's range conventions; every key in the range must satisfy the compare.
@@ -39,7 +39,7 @@ pub struct Compare {
 }
 
 /// etcd's `RangeRequest`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeRequest {
     pub key: Vec<u8>,
     /// etcd's range conventions (see `Keyspace::range`).
@@ -48,7 +48,7 @@ pub struct RangeRequest {
 }
 
 /// etcd's `PutRequest`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PutRequest {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
@@ -63,7 +63,7 @@ pub struct PutRequest {
 }
 
 /// etcd's `DeleteRangeRequest`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRangeRequest {
     pub key: Vec<u8>,
     /// etcd's range conventions (see `Keyspace::range`).
@@ -72,7 +72,7 @@ pub struct DeleteRangeRequest {
     pub prev_kv: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RequestOp {
     Range(RangeRequest),
     Put(PutRequest),
@@ -80,14 +80,14 @@ pub enum RequestOp {
     Txn(TxnRequest),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxnRequest {
     pub compare: Vec<Compare>,
     pub success: Vec<RequestOp>,
     pub failure: Vec<RequestOp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PutResponse {
     /// Set when asked for and the key existed.
     pub prev_kv: Option<KeyValue>,
@@ -95,7 +95,7 @@ pub struct PutResponse {
     pub revision: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRangeResponse {
     pub deleted: i64,
     /// The deleted values, when asked for.
@@ -104,7 +104,7 @@ pub struct DeleteRangeResponse {
     pub revision: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ResponseOp {
     Range(RangeResult),
     Put(PutResponse),
@@ -112,7 +112,7 @@ pub enum ResponseOp {
     Txn(TxnResponse),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxnResponse {
     pub succeeded: bool,
     pub responses: Vec<ResponseOp>,
@@ -122,7 +122,7 @@ pub struct TxnResponse {
 
 /// A refused request; nothing was written. The texts are etcd's: clients
 /// match on them.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum RequestError {
     #[error("etcdserver: key is not provided")]
     EmptyKey,

@@ -6,7 +6,7 @@ use super::keyspace::{in_range, Keyspace};
 use super::{Event, EventKind, KeyValue, MvccError};
 
 /// The part of etcd's `WatchCreateRequest` that selects events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WatchFilter {
     pub key: Vec<u8>,
     /// etcd's range conventions (see `Keyspace::range`).

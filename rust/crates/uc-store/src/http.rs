@@ -1,0 +1,102 @@
+//! `/metrics` (Prometheus text) and `/health` on the metrics URLs.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+use crate::node::Node;
+
+pub fn router(node: Arc<Node>) -> Router {
+    let health_node = node.clone();
+    Router::new()
+        .route("/metrics", get(move || async move { metrics(&node) }))
+        .route("/health", get(move || async move { health(&health_node) }))
+}
+
+/// As etcd's /health: healthy when the member knows a leader.
+fn health(node: &Node) -> (StatusCode, &'static str) {
+    match node.leader() {
+        Some(_) => (StatusCode::OK, "{\"health\":\"true\"}\n"),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"health\":\"false\",\"reason\":\"no leader\"}\n",
+        ),
+    }
+}
+
+fn metrics(node: &Node) -> String {
+    let metrics = node.raft.metrics().borrow().clone();
+    let (revision, compacted, size, leases, alarms) = {
+        let machine = node.shared.read();
+        let state = &machine.state;
+        (
+            state.keyspace.revision(),
+            state.keyspace.compacted_revision(),
+            state.size,
+            state.leases.len(),
+            state.nospace.len(),
+        )
+    };
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        "uc_store_has_leader",
+        "1 when this member knows a leader.",
+        f64::from(u8::from(metrics.current_leader.is_some())),
+    );
+    gauge(
+        "uc_store_is_leader",
+        "1 when this member is the leader.",
+        f64::from(u8::from(metrics.current_leader == Some(node.id))),
+    );
+    gauge(
+        "uc_store_raft_term",
+        "Current Raft term.",
+        metrics.current_term as f64,
+    );
+    gauge(
+        "uc_store_raft_last_log_index",
+        "Index of the last entry in this member's log.",
+        metrics.last_log_index.unwrap_or(0) as f64,
+    );
+    gauge(
+        "uc_store_raft_applied_index",
+        "Index of the last entry applied here.",
+        metrics.last_applied.map_or(0, |id| id.index) as f64,
+    );
+    gauge(
+        "uc_store_revision",
+        "Current MVCC revision.",
+        revision as f64,
+    );
+    gauge(
+        "uc_store_compacted_revision",
+        "Revision history is compacted to.",
+        compacted as f64,
+    );
+    gauge(
+        "uc_store_db_size_in_use_bytes",
+        "Bytes of retained versions (what the quota counts).",
+        size as f64,
+    );
+    gauge(
+        "uc_store_quota_bytes",
+        "--quota-backend-bytes.",
+        node.quota_bytes() as f64,
+    );
+    gauge("uc_store_leases", "Granted leases.", leases as f64);
+    gauge(
+        "uc_store_nospace_alarms",
+        "Members with an active NOSPACE alarm.",
+        alarms as f64,
+    );
+    out
+}

@@ -1,0 +1,247 @@
+//! `uc-store`: a member of UltraCloud's store. Reads the config Nix renders
+//! (`/etc/ultracloud/store.json`) when given `--config`; every etcd flag
+//! below overrides it and has etcd's name and meaning, so scripts written
+//! for etcd keep working.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use uc_store::server::{parse_retention, Settings};
+use uc_types::{ClusterState, DaemonConfig, InitialMember, StoreConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "uc-store",
+    version,
+    about = "UltraCloud store: a Raft-replicated key-value store speaking etcd's v3 API"
+)]
+struct Args {
+    /// Config rendered by Nix (manifest.nodes.<node>.daemons.store); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Human-readable name for this member.
+    #[arg(long)]
+    name: Option<String>,
+    /// Path to the data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// URLs to listen on for client traffic (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    listen_client_urls: Option<Vec<String>>,
+    /// This member's client URLs to advertise to the rest of the cluster.
+    #[arg(long, value_delimiter = ',')]
+    advertise_client_urls: Option<Vec<String>>,
+    /// URLs to listen on for peer traffic.
+    #[arg(long, value_delimiter = ',')]
+    listen_peer_urls: Option<Vec<String>>,
+    /// This member's peer URLs to advertise to the rest of the cluster.
+    #[arg(long, value_delimiter = ',')]
+    initial_advertise_peer_urls: Option<Vec<String>>,
+    /// URLs for /metrics and /health.
+    #[arg(long, value_delimiter = ',')]
+    listen_metrics_urls: Option<Vec<String>>,
+    /// Initial cluster configuration for bootstrapping: name=peerURL,...
+    #[arg(long)]
+    initial_cluster: Option<String>,
+    /// `new` to bootstrap, `existing` to join a cluster this member was added to.
+    #[arg(long)]
+    initial_cluster_state: Option<String>,
+    /// Initial cluster token; part of every member and cluster id.
+    #[arg(long)]
+    initial_cluster_token: Option<String>,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long)]
+    heartbeat_interval: Option<u64>,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long)]
+    election_timeout: Option<u64>,
+    /// Auto compaction retention: hours, or a duration (`30m`); 0 disables it.
+    #[arg(long)]
+    auto_compaction_retention: Option<String>,
+    /// Raise a NOSPACE alarm when the keyspace exceeds this size (0: 2 GiB).
+    #[arg(long)]
+    quota_backend_bytes: Option<u64>,
+    /// Applied entries between Raft snapshots (the log before one is purged).
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_count: u64,
+    /// Do not fsync the Raft log: acknowledged writes can be lost on a crash.
+    /// For tests only, as etcd's flag of the same name.
+    #[arg(long)]
+    unsafe_no_fsync: bool,
+    /// Seconds between progress notifications to watchers that asked for them.
+    #[arg(long, default_value_t = 600)]
+    watch_progress_notify_interval: u64,
+}
+
+fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, String> {
+    let mut members: Vec<InitialMember> = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (name, url) = part.split_once('=').ok_or_else(|| {
+            format!("--initial-cluster: {part:?} is not name=peerURL (e.g. infra0=http://10.0.1.10:2380)")
+        })?;
+        match members.iter_mut().find(|m| m.name == name) {
+            Some(member) => member.peer_urls.push(url.to_string()),
+            None => members.push(InitialMember {
+                name: name.to_string(),
+                peer_urls: vec![url.to_string()],
+            }),
+        }
+    }
+    Ok(members)
+}
+
+fn settings(args: Args) -> Result<Settings, String> {
+    let base = match &args.config {
+        Some(path) => Some(StoreConfig::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    // etcd's defaults when neither the config nor a flag sets a value.
+    let name = args
+        .name
+        .or(base.as_ref().map(|c| c.name.clone()))
+        .unwrap_or_else(|| "default".into());
+    let peer_urls = args
+        .initial_advertise_peer_urls
+        .or(base.as_ref().map(|c| c.initial_advertise_peer_urls.clone()))
+        .unwrap_or_else(|| vec!["http://localhost:2380".into()]);
+    let initial_cluster = match args.initial_cluster {
+        Some(text) => parse_initial_cluster(&text)?,
+        None => match &base {
+            Some(c) => c.initial_cluster.clone(),
+            None => vec![InitialMember {
+                name: name.clone(),
+                peer_urls: peer_urls.clone(),
+            }],
+        },
+    };
+    let state = match args.initial_cluster_state.as_deref() {
+        None => base
+            .as_ref()
+            .map_or(ClusterState::New, |c| c.initial_cluster_state),
+        Some("new") => ClusterState::New,
+        Some("existing") => ClusterState::Existing,
+        Some(other) => {
+            return Err(format!(
+                "--initial-cluster-state {other:?}: expected \"new\" or \"existing\""
+            ))
+        }
+    };
+    let retention = args
+        .auto_compaction_retention
+        .or(base.as_ref().map(|c| c.auto_compaction_retention.clone()))
+        .unwrap_or_else(|| "0".into());
+    let heartbeat = args
+        .heartbeat_interval
+        .or(base.as_ref().map(|c| c.heartbeat_interval_ms))
+        .unwrap_or(100);
+    let election = args
+        .election_timeout
+        .or(base.as_ref().map(|c| c.election_timeout_ms))
+        .unwrap_or(1000);
+    if heartbeat == 0 || election <= heartbeat {
+        return Err(format!(
+            "--election-timeout ({election} ms) must be greater than --heartbeat-interval ({heartbeat} ms), which must be above 0"
+        ));
+    }
+    Ok(Settings {
+        data_dir: args
+            .data_dir
+            .or(base.as_ref().map(|c| PathBuf::from(&c.data_dir)))
+            .unwrap_or_else(|| PathBuf::from(format!("{name}.etcd"))),
+        listen_client_urls: args
+            .listen_client_urls
+            .or(base.as_ref().map(|c| c.listen_client_urls.clone()))
+            .unwrap_or_else(|| vec!["http://localhost:2379".into()]),
+        advertise_client_urls: args
+            .advertise_client_urls
+            .or(base.as_ref().map(|c| c.advertise_client_urls.clone()))
+            .unwrap_or_else(|| vec!["http://localhost:2379".into()]),
+        listen_peer_urls: args
+            .listen_peer_urls
+            .or(base.as_ref().map(|c| c.listen_peer_urls.clone()))
+            .unwrap_or_else(|| vec!["http://localhost:2380".into()]),
+        initial_advertise_peer_urls: peer_urls,
+        listen_metrics_urls: args
+            .listen_metrics_urls
+            .or(base.as_ref().map(|c| c.listen_metrics_urls.clone()))
+            .unwrap_or_default(),
+        initial_cluster,
+        initial_cluster_state: state,
+        initial_cluster_token: args
+            .initial_cluster_token
+            .or(base.as_ref().map(|c| c.initial_cluster_token.clone()))
+            .unwrap_or_else(|| "etcd-cluster".into()),
+        election_timeout_ms: election,
+        heartbeat_interval_ms: heartbeat,
+        auto_compaction_retention: parse_retention(&retention)?,
+        quota_backend_bytes: args
+            .quota_backend_bytes
+            .or(base.as_ref().map(|c| c.quota_backend_bytes))
+            .unwrap_or(0),
+        unsafe_no_fsync: args.unsafe_no_fsync,
+        snapshot_count: args.snapshot_count.max(1),
+        progress_interval: Duration::from_secs(args.watch_progress_notify_interval.max(1)),
+        name,
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match settings(Args::parse()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("uc-store: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("uc-store: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let running = match uc_store::server::start(settings).await {
+            Ok(running) => running,
+            Err(err) => {
+                tracing::error!("{err}");
+                eprintln!("uc-store: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        shutdown_signal().await;
+        tracing::info!("stopping");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+            }
+        }
+        Err(err) => {
+            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! One running member: Raft, the shared state, and what every API needs —
+//! proposing writes (forwarded to the leader from a follower), linearizable
+//! read barriers (read index, asked of the leader), response headers, and
+//! the leader's own duties (lease expiry, auto-compaction).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::ServerState;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use uc_proto::etcdserverpb::ResponseHeader;
+use uc_proto::ucpeer::peer_client::PeerClient;
+use uc_proto::ucpeer::Payload;
+
+use crate::errors;
+use crate::raft::network::peer_channel;
+use crate::raft::state_machine::Shared;
+use crate::raft::{Member, NodeId, Raft};
+use crate::state::{AlarmAction, Applied, Command, Reply};
+
+pub struct Node {
+    pub id: NodeId,
+    pub cluster_id: u64,
+    pub name: String,
+    /// --initial-cluster-token: part of every member id.
+    pub token: String,
+    pub raft: Raft,
+    pub shared: Arc<Shared>,
+    /// --quota-backend-bytes; 0: etcd's default of 2 GiB.
+    pub quota: u64,
+    pub request_timeout: Duration,
+    pub db_path: std::path::PathBuf,
+    pub(crate) peers: Mutex<BTreeMap<NodeId, PeerClient<Channel>>>,
+}
+
+/// What a follower asks of the leader on the peer port.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Forward {
+    Write(Command),
+    /// The leader confirms its leadership and answers the index a
+    /// linearizable read must wait for.
+    ReadIndex,
+    KeepAlive(i64),
+    TimeToLive(i64),
+    Membership(MembershipChange),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MembershipChange {
+    AddLearner {
+        id: NodeId,
+        member: Member,
+    },
+    AddVoter {
+        id: NodeId,
+        member: Member,
+    },
+    Promote {
+        id: NodeId,
+    },
+    Remove {
+        id: NodeId,
+    },
+    /// A member's own name and client URLs, published when it starts (as
+    /// etcd publishes member attributes); peer URLs stay as they are.
+    Publish {
+        id: NodeId,
+        member: Member,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Forwarded {
+    Applied(Applied),
+    ReadIndex(u64),
+    /// A lease's TTL or seconds left; -1 when it does not exist.
+    Ttl(i64),
+    Done,
+}
+
+/// An error that crosses the peer port.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl From<Status> for Failure {
+    fn from(status: Status) -> Self {
+        Failure {
+            code: status.code() as i32,
+            message: status.message().to_string(),
+        }
+    }
+}
+
+impl From<Failure> for Status {
+    fn from(failure: Failure) -> Self {
+        Status::new(Code::from_i32(failure.code), failure.message)
+    }
+}
+
+impl Node {
+    /// etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds.
+    pub fn min_lease_ttl(&self) -> i64 {
+        let election_ms = self.raft.config().election_timeout_max;
+        ((3 * election_ms) as f64 / 2000.0).ceil() as i64
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.shared.read().state.keyspace.revision()
+    }
+
+    pub fn header(&self, revision: i64) -> Option<ResponseHeader> {
+        Some(ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.id,
+            revision,
+            raft_term: self.term(),
+        })
+    }
+
+    /// Header at the current revision.
+    pub fn current_header(&self) -> Option<ResponseHeader> {
+        self.header(self.revision())
+    }
+
+    /// Proposes a write and waits until it is applied here; from a follower
+    /// the leader proposes it.
+    pub async fn write(&self, command: Command) -> Result<Applied, Status> {
+        if self.over_quota(&command) {
+            let alarm = Command::Alarm {
+                action: AlarmAction::Activate,
+                member: self.id,
+            };
+            tracing::warn!(
+                quota = self.quota_bytes(),
+                "database space exceeded; raising NOSPACE (writes refused until compaction, defragment and `etcdctl alarm disarm`)"
+            );
+            let _ = self.propose(alarm).await;
+            return Err(errors::no_space());
+        }
+        let applied = self.propose(command).await?;
+        match applied.reply {
+            Reply::Error(err) => Err(errors::apply(&err)),
+            _ => Ok(applied),
+        }
+    }
+
+    pub fn quota_bytes(&self) -> u64 {
+        if self.quota == 0 {
+            2 * 1024 * 1024 * 1024
+        } else {
+            self.quota
+        }
+    }
+
+    fn over_quota(&self, command: &Command) -> bool {
+        let adds = matches!(
+            command,
+            Command::Put(_) | Command::Txn(_) | Command::LeaseGrant { .. }
+        );
+        adds && self.shared.read().state.size > self.quota_bytes()
+    }
+
+    async fn propose(&self, command: Command) -> Result<Applied, Status> {
+        let applied = match tokio::time::timeout(
+            self.request_timeout,
+            self.raft.client_write(command.clone()),
+        )
+        .await
+        {
+            Err(_) => return Err(errors::timeout()),
+            Ok(Ok(response)) => response.data,
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to)))) => {
+                match self.forward(&to, Forward::Write(command)).await? {
+                    Forwarded::Applied(applied) => {
+                        // Answer only once this member has applied it too, so
+                        // the client reads its own write here.
+                        self.wait_applied_revision(applied.revision).await?;
+                        applied
+                    }
+                    other => return Err(errors::internal(format!("leader answered {other:?}"))),
+                }
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(err)))) => {
+                return Err(Status::failed_precondition(err.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(err))) => {
+                return Err(errors::stopped(err.to_string()));
+            }
+        };
+        Ok(applied)
+    }
+
+    async fn wait_applied_revision(&self, revision: i64) -> Result<(), Status> {
+        let deadline = Instant::now() + self.request_timeout;
+        let mut events = self.shared.events.subscribe();
+        while self.revision() < revision {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(errors::timeout());
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), events.recv()).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until this member may serve a linearizable read.
+    pub async fn read_barrier(&self) -> Result<(), Status> {
+        let index = match tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id())
+            .await
+        {
+            Err(_) => return Err(errors::timeout()),
+            Ok(Ok((read_log_id, _))) => read_log_id.map(|id| id.index),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to)))) => {
+                match self.forward(&to, Forward::ReadIndex).await? {
+                    Forwarded::ReadIndex(index) => Some(index),
+                    other => return Err(errors::internal(format!("leader answered {other:?}"))),
+                }
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                return Err(errors::timeout())
+            }
+            Ok(Err(RaftError::Fatal(err))) => return Err(errors::stopped(err.to_string())),
+        };
+        if let Some(index) = index {
+            self.raft
+                .wait(Some(self.request_timeout))
+                .applied_index_at_least(Some(index), "linearizable read")
+                .await
+                .map_err(|_| errors::timeout())?;
+        }
+        Ok(())
+    }
+
+    /// The leader's side of a read barrier.
+    pub async fn read_index(&self) -> Result<u64, Status> {
+        match tokio::time::timeout(self.request_timeout, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(errors::timeout()),
+            Ok(Ok(id)) => Ok(id.map_or(0, |id| id.index)),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                Err(errors::not_leader())
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                Err(errors::timeout())
+            }
+            Ok(Err(RaftError::Fatal(err))) => Err(errors::stopped(err.to_string())),
+        }
+    }
+
+    /// Lease keep-alive: the leader's clock decides, so a follower asks it.
+    pub async fn keep_alive(&self, id: i64) -> Result<i64, Status> {
+        if self.is_leader() {
+            return Ok(self.shared.keep_alive(id).unwrap_or(-1));
+        }
+        match self.forward_to_leader(Forward::KeepAlive(id)).await? {
+            Forwarded::Ttl(ttl) => Ok(ttl),
+            other => Err(errors::internal(format!("leader answered {other:?}"))),
+        }
+    }
+
+    pub async fn time_to_live(&self, id: i64) -> Result<i64, Status> {
+        if self.is_leader() {
+            return Ok(self.shared.remaining(id).unwrap_or(-1));
+        }
+        match self.forward_to_leader(Forward::TimeToLive(id)).await? {
+            Forwarded::Ttl(ttl) => Ok(ttl),
+            other => Err(errors::internal(format!("leader answered {other:?}"))),
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.state == ServerState::Leader
+    }
+
+    /// Sends a request to the current leader (the caller is not it).
+    pub async fn forward_to_leader(&self, request: Forward) -> Result<Forwarded, Status> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let to = ForwardToLeader {
+            leader_id: metrics.current_leader,
+            leader_node: metrics.current_leader.and_then(|id| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .cloned()
+            }),
+        };
+        self.forward(&to, request).await
+    }
+
+    async fn forward(
+        &self,
+        to: &ForwardToLeader<NodeId, Member>,
+        request: Forward,
+    ) -> Result<Forwarded, Status> {
+        let (Some(leader), Some(member)) = (to.leader_id, to.leader_node.as_ref()) else {
+            return Err(errors::no_leader());
+        };
+        if leader == self.id {
+            return Err(errors::leader_changed());
+        }
+        let mut client = {
+            let mut peers = self.peers.lock().await;
+            match peers.get(&leader) {
+                Some(client) => client.clone(),
+                None => {
+                    let client = PeerClient::new(peer_channel(member).map_err(Status::internal)?);
+                    peers.insert(leader, client.clone());
+                    client
+                }
+            }
+        };
+        let data = serde_json::to_vec(&request).map_err(|e| errors::internal(e.to_string()))?;
+        let mut grpc = tonic::Request::new(Payload { data });
+        grpc.set_timeout(self.request_timeout);
+        let reply = client.forward(grpc).await.map_err(|status| {
+            tracing::debug!(leader, %status, "forward to the leader failed");
+            if status.code() == Code::DeadlineExceeded {
+                errors::timeout()
+            } else {
+                errors::no_leader()
+            }
+        })?;
+        let result: Result<Forwarded, Failure> =
+            serde_json::from_slice(&reply.into_inner().data)
+                .map_err(|e| errors::internal(format!("undecodable leader reply: {e}")))?;
+        result.map_err(Status::from)
+    }
+
+    /// Serves a follower's forwarded request (this member should be leader).
+    pub async fn serve_forward(&self, request: Forward) -> Result<Forwarded, Status> {
+        match request {
+            Forward::Write(command) => {
+                if !self.is_leader() {
+                    return Err(errors::not_leader());
+                }
+                match tokio::time::timeout(self.request_timeout, self.raft.client_write(command))
+                    .await
+                {
+                    Err(_) => Err(errors::timeout()),
+                    Ok(Ok(response)) => Ok(Forwarded::Applied(response.data)),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                        Err(errors::leader_changed())
+                    }
+                    Ok(Err(err)) => Err(errors::internal(err.to_string())),
+                }
+            }
+            Forward::ReadIndex => self.read_index().await.map(Forwarded::ReadIndex),
+            Forward::KeepAlive(id) => {
+                if !self.is_leader() {
+                    return Err(errors::not_leader());
+                }
+                Ok(Forwarded::Ttl(self.shared.keep_alive(id).unwrap_or(-1)))
+            }
+            Forward::TimeToLive(id) => {
+                if !self.is_leader() {
+                    return Err(errors::not_leader());
+                }
+                Ok(Forwarded::Ttl(self.shared.remaining(id).unwrap_or(-1)))
+            }
+            Forward::Membership(change) => {
+                self.change_membership(change).await?;
+                Ok(Forwarded::Done)
+            }
+        }
+    }
+
+    /// Applies a membership change on the leader (forwarded from a follower).
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), Status> {
+        if !self.is_leader() {
+            return match self.forward_to_leader(Forward::Membership(change)).await? {
+                Forwarded::Done => Ok(()),
+                other => Err(errors::internal(format!("leader answered {other:?}"))),
+            };
+        }
+        let voters = || -> std::collections::BTreeSet<NodeId> {
+            self.raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect()
+        };
+        let result = match change {
+            MembershipChange::Publish { id, member } => {
+                let nodes = BTreeMap::from([(id, member)]);
+                self.raft
+                    .change_membership(openraft::ChangeMembers::SetNodes(nodes), false)
+                    .await
+                    .map(|_| ())
+            }
+            MembershipChange::AddLearner { id, member } => {
+                self.raft.add_learner(id, member, false).await.map(|_| ())
+            }
+            MembershipChange::AddVoter { id, member } => {
+                // Blocking: the new member catches up before it votes.
+                match self.raft.add_learner(id, member, true).await {
+                    Ok(_) => {
+                        let mut ids = voters();
+                        ids.insert(id);
+                        self.raft.change_membership(ids, false).await.map(|_| ())
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            MembershipChange::Promote { id } => {
+                let mut ids = voters();
+                ids.insert(id);
+                self.raft.change_membership(ids, false).await.map(|_| ())
+            }
+            MembershipChange::Remove { id } => {
+                let mut ids = voters();
+                ids.remove(&id);
+                // Retain nothing: a removed member is gone from the list.
+                self.raft.change_membership(ids, false).await.map(|_| ())
+            }
+        };
+        result.map_err(|err| match err {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => errors::leader_changed(),
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(err)) => {
+                Status::failed_precondition(format!("etcdserver: {err}"))
+            }
+            RaftError::Fatal(err) => errors::stopped(err.to_string()),
+        })
+    }
+
+    /// Publishes this member's name and client URLs into the membership once
+    /// there is a leader, and again whenever they differ (e.g. after
+    /// MemberAdd registered the member without them).
+    pub fn publish(self: &Arc<Self>, me: Member) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let current = {
+                    let metrics = node.raft.metrics().borrow().clone();
+                    let known = metrics.current_leader.is_some();
+                    let node_info = metrics
+                        .membership_config
+                        .membership()
+                        .get_node(&node.id)
+                        .cloned();
+                    (known, node_info)
+                };
+                match current {
+                    (true, Some(info)) if info == me => return,
+                    (true, Some(_)) => {
+                        let change = MembershipChange::Publish {
+                            id: node.id,
+                            member: me.clone(),
+                        };
+                        match node.change_membership(change).await {
+                            Ok(()) => {
+                                tracing::info!(name = me.name, client_urls = ?me.client_urls, "published member attributes");
+                            }
+                            Err(status) => {
+                                tracing::debug!(%status, "publishing member attributes failed; retrying")
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+
+    /// Promotes a learner added as a voter (MemberAdd) once it has caught
+    /// up with the log; gives up after ten minutes or when it is removed.
+    pub fn promote_when_caught_up(self: &Arc<Self>, id: NodeId) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let metrics = node.raft.metrics().borrow().clone();
+                let membership = metrics.membership_config.membership().clone();
+                if membership.get_node(&id).is_none() || membership.voter_ids().any(|v| v == id) {
+                    return;
+                }
+                let last = metrics.last_log_index.unwrap_or(0);
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).cloned().flatten())
+                    .map_or(0, |log_id| log_id.index);
+                if metrics.state == ServerState::Leader && matched + 16 >= last && matched > 0 {
+                    match node
+                        .change_membership(MembershipChange::Promote { id })
+                        .await
+                    {
+                        Ok(()) => {
+                            tracing::info!(
+                                id = format!("{id:x}"),
+                                "new member caught up; promoted to voter"
+                            );
+                            return;
+                        }
+                        Err(status) => {
+                            tracing::warn!(%status, "promoting a new member failed; retrying")
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// The leader's duties: fresh lease TTLs on election, revoking expired
+    /// leases, and periodic compaction. Runs until the process stops.
+    pub async fn run_leader_duties(self: Arc<Self>, compaction_retention: Option<Duration>) {
+        let mut metrics = self.raft.metrics();
+        let mut led_term = None;
+        let mut samples: VecDeque<(Instant, i64)> = VecDeque::new();
+        let sample_every = compaction_retention
+            .map(|r| (r / 10).max(Duration::from_secs(1)))
+            .unwrap_or(Duration::from_secs(3600));
+        let mut last_sample = Instant::now() - sample_every;
+        loop {
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            let (state, term) = {
+                let m = metrics.borrow();
+                (m.state, m.current_term)
+            };
+            if state != ServerState::Leader {
+                led_term = None;
+                samples.clear();
+                continue;
+            }
+            if led_term != Some(term) {
+                led_term = Some(term);
+                self.shared.refresh_leases();
+                tracing::info!(term, "leading; leases get a fresh TTL");
+            }
+            for id in self.shared.expired() {
+                tracing::info!(lease = id, "lease expired; revoking");
+                if let Err(status) = self.propose(Command::LeaseRevoke { id }).await {
+                    tracing::warn!(lease = id, %status, "revoking an expired lease failed");
+                    break;
+                }
+            }
+            if let Some(retention) = compaction_retention {
+                let now = Instant::now();
+                if now.duration_since(last_sample) >= sample_every {
+                    last_sample = now;
+                    samples.push_back((now, self.revision()));
+                }
+                let mut target = None;
+                while let Some((at, revision)) = samples.front().copied() {
+                    if now.duration_since(at) >= retention {
+                        target = Some(revision);
+                        samples.pop_front();
+                    } else {
+                        break;
+                    }
+                }
+                let compacted = self.shared.read().state.keyspace.compacted_revision();
+                if let Some(revision) = target.filter(|r| *r > compacted) {
+                    match self.propose(Command::Compact { revision }).await {
+                        Ok(_) => tracing::info!(revision, "auto-compaction"),
+                        Err(status) => tracing::warn!(revision, %status, "auto-compaction failed"),
+                    }
+                }
+            }
+        }
+    }
+}

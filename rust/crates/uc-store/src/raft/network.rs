@@ -1,0 +1,120 @@
+//! Raft between members: openraft's messages JSON-encoded in the `Peer`
+//! gRPC service on the peer URL (one HTTP/2 connection per peer).
+
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+use uc_proto::ucpeer::peer_client::PeerClient;
+use uc_proto::ucpeer::Payload;
+
+use super::{Member, NodeId, TypeConfig};
+
+pub struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Self::Network {
+        PeerConnection {
+            target,
+            client: peer_channel(node).map(PeerClient::new),
+            url: node.peer_urls.first().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// A lazily connected channel to a member's first peer URL.
+pub fn peer_channel(member: &Member) -> Result<Channel, String> {
+    let url = member
+        .peer_urls
+        .first()
+        .ok_or_else(|| format!("member {} has no peer URL", member.name))?;
+    let endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|e| format!("member {}: bad peer URL {url}: {e}", member.name))?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true);
+    Ok(endpoint.connect_lazy())
+}
+
+pub struct PeerConnection {
+    target: NodeId,
+    client: Result<PeerClient<Channel>, String>,
+    url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Transport(String);
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        kind: Rpc,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, Member, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let network = |msg: String| RPCError::Network(NetworkError::new(&Transport(msg)));
+        let client = self.client.as_mut().map_err(|e| network(e.clone()))?;
+        let data = serde_json::to_vec(request).map_err(|e| network(e.to_string()))?;
+        let mut request = tonic::Request::new(Payload { data });
+        request.set_timeout(option.hard_ttl());
+        let reply = match kind {
+            Rpc::AppendEntries => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::InstallSnapshot => client.install_snapshot(request).await,
+        }
+        .map_err(|status| network(format!("{}: {}", self.url, status.message())))?;
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            serde_json::from_slice(&reply.into_inner().data)
+                .map_err(|e| network(format!("{}: undecodable reply: {e}", self.url)))?;
+        result.map_err(|err| RPCError::RemoteError(RemoteError::new(self.target, err)))
+    }
+}
+
+enum Rpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        self.call(Rpc::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(Rpc::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+}

@@ -1,0 +1,427 @@
+//! Starting and stopping a member: data dir checks, Raft, the client, peer
+//! and metrics listeners, the leader's duties.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use uc_proto::etcdserverpb::auth_server::AuthServer;
+use uc_proto::etcdserverpb::cluster_server::ClusterServer;
+use uc_proto::etcdserverpb::kv_server::KvServer;
+use uc_proto::etcdserverpb::lease_server::LeaseServer;
+use uc_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use uc_proto::etcdserverpb::watch_server::WatchServer;
+use uc_proto::ucpeer::peer_server::PeerServer;
+use uc_types::{ClusterState, InitialMember};
+
+use crate::api;
+use crate::ids;
+use crate::node::Node;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::Network;
+use crate::raft::state_machine::StateMachine;
+use crate::raft::{Member, Raft};
+
+/// Everything a member needs; built from the rendered config and flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_client_urls: Vec<String>,
+    pub advertise_client_urls: Vec<String>,
+    pub listen_peer_urls: Vec<String>,
+    pub initial_advertise_peer_urls: Vec<String>,
+    pub listen_metrics_urls: Vec<String>,
+    pub initial_cluster: Vec<InitialMember>,
+    pub initial_cluster_state: ClusterState,
+    pub initial_cluster_token: String,
+    pub election_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub auto_compaction_retention: Option<Duration>,
+    pub quota_backend_bytes: u64,
+    pub unsafe_no_fsync: bool,
+    pub snapshot_count: u64,
+    pub progress_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("data dir {dir}: {detail}")]
+    DataDir { dir: String, detail: String },
+    #[error("cannot listen on {url}: {detail}")]
+    Listen { url: String, detail: String },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Who this data dir belongs to, written on first start.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+struct Identity {
+    name: String,
+    member_id: String,
+    cluster_id: String,
+    token: String,
+}
+
+/// Parses etcd's `--auto-compaction-retention`: hours, or a duration with a
+/// unit (`30m`, `1h`, `90s`); `0` turns it off.
+pub fn parse_retention(text: &str) -> Result<Option<Duration>, String> {
+    let text = text.trim();
+    let bad = || {
+        format!("--auto-compaction-retention {text:?}: expected hours (\"1\") or a duration (\"30m\", \"1h\", \"90s\")")
+    };
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text, "h"),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "h" => value * 3600.0,
+        "m" => value * 60.0,
+        "s" => value,
+        _ => return Err(bad()),
+    };
+    if !(seconds >= 0.0 && seconds.is_finite()) {
+        return Err(bad());
+    }
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+}
+
+fn socket_addr(url: &str) -> Result<SocketAddr, StartError> {
+    let bad = |detail: &str| StartError::Config(format!("URL {url:?}: {detail}"));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("only http:// is supported (no TLS yet)"))?;
+    let host_port = rest.trim_end_matches('/');
+    let host_port = host_port.replace("localhost", "127.0.0.1");
+    host_port
+        .parse()
+        .map_err(|_| bad("expected http://<ip>:<port>"))
+}
+
+async fn bind(url: &str) -> Result<TcpListener, StartError> {
+    let addr = socket_addr(url)?;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| StartError::Listen {
+            url: url.to_string(),
+            detail: if err.kind() == std::io::ErrorKind::AddrInUse {
+                "address already in use (another etcd or uc-store running?)".to_string()
+            } else {
+                err.to_string()
+            },
+        })
+}
+
+fn check_identity(dir: &Path, identity: &Identity) -> Result<(), StartError> {
+    let path = dir.join("member.json");
+    let data_dir_error = |detail: String| StartError::DataDir {
+        dir: dir.display().to_string(),
+        detail,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let found: Identity = serde_json::from_slice(&bytes).map_err(|e| {
+                data_dir_error(format!(
+                    "member.json is not a uc-store identity ({e}); is this the right --data-dir?"
+                ))
+            })?;
+            if found.cluster_id != identity.cluster_id || found.token != identity.token {
+                return Err(data_dir_error(format!(
+                    "cluster-id mismatch: the data dir belongs to cluster {} (token {:?}), the config describes cluster {} (token {:?}); point --data-dir elsewhere or fix --initial-cluster/--initial-cluster-token",
+                    found.cluster_id, found.token, identity.cluster_id, identity.token
+                )));
+            }
+            if found.member_id != identity.member_id {
+                return Err(data_dir_error(format!(
+                    "the data dir belongs to member {} ({}), this is member {} ({}); --name or --initial-advertise-peer-urls changed?",
+                    found.name, found.member_id, identity.name, identity.member_id
+                )));
+            }
+            Ok(())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let foreign = std::fs::read_dir(dir)
+                .map_err(|e| data_dir_error(e.to_string()))?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|name| !name.starts_with('.'));
+            if let Some(name) = foreign {
+                return Err(data_dir_error(format!(
+                    "not empty and not a uc-store data dir (found {name:?}, no member.json); refusing to use it"
+                )));
+            }
+            let bytes =
+                serde_json::to_vec_pretty(identity).map_err(|e| data_dir_error(e.to_string()))?;
+            std::fs::write(&path, bytes).map_err(|e| data_dir_error(e.to_string()))
+        }
+        Err(err) => Err(data_dir_error(err.to_string())),
+    }
+}
+
+/// A started member.
+pub struct Running {
+    pub node: Arc<Node>,
+    pub client_addrs: Vec<SocketAddr>,
+    pub peer_addrs: Vec<SocketAddr>,
+    pub metrics_addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops serving, then stops Raft (the log is already durable).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        let _ = self.node.raft.shutdown().await;
+    }
+}
+
+pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    let dir = &settings.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| StartError::DataDir {
+        dir: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    if settings.initial_advertise_peer_urls.is_empty() {
+        return Err(StartError::Config(
+            "--initial-advertise-peer-urls is empty".into(),
+        ));
+    }
+    let token = settings.initial_cluster_token.clone();
+    let id = ids::member_id(&settings.initial_advertise_peer_urls, &token);
+    let mut members = BTreeMap::new();
+    for member in &settings.initial_cluster {
+        members.insert(
+            ids::member_id(&member.peer_urls, &token),
+            Member {
+                name: member.name.clone(),
+                peer_urls: member.peer_urls.clone(),
+                client_urls: Vec::new(),
+            },
+        );
+    }
+    let Some(me) = members.get_mut(&id) else {
+        return Err(StartError::Config(format!(
+            "--initial-cluster has no member with this member's --initial-advertise-peer-urls {:?} (member {:?})",
+            settings.initial_advertise_peer_urls, settings.name
+        )));
+    };
+    if me.name != settings.name {
+        return Err(StartError::Config(format!(
+            "--initial-cluster names the member with peer URLs {:?} {:?}, but --name is {:?}",
+            me.peer_urls, me.name, settings.name
+        )));
+    }
+    // Every initial member must propose the very same membership (it is
+    // entry 0 of every log): client URLs are published after the start.
+    let me_published = Member {
+        client_urls: settings.advertise_client_urls.clone(),
+        ..me.clone()
+    };
+    let ids_list: Vec<u64> = members.keys().copied().collect();
+    let cluster_id = ids::cluster_id(&ids_list, &token);
+    check_identity(
+        dir,
+        &Identity {
+            name: settings.name.clone(),
+            member_id: format!("{id:x}"),
+            cluster_id: format!("{cluster_id:x}"),
+            token: token.clone(),
+        },
+    )?;
+
+    let db_path = dir.join("raft.redb");
+    let log_store =
+        LogStore::open(&db_path, !settings.unsafe_no_fsync).map_err(|e| StartError::DataDir {
+            dir: dir.display().to_string(),
+            detail: match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    "in use by another uc-store process".to_string()
+                }
+                other => format!("raft.redb: {other}"),
+            },
+        })?;
+    let state_machine = StateMachine::open(dir).map_err(|detail| StartError::DataDir {
+        dir: dir.display().to_string(),
+        detail,
+    })?;
+    let shared = state_machine.shared();
+
+    let config = openraft::Config {
+        cluster_name: token.clone(),
+        heartbeat_interval: settings.heartbeat_interval_ms,
+        election_timeout_min: settings.election_timeout_ms,
+        election_timeout_max: settings.election_timeout_ms * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_count),
+        max_in_snapshot_log_to_keep: 1000.min(settings.snapshot_count),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Config(format!("raft settings: {e}")))?;
+    let raft = Raft::new(id, Arc::new(config), Network, log_store, state_machine)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if !initialized && settings.initial_cluster_state == ClusterState::New {
+        // Every initial member proposes the same membership; openraft accepts
+        // that and the first election decides.
+        match raft.initialize(members.clone()).await {
+            Ok(()) => tracing::info!(members = members.len(), "bootstrapped a new cluster"),
+            Err(err) => tracing::info!(%err, "not bootstrapping"),
+        }
+    } else if !initialized {
+        tracing::info!("joining an existing cluster: waiting for the leader to replicate to this member (add it with `etcdctl member add` first)");
+    }
+
+    let node = Arc::new(Node {
+        id,
+        cluster_id,
+        name: settings.name.clone(),
+        token,
+        raft,
+        shared,
+        quota: settings.quota_backend_bytes,
+        request_timeout: Duration::from_secs(5),
+        db_path,
+        peers: Default::default(),
+    });
+    node.publish(me_published);
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut client_addrs = Vec::new();
+    let mut peer_addrs = Vec::new();
+    let mut metrics_addrs = Vec::new();
+
+    for url in &settings.listen_peer_urls {
+        let listener = bind(url).await?;
+        peer_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?);
+        let router = tonic::transport::Server::builder().add_service(
+            PeerServer::new(api::peer::PeerService { node: node.clone() })
+                .max_decoding_message_size(512 * 1024 * 1024)
+                .max_encoding_message_size(512 * 1024 * 1024),
+        );
+        tasks.push(tokio::spawn(serve_grpc(
+            router,
+            listener,
+            stopped.clone(),
+            url.clone(),
+        )));
+    }
+    for url in &settings.listen_client_urls {
+        let listener = bind(url).await?;
+        client_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?);
+        // etcd's gRPC limit: the request limit plus 512 KiB of overhead.
+        let limit = api::kv::MAX_REQUEST_BYTES + 512 * 1024;
+        let router = tonic::transport::Server::builder()
+            .add_service(
+                KvServer::new(api::kv::KvService { node: node.clone() })
+                    .max_decoding_message_size(limit),
+            )
+            .add_service(WatchServer::new(api::watch::WatchService {
+                node: node.clone(),
+                progress_interval: settings.progress_interval,
+            }))
+            .add_service(LeaseServer::new(api::lease::LeaseService {
+                node: node.clone(),
+            }))
+            .add_service(ClusterServer::new(api::cluster::ClusterService {
+                node: node.clone(),
+            }))
+            .add_service(MaintenanceServer::new(
+                api::maintenance::MaintenanceService { node: node.clone() },
+            ))
+            .add_service(AuthServer::new(api::auth::AuthService));
+        tasks.push(tokio::spawn(serve_grpc(
+            router,
+            listener,
+            stopped.clone(),
+            url.clone(),
+        )));
+    }
+    for url in &settings.listen_metrics_urls {
+        let listener = bind(url).await?;
+        metrics_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?);
+        let app = crate::http::router(node.clone());
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(err) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(%err, "metrics listener failed");
+            }
+        }));
+    }
+    let duties = tokio::spawn(
+        node.clone()
+            .run_leader_duties(settings.auto_compaction_retention),
+    );
+    let mut stopped_duties = stopped.clone();
+    tasks.push(tokio::spawn(async move {
+        let _ = stopped_duties.wait_for(|s| *s).await;
+        duties.abort();
+    }));
+    tracing::info!(
+        name = settings.name,
+        member_id = format!("{id:x}"),
+        cluster_id = format!("{cluster_id:x}"),
+        clients = ?client_addrs,
+        peers = ?peer_addrs,
+        "uc-store serving"
+    );
+    Ok(Running {
+        node,
+        client_addrs,
+        peer_addrs,
+        metrics_addrs,
+        stop,
+        tasks,
+    })
+}
+
+async fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    mut stopped: watch::Receiver<bool>,
+    url: String,
+) {
+    let incoming = TcpListenerStream::new(listener);
+    let shutdown = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    if let Err(err) = router
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+    {
+        tracing::error!(%err, url, "gRPC listener failed");
+    }
+}
