@@ -34,6 +34,8 @@ pub struct Node {
     /// --quota-backend-bytes; 0: etcd's default of 2 GiB.
     pub quota: u64,
     pub request_timeout: Duration,
+    /// --election-timeout.
+    pub election_timeout: Duration,
     pub db_path: std::path::PathBuf,
     pub(crate) peers: Mutex<BTreeMap<NodeId, PeerClient<Channel>>>,
 }
@@ -108,8 +110,7 @@ impl From<Failure> for Status {
 impl Node {
     /// etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds.
     pub fn min_lease_ttl(&self) -> i64 {
-        let election_ms = self.raft.config().election_timeout_max;
-        ((3 * election_ms) as f64 / 2000.0).ceil() as i64
+        (self.election_timeout.as_secs_f64() * 1.5).ceil() as i64
     }
 
     pub fn term(&self) -> u64 {
@@ -426,10 +427,14 @@ impl Node {
                 self.raft.change_membership(ids, false).await.map(|_| ())
             }
             MembershipChange::Remove { id } => {
-                let mut ids = voters();
-                ids.remove(&id);
-                // Retain nothing: a removed member is gone from the list.
-                self.raft.change_membership(ids, false).await.map(|_| ())
+                let ids = std::collections::BTreeSet::from([id]);
+                // Not retained as a learner: a removed member is gone.
+                let change = if voters().contains(&id) {
+                    openraft::ChangeMembers::RemoveVoters(ids)
+                } else {
+                    openraft::ChangeMembers::RemoveNodes(ids)
+                };
+                self.raft.change_membership(change, false).await.map(|_| ())
             }
         };
         result.map_err(|err| match err {

@@ -263,14 +263,22 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let config = openraft::Config {
         cluster_name: token.clone(),
         heartbeat_interval: settings.heartbeat_interval_ms,
-        election_timeout_min: settings.election_timeout_ms,
-        election_timeout_max: settings.election_timeout_ms * 2,
+        // openraft waits its leader lease (= the max) plus a random timeout
+        // in [min, max) after a committed leader's last heartbeat: this
+        // makes a follower stand for election 1.0-1.3 election timeouts
+        // after losing the leader, close to etcd's [1, 2).
+        election_timeout_min: settings.election_timeout_ms * 35 / 100,
+        election_timeout_max: settings.election_timeout_ms * 65 / 100,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_count),
         max_in_snapshot_log_to_keep: 1000.min(settings.snapshot_count),
         ..Default::default()
     }
     .validate()
-    .map_err(|e| StartError::Config(format!("raft settings: {e}")))?;
+    .map_err(|e| {
+        StartError::Config(format!(
+            "raft settings: {e} (--election-timeout must be at least 3 times --heartbeat-interval)"
+        ))
+    })?;
     let raft = Raft::new(id, Arc::new(config), Network, log_store, state_machine)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -299,6 +307,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         shared,
         quota: settings.quota_backend_bytes,
         request_timeout: Duration::from_secs(5),
+        election_timeout: Duration::from_millis(settings.election_timeout_ms),
         db_path,
         peers: Default::default(),
     });

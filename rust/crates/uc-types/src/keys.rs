@@ -67,6 +67,47 @@ pub fn instance_status(node: &str, id: &str) -> String {
     format!("{PREFIX}instances/{node}/{id}/status")
 }
 
+/// All assignments of a service (`<id>` below it).
+pub fn service_assignments_prefix(service: &str) -> String {
+    format!("{PREFIX}services/{service}/assignments/")
+}
+
+/// The name an instance of a service goes by on its node (`instance_status`):
+/// `<service>-<assignment id>`.
+pub fn instance_name(service: &str, id: &str) -> String {
+    format!("{service}-{id}")
+}
+
+pub fn nodes_prefix() -> String {
+    format!("{PREFIX}nodes/")
+}
+
+pub fn instances_prefix() -> String {
+    format!("{PREFIX}instances/")
+}
+
+/// `{drain, reason, since}`: the node takes no new instances; with `drain`
+/// the scheduler also moves its instances away. Written by `uc node
+/// drain`/`cordon`, deleted by `uc node uncordon`.
+pub fn node_cordon(node: &str) -> String {
+    format!("{PREFIX}nodes/{node}/cordon")
+}
+
+/// Leased key held by the active scheduler (`{holder, since}`).
+pub fn scheduler_leader() -> String {
+    format!("{PREFIX}scheduler/leader")
+}
+
+/// Why replicas of a service could not be placed; absent when all are.
+/// Written only by the active scheduler.
+pub fn scheduler_status(service: &str) -> String {
+    format!("{PREFIX}scheduler/status/{service}")
+}
+
+pub fn scheduler_status_prefix() -> String {
+    format!("{PREFIX}scheduler/status/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +124,9 @@ mod tests {
             instance_status("w1", "web-3"),
             "/uc/v1/instances/w1/web-3/status"
         );
+        assert_eq!(instance_name("web", "3"), "web-3");
+        assert_eq!(node_cordon("w1"), "/uc/v1/nodes/w1/cordon");
+        assert_eq!(scheduler_leader(), "/uc/v1/scheduler/leader");
+        assert_eq!(scheduler_status("web"), "/uc/v1/scheduler/status/web");
     }
 }

@@ -11,12 +11,14 @@ mod daemons;
 mod error;
 pub mod keys;
 mod manifest;
+mod scheduling;
 mod state;
 mod validate;
 
 pub use daemons::*;
 pub use error::ContractError;
 pub use manifest::*;
+pub use scheduling::*;
 pub use state::*;
 pub use validate::Problem;
 

@@ -91,10 +91,14 @@ impl Cluster {
             .join(",")
     }
 
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("{}.log", self.members[i].name))
+    }
+
     pub fn spawn(&mut self, i: usize, state: &str) {
         let initial = self.initial_cluster();
+        let log_path = self.log_path(i);
         let member = &self.members[i];
-        let log_path = self.dir.join(format!("{}.log", member.name));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,0 +1,327 @@
+//! The scheduler as a daemon: campaigns for leadership; as the leader,
+//! watches the keyspace and, on every relevant change (and when a silent
+//! node's grace period ends), reads the store, computes the plan and writes
+//! the difference in transactions guarded by its leadership. Serves /health
+//! and /metrics.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use etcd_client::{Client, WatchOptions};
+use tokio::time::Instant;
+use uc_types::{keys, SchedulerConfig};
+
+use crate::leader::{self, LeaderError, Leadership};
+use crate::placement;
+use crate::view::{Liveness, StoreView};
+
+/// At most this many operations per transaction (etcd's default limit is 128).
+const OPS_PER_TXN: usize = 64;
+/// Changes arriving this close together are handled in one pass.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// How this scheduler runs, besides its config file.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Names this scheduler in the leader key.
+    pub holder: String,
+    /// TTL of the leader lease: how long a dead leader blocks a standby.
+    pub leader_ttl: Duration,
+}
+
+#[derive(Default)]
+struct Status {
+    leader: AtomicBool,
+    /// The lease of the held leadership (0: none), revoked on shutdown.
+    lease: AtomicI64,
+    passes: AtomicU64,
+    writes: AtomicU64,
+    unplaced: AtomicU64,
+    elections_won: AtomicU64,
+}
+
+pub async fn run(
+    config: SchedulerConfig,
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let status = Arc::new(Status::default());
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (is the port in use? set httpListen)",
+                config.http_listen
+            )
+        })?;
+    let app = router(status.clone(), options.holder.clone());
+    let http = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "HTTP endpoint failed");
+        }
+    });
+    let grace = Duration::from_secs(config.node_loss_grace_seconds);
+    tracing::info!(holder = %options.holder, endpoints = ?config.store_endpoints, http = %config.http_listen, ?grace, "uc-scheduler running");
+    let result = tokio::select! {
+        () = lead_forever(&config.store_endpoints, &options, grace, &status) => Ok(()),
+        () = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    };
+    // Hand over at once rather than after the lease runs out.
+    let lease = status.lease.swap(0, Ordering::SeqCst);
+    if lease != 0 {
+        if let Ok(mut client) = Client::connect(&config.store_endpoints, None).await {
+            let _ = client.lease_revoke(lease).await;
+            tracing::info!(lease, "leadership handed back");
+        }
+    }
+    http.abort();
+    result
+}
+
+async fn lead_forever(endpoints: &[String], options: &Options, grace: Duration, status: &Status) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let won = status.elections_won.load(Ordering::Relaxed);
+        if let Err(err) = lead_once(endpoints, options, grace, status).await {
+            tracing::warn!(%err, retry_in = ?backoff, "not leading");
+        }
+        if status.elections_won.load(Ordering::Relaxed) != won {
+            // It led for a while: the store is reachable, retry soon.
+            backoff = Duration::from_millis(200);
+        }
+        status.leader.store(false, Ordering::SeqCst);
+        status.lease.store(0, Ordering::SeqCst);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn lead_once(
+    endpoints: &[String],
+    options: &Options,
+    grace: Duration,
+    status: &Status,
+) -> Result<(), LeaderError> {
+    let mut client = Client::connect(endpoints, None).await?;
+    let leadership = leader::campaign(&mut client, &options.holder, options.leader_ttl).await?;
+    status.lease.store(leadership.lease, Ordering::SeqCst);
+    status.leader.store(true, Ordering::SeqCst);
+    status.elections_won.fetch_add(1, Ordering::Relaxed);
+    let mut keeper = client.clone();
+    let result = tokio::select! {
+        err = leadership.keep_alive(&mut keeper, options.leader_ttl) => Err(err),
+        result = schedule(&mut client, &leadership, grace, status) => result,
+    };
+    tracing::warn!(lease = leadership.lease, "stepping down");
+    let _ = client.lease_revoke(leadership.lease).await;
+    result
+}
+
+/// The leader's loop: place on every change until leadership is lost.
+async fn schedule(
+    client: &mut Client,
+    leadership: &Leadership,
+    grace: Duration,
+    status: &Status,
+) -> Result<(), LeaderError> {
+    let mut liveness = Liveness::new(grace);
+    // Watch first, then read: no change can fall between the two.
+    let mut stream = client
+        .watch(keys::PREFIX, Some(WatchOptions::new().with_prefix()))
+        .await?;
+    loop {
+        let deadline = pass(client, leadership, &mut liveness, status).await?;
+        // Wait for a change that matters, or for a silent node's grace to end.
+        loop {
+            let message = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, stream.message()).await {
+                    Ok(message) => message?,
+                    Err(_) => break,
+                },
+                None => stream.message().await?,
+            };
+            let Some(response) = message else {
+                return Err(LeaderError::WatchEnded(keys::PREFIX.to_owned()));
+            };
+            if response.canceled() {
+                return Err(LeaderError::WatchEnded(keys::PREFIX.to_owned()));
+            }
+            let relevant = response.events().iter().any(|e| {
+                e.kv()
+                    .is_some_and(|kv| relevant(&String::from_utf8_lossy(kv.key())))
+            });
+            if relevant {
+                // Let a burst of changes land before reading.
+                let settle = Instant::now() + SETTLE;
+                while let Ok(more) = tokio::time::timeout_at(settle, stream.message()).await {
+                    if more?.is_none() {
+                        return Err(LeaderError::WatchEnded(keys::PREFIX.to_owned()));
+                    }
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Whether a change of `key` can change the plan.
+fn relevant(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix(keys::PREFIX) else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["manifest", "current"]
+            | ["services", _, "spec"]
+            | ["services", _, "assignments", _]
+            | ["nodes", _, "heartbeat"]
+            | ["nodes", _, "cordon"]
+            | ["instances", _, _, "status"]
+    )
+}
+
+/// One placement pass; returns when the next silent node turns lost.
+async fn pass(
+    client: &mut Client,
+    leadership: &Leadership,
+    liveness: &mut Liveness,
+    status: &Status,
+) -> Result<Option<Instant>, LeaderError> {
+    let view = StoreView::read(client).await?;
+    status.passes.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::Instant::now();
+    let Some(manifest) = &view.manifest else {
+        tracing::debug!("no manifest yet");
+        return Ok(None);
+    };
+    liveness.observe(manifest.manifest.nodes.keys(), &view.heartbeats, now);
+    let Some(cluster) = view.cluster(liveness, now) else {
+        return Ok(None);
+    };
+    let plan = placement::place(&cluster);
+    let unplaced: u64 = plan.status.values().map(|s| u64::from(s.unplaced)).sum();
+    status.unplaced.store(unplaced, Ordering::Relaxed);
+    for (service, s) in &plan.status {
+        tracing::debug!(service, unplaced = s.unplaced, stuck = ?s.stuck, reasons = ?s.reasons, "not fully placed");
+    }
+    let ops = view.changes(&plan);
+    if !ops.is_empty() {
+        tracing::info!(
+            revision = view.revision,
+            writes = ops.len(),
+            unplaced,
+            "placing"
+        );
+        let count = ops.len() as u64;
+        let mut ops = ops;
+        while !ops.is_empty() {
+            let rest = ops.split_off(ops.len().min(OPS_PER_TXN));
+            leadership.txn(client, ops).await?;
+            ops = rest;
+        }
+        status.writes.fetch_add(count, Ordering::Relaxed);
+    }
+    let deadline = liveness.next_deadline(now).map(|at| {
+        // Just after the grace period ends, so that the node counts as lost.
+        Instant::from_std(at) + Duration::from_millis(10)
+    });
+    Ok(deadline)
+}
+
+/// The plan for the store as it is now, as JSON, written nowhere. Nodes
+/// without a heartbeat count as briefly silent: their instances stay.
+pub async fn dry_run(endpoints: &[String]) -> Result<String, etcd_client::Error> {
+    let mut client = Client::connect(endpoints, None).await?;
+    let view = StoreView::read(&mut client).await?;
+    let now = std::time::Instant::now();
+    let mut liveness = Liveness::new(Duration::from_secs(u64::MAX / 4));
+    let Some(manifest) = &view.manifest else {
+        return Ok("null".to_owned());
+    };
+    liveness.observe(manifest.manifest.nodes.keys(), &view.heartbeats, now);
+    let Some(cluster) = view.cluster(&liveness, now) else {
+        return Ok("null".to_owned());
+    };
+    let plan = placement::place(&cluster);
+    let json = serde_json::json!({
+        "revision": view.revision,
+        "assignments": plan.assignments,
+        "status": plan.status,
+    });
+    Ok(serde_json::to_string_pretty(&json).unwrap_or_default())
+}
+
+fn router(status: Arc<Status>, holder: String) -> Router {
+    let health = {
+        let status = status.clone();
+        move || async move {
+            let body = serde_json::json!({
+                "status": "ok",
+                "holder": holder,
+                "leader": status.leader.load(Ordering::SeqCst),
+            });
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    };
+    let metrics = move || async move {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let body = format!(
+            "# HELP uc_scheduler_leader 1 while this scheduler is the active one.\n\
+             # TYPE uc_scheduler_leader gauge\n\
+             uc_scheduler_leader {}\n\
+             # HELP uc_scheduler_elections_won_total Times this scheduler became the leader.\n\
+             # TYPE uc_scheduler_elections_won_total counter\n\
+             uc_scheduler_elections_won_total {}\n\
+             # HELP uc_scheduler_passes_total Placement passes run as the leader.\n\
+             # TYPE uc_scheduler_passes_total counter\n\
+             uc_scheduler_passes_total {}\n\
+             # HELP uc_scheduler_writes_total Assignment and status keys written or deleted.\n\
+             # TYPE uc_scheduler_writes_total counter\n\
+             uc_scheduler_writes_total {}\n\
+             # HELP uc_scheduler_unplaced_replicas Replicas no node accepts, at the last pass.\n\
+             # TYPE uc_scheduler_unplaced_replicas gauge\n\
+             uc_scheduler_unplaced_replicas {}\n",
+            u8::from(status.leader.load(Ordering::SeqCst)),
+            load(&status.elections_won),
+            load(&status.passes),
+            load(&status.writes),
+            load(&status.unplaced),
+        );
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relevant;
+
+    #[test]
+    fn only_inputs_of_placement_wake_the_leader() {
+        assert!(relevant("/uc/v1/manifest/current"));
+        assert!(relevant("/uc/v1/services/web/spec"));
+        assert!(relevant("/uc/v1/services/web/assignments/0"));
+        assert!(relevant("/uc/v1/nodes/w1/heartbeat"));
+        assert!(relevant("/uc/v1/nodes/w1/cordon"));
+        assert!(relevant("/uc/v1/instances/w1/web-0/status"));
+        assert!(!relevant("/uc/v1/scheduler/status/web"));
+        assert!(!relevant("/uc/v1/scheduler/leader"));
+        assert!(!relevant("/uc/v1/nodes/w1/observed-system"));
+        assert!(!relevant("/uc/v1/manifest/history/00000000000000000001"));
+    }
+}

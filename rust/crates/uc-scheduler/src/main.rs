@@ -1,0 +1,119 @@
+//! `uc-scheduler`: places service replicas on nodes. `run` is the daemon;
+//! `plan` prints the placement the leader would make now, writing nothing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use uc_scheduler::daemon::Options;
+use uc_types::{DaemonConfig, SchedulerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "uc-scheduler",
+    version,
+    about = "UltraCloud scheduler: place service replicas on nodes, react to node loss and drains"
+)]
+struct Args {
+    /// Config rendered by Nix (manifest.nodes.<node>.daemons.scheduler).
+    #[arg(long, default_value = "/etc/ultracloud/scheduler.json")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The daemon: campaign for leadership; as the leader, keep every
+    /// service's assignments in the store placed; /health and /metrics on
+    /// httpListen.
+    Run {
+        /// Name in the leader key (default: <node>-<pid>).
+        #[arg(long)]
+        holder: Option<String>,
+        /// Seconds a dead leader's lease lives before a standby takes over.
+        #[arg(long, default_value_t = 10)]
+        leader_ttl_seconds: u64,
+    },
+    /// Print the plan for the store's current state as JSON (nodes without a
+    /// heartbeat count as briefly silent); writes nothing.
+    Plan,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = match SchedulerConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("uc-scheduler: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("uc-scheduler: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.command {
+        Command::Run {
+            holder,
+            leader_ttl_seconds,
+        } => {
+            let options = Options {
+                holder: holder.unwrap_or_else(|| format!("{}-{}", config.node, std::process::id())),
+                leader_ttl: Duration::from_secs(leader_ttl_seconds.max(1)),
+            };
+            runtime.block_on(uc_scheduler::daemon::run(
+                config,
+                options,
+                shutdown_signal(),
+            ))
+        }
+        Command::Plan => runtime.block_on(plan(config)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("uc-scheduler: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn plan(config: SchedulerConfig) -> Result<(), String> {
+    let plan = uc_scheduler::daemon::dry_run(&config.store_endpoints)
+        .await
+        .map_err(|e| format!("store: {e}"))?;
+    println!("{plan}");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+            }
+        }
+        Err(err) => {
+            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

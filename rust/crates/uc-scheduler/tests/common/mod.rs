@@ -1,0 +1,162 @@
+//! Fixtures shared by the scheduler's integration tests: a real etcd, a
+//! manifest with fake worker nodes, heartbeats on leases as node-agents
+//! write them, and readers for what the scheduler wrote.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use etcd_client::{Client, GetOptions, PutOptions};
+use serde_json::{json, Value};
+use uc_types::{keys, Assignment, PlacementStatus, SchedulerConfig};
+
+pub fn config(endpoint: &str, grace_seconds: u64) -> SchedulerConfig {
+    SchedulerConfig {
+        schema_version: uc_types::SCHEMA_VERSION,
+        cluster: "test".into(),
+        node: "cp1".into(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        store_endpoints: vec![endpoint.to_owned()],
+        node_loss_grace_seconds: grace_seconds,
+    }
+}
+
+/// The hosts/ha golden manifest with its nodes replaced by workers `nodes`
+/// and its services by `services` (name to a patch of the golden `web`).
+pub fn manifest(nodes: &[&str], services: &[(&str, Value)]) -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../hosts/ha/manifest.json"
+    );
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let worker = m["nodes"]["worker1"].clone();
+    let web = m["services"]["web"].clone();
+    m["nodes"] = nodes
+        .iter()
+        .map(|n| {
+            let mut node = worker.clone();
+            node["labels"] = json!({});
+            (n.to_string(), node)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    m["services"] = services
+        .iter()
+        .map(|(name, patch)| {
+            let mut spec = web.clone();
+            merge(&mut spec, patch);
+            (name.to_string(), spec)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    m
+}
+
+fn merge(into: &mut Value, patch: &Value) {
+    match (into, patch) {
+        (Value::Object(into), Value::Object(patch)) => {
+            for (k, v) in patch {
+                merge(into.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (into, patch) => *into = patch.clone(),
+    }
+}
+
+/// Imports `manifest` the way the deployer does: the revision and one spec
+/// per service.
+pub async fn import(client: &mut Client, manifest: &Value) {
+    let revision = json!({"revision": 1, "importedAt": 0, "systems": {}, "manifest": manifest});
+    client
+        .put(keys::manifest_current(), revision.to_string(), None)
+        .await
+        .unwrap();
+    for (name, spec) in manifest["services"].as_object().unwrap() {
+        client
+            .put(keys::service_spec(name), spec.to_string(), None)
+            .await
+            .unwrap();
+    }
+}
+
+/// A node-agent's heartbeat: a key on a lease of `ttl` seconds, never
+/// renewed (tests end sooner); returns the lease to revoke.
+pub async fn heartbeat(client: &mut Client, node: &str, ttl: i64) -> i64 {
+    let lease = client.lease_grant(ttl, None).await.unwrap().id();
+    client
+        .put(
+            keys::heartbeat(node),
+            "{}",
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .unwrap();
+    lease
+}
+
+/// What a node-agent writes once an instance passes its health check.
+pub async fn healthy(client: &mut Client, node: &str, service: &str, id: &str) {
+    client
+        .put(
+            keys::instance_status(node, &keys::instance_name(service, id)),
+            r#"{"state":"healthy"}"#,
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+/// Id to node of a service's assignments.
+pub async fn placed(client: &mut Client, service: &str) -> BTreeMap<String, String> {
+    let prefix = keys::service_assignments_prefix(service);
+    let response = client
+        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    response
+        .kvs()
+        .iter()
+        .map(|kv| {
+            let id = String::from_utf8_lossy(kv.key())[prefix.len()..].to_owned();
+            let a: Assignment = serde_json::from_slice(kv.value()).unwrap();
+            (id, a.node)
+        })
+        .collect()
+}
+
+pub async fn status(client: &mut Client, service: &str) -> Option<PlacementStatus> {
+    let response = client
+        .get(keys::scheduler_status(service), None)
+        .await
+        .unwrap();
+    response
+        .kvs()
+        .first()
+        .map(|kv| serde_json::from_slice(kv.value()).unwrap())
+}
+
+/// Polls `f` every 100 ms until it returns Some; panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = f().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether `placement` puts each of `replicas` instances on its own node.
+pub fn spread(placement: &BTreeMap<String, String>, replicas: usize) -> bool {
+    let nodes: std::collections::BTreeSet<&String> = placement.values().collect();
+    placement.len() == replicas && nodes.len() == replicas
+}
