@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 use uc_proto::etcdserverpb::auth_server::AuthServer;
 use uc_proto::etcdserverpb::cluster_server::ClusterServer;
 use uc_proto::etcdserverpb::kv_server::KvServer;
@@ -243,6 +244,20 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         },
     )?;
 
+    // Every address first: a port in use changes nothing on disk.
+    let mut peer_listeners = Vec::new();
+    for url in &settings.listen_peer_urls {
+        peer_listeners.push((url.clone(), bind(url).await?));
+    }
+    let mut client_listeners = Vec::new();
+    for url in &settings.listen_client_urls {
+        client_listeners.push((url.clone(), bind(url).await?));
+    }
+    let mut metrics_listeners = Vec::new();
+    for url in &settings.listen_metrics_urls {
+        metrics_listeners.push((url.clone(), bind(url).await?));
+    }
+
     let db_path = dir.join("raft.redb");
     let log_store =
         LogStore::open(&db_path, !settings.unsafe_no_fsync).map_err(|e| StartError::DataDir {
@@ -318,8 +333,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let mut peer_addrs = Vec::new();
     let mut metrics_addrs = Vec::new();
 
-    for url in &settings.listen_peer_urls {
-        let listener = bind(url).await?;
+    for (url, listener) in peer_listeners {
+        let url = &url;
         peer_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
             url: url.clone(),
             detail: e.to_string(),
@@ -336,8 +351,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             url.clone(),
         )));
     }
-    for url in &settings.listen_client_urls {
-        let listener = bind(url).await?;
+    for (url, listener) in client_listeners {
+        let url = &url;
         client_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
             url: url.clone(),
             detail: e.to_string(),
@@ -370,8 +385,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             url.clone(),
         )));
     }
-    for url in &settings.listen_metrics_urls {
-        let listener = bind(url).await?;
+    for (url, listener) in metrics_listeners {
+        let url = &url;
         metrics_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
             url: url.clone(),
             detail: e.to_string(),
@@ -423,7 +438,13 @@ async fn serve_grpc(
     mut stopped: watch::Receiver<bool>,
     url: String,
 ) {
-    let incoming = TcpListenerStream::new(listener);
+    // Small request/response messages: without TCP_NODELAY every answer
+    // waits for the peer's delayed ACK (~40 ms).
+    let incoming = TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    });
     let shutdown = async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
