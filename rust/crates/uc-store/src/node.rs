@@ -38,6 +38,27 @@ pub struct Node {
     pub election_timeout: Duration,
     pub db_path: std::path::PathBuf,
     pub(crate) peers: Mutex<BTreeMap<NodeId, PeerClient<Channel>>>,
+    pub(crate) reads: ReadBatcher,
+}
+
+/// Coalesces concurrent read-index rounds (see `Node::batched_read_index`).
+pub struct ReadBatcher {
+    /// Reads that asked so far (tickets).
+    arrived: std::sync::atomic::AtomicU64,
+    /// Held while a round runs.
+    round: Mutex<()>,
+    /// The last finished round: the tickets it covers and its answer.
+    done: tokio::sync::watch::Sender<(u64, Result<Option<u64>, Status>)>,
+}
+
+impl Default for ReadBatcher {
+    fn default() -> Self {
+        ReadBatcher {
+            arrived: std::sync::atomic::AtomicU64::new(0),
+            round: Mutex::new(()),
+            done: tokio::sync::watch::Sender::new((0, Ok(None))),
+        }
+    }
 }
 
 /// What a follower asks of the leader on the peer port.
@@ -222,23 +243,7 @@ impl Node {
 
     /// Waits until this member may serve a linearizable read.
     pub async fn read_barrier(&self) -> Result<(), Status> {
-        let index = match tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id())
-            .await
-        {
-            Err(_) => return Err(errors::timeout()),
-            Ok(Ok((read_log_id, _))) => read_log_id.map(|id| id.index),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to)))) => {
-                match self.forward(&to, Forward::ReadIndex).await? {
-                    Forwarded::ReadIndex(index) => Some(index),
-                    other => return Err(errors::internal(format!("leader answered {other:?}"))),
-                }
-            }
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
-                return Err(errors::timeout())
-            }
-            Ok(Err(RaftError::Fatal(err))) => return Err(errors::stopped(err.to_string())),
-        };
-        if let Some(index) = index {
+        if let Some(index) = self.batched_read_index().await? {
             self.raft
                 .wait(Some(self.request_timeout))
                 .applied_index_at_least(Some(index), "linearizable read")
@@ -248,13 +253,49 @@ impl Node {
         Ok(())
     }
 
-    /// The leader's side of a read barrier.
-    pub async fn read_index(&self) -> Result<u64, Status> {
-        match tokio::time::timeout(self.request_timeout, self.raft.ensure_linearizable()).await {
+    /// The read index for a linearizable read, shared by concurrent reads:
+    /// one round (a heartbeat to a quorum, or one question to the leader)
+    /// serves every read that arrived before the round started, as etcd's
+    /// linearizable read loop does.
+    pub async fn batched_read_index(&self) -> Result<Option<u64>, Status> {
+        let mut done = self.reads.done.subscribe();
+        let ticket = self
+            .reads
+            .arrived
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        loop {
+            {
+                let (covered, result) = &*done.borrow_and_update();
+                if *covered >= ticket {
+                    return result.clone();
+                }
+            }
+            match self.reads.round.try_lock() {
+                Ok(_round) => {
+                    let covered = self.reads.arrived.load(std::sync::atomic::Ordering::SeqCst);
+                    let result = self.read_index_once().await;
+                    let _previous = self.reads.done.send_replace((covered, result.clone()));
+                    return result;
+                }
+                Err(_) => {
+                    if done.changed().await.is_err() {
+                        return Err(errors::stopped("read index batcher closed".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read_index_once(&self) -> Result<Option<u64>, Status> {
+        match tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id()).await {
             Err(_) => Err(errors::timeout()),
-            Ok(Ok(id)) => Ok(id.map_or(0, |id| id.index)),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                Err(errors::not_leader())
+            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map(|id| id.index)),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to)))) => {
+                match self.forward(&to, Forward::ReadIndex).await? {
+                    Forwarded::ReadIndex(index) => Ok(Some(index)),
+                    other => Err(errors::internal(format!("leader answered {other:?}"))),
+                }
             }
             Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
                 Err(errors::timeout())
@@ -362,7 +403,13 @@ impl Node {
                     Ok(Err(err)) => Err(errors::internal(err.to_string())),
                 }
             }
-            Forward::ReadIndex => self.read_index().await.map(Forwarded::ReadIndex),
+            Forward::ReadIndex => {
+                if !self.is_leader() {
+                    return Err(errors::not_leader());
+                }
+                let index = self.batched_read_index().await?;
+                Ok(Forwarded::ReadIndex(index.unwrap_or(0)))
+            }
             Forward::KeepAlive(id) => {
                 if !self.is_leader() {
                     return Err(errors::not_leader());

@@ -325,6 +325,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         election_timeout: Duration::from_millis(settings.election_timeout_ms),
         db_path,
         peers: Default::default(),
+        reads: Default::default(),
     });
     node.publish(me_published);
     let (stop, stopped) = watch::channel(false);

@@ -1,15 +1,19 @@
-//! The Raft log, vote and commit index in redb. Every append is one redb
-//! write transaction committed with fsync (unless the operator chose
-//! `unsafe_no_fsync`, as etcd's --unsafe-no-fsync) before openraft hears
-//! it is durable: an acknowledged write survives a crash.
+//! The Raft log, vote and commit index in redb. Appends are group-committed:
+//! a writer thread takes every append (and truncate/purge) queued since its
+//! last commit into one redb write transaction, commits it with fsync
+//! (unless the operator chose `unsafe_no_fsync`, as etcd's
+//! --unsafe-no-fsync), and only then tells openraft the entries are durable,
+//! so an acknowledged write survives a crash. Entries waiting for the writer
+//! are served to readers from memory.
 
 // openraft's traits return its (large) StorageError; helpers return it too.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, Vote};
@@ -32,20 +36,156 @@ const LAST_PURGED: &str = "last_purged";
 pub struct LogStore {
     db: Arc<Database>,
     durability: Durability,
+    volatile: Arc<Mutex<Volatile>>,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// What readers must see that the database does not have yet.
+#[derive(Default)]
+struct Volatile {
+    /// Appended, not yet committed by the writer.
+    unflushed: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Database entries from this index on are truncated (queued).
+    hide_from: Option<u64>,
+    truncates_queued: u64,
+    last_purged: Option<LogId<NodeId>>,
+}
+
+type Done = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+enum Job {
+    Append(Vec<(LogId<NodeId>, Vec<u8>)>, LogFlushed<TypeConfig>),
+    Truncate(u64, Done),
+    Purge(LogId<NodeId>, Done),
+}
+
+/// Commits queued jobs in batches, in order, until every `LogStore` is gone.
+fn writer(
+    db: Arc<Database>,
+    durability: Durability,
+    volatile: Arc<Mutex<Volatile>>,
+    jobs: mpsc::Receiver<Job>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while let Ok(next) = jobs.try_recv() {
+            batch.push(next);
+        }
+        let result = commit_batch(&db, durability, &batch).map_err(|e| e.to_string());
+        tracing::trace!(jobs = batch.len(), "raft log batch committed");
+        if let Err(err) = &result {
+            tracing::error!(%err, "writing the Raft log failed");
+        }
+        let mut written = Vec::new();
+        let mut truncates = 0;
+        for job in batch {
+            match job {
+                Job::Append(entries, callback) => {
+                    written.extend(entries.into_iter().map(|(id, _)| id));
+                    callback.log_io_completed(result.clone().map_err(std::io::Error::other));
+                }
+                Job::Truncate(_, done) => {
+                    truncates += 1;
+                    let _ = done.send(result.clone());
+                }
+                Job::Purge(_, done) => {
+                    let _ = done.send(result.clone());
+                }
+            }
+        }
+        if result.is_ok() {
+            let mut v = volatile.lock().unwrap_or_else(|p| p.into_inner());
+            v.truncates_queued = v.truncates_queued.saturating_sub(truncates);
+            if v.truncates_queued == 0 {
+                v.hide_from = None;
+            }
+            for id in written {
+                // Unless a later append replaced it meanwhile.
+                if v.unflushed.get(&id.index).is_some_and(|e| e.log_id == id) {
+                    v.unflushed.remove(&id.index);
+                }
+            }
+        }
+    }
+}
+
+fn commit_batch(db: &Database, durability: Durability, batch: &[Job]) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(durability)?;
+    {
+        let mut table = txn.open_table(LOG)?;
+        let mut meta = txn.open_table(META)?;
+        for job in batch {
+            match job {
+                Job::Append(entries, _) => {
+                    for (id, bytes) in entries {
+                        table.insert(id.index, bytes.as_slice())?;
+                    }
+                }
+                Job::Truncate(index, _) => {
+                    table.retain_in::<u64, _>(*index.., |_, _| false)?;
+                }
+                Job::Purge(log_id, _) => {
+                    let bytes = serde_json::to_vec(&Some(*log_id)).unwrap_or_default();
+                    meta.insert(LAST_PURGED, bytes.as_slice())?;
+                    table.retain_in::<u64, _>(
+                        (Bound::Unbounded, Bound::Included(log_id.index)),
+                        |_, _| false,
+                    )?;
+                }
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 impl LogStore {
-    /// Opens (or creates) the log database at `path`.
+    /// Opens (or creates) the log database at `path` and starts its writer.
     pub fn open(path: &Path, fsync: bool) -> Result<LogStore, redb::DatabaseError> {
-        let db = Database::create(path)?;
-        Ok(LogStore {
-            db: Arc::new(db),
-            durability: if fsync {
-                Durability::Immediate
-            } else {
-                Durability::None
-            },
-        })
+        let db = Arc::new(Database::create(path)?);
+        let durability = if fsync {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        let (jobs, queue) = mpsc::channel();
+        let store = LogStore {
+            db: db.clone(),
+            durability,
+            volatile: Arc::new(Mutex::new(Volatile::default())),
+            jobs,
+        };
+        let purged = store.meta(LAST_PURGED).ok().flatten().flatten();
+        store.volatile().last_purged = purged;
+        let volatile = store.volatile.clone();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || writer(db, durability, volatile, queue))
+            .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
+        Ok(store)
+    }
+
+    fn volatile(&self) -> MutexGuard<'_, Volatile> {
+        self.volatile.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self, job: Job) -> Result<(), StorageError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| write_error(std::io::Error::other("the Raft log writer stopped")))
+    }
+
+    async fn queue_and_wait(&self, make: impl FnOnce(Done) -> Job) -> Result<(), StorageError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.queue(make(done))?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(write_error(std::io::Error::other(err))),
+            Err(_) => Err(write_error(std::io::Error::other(
+                "the Raft log writer stopped",
+            ))),
+        }
     }
 
     fn meta<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StorageError> {
@@ -79,23 +219,7 @@ impl LogStore {
         txn.commit().map_err(write_error)
     }
 
-    fn last_entry(&self) -> Result<Option<Entry<TypeConfig>>, StorageError> {
-        let txn = self.db.begin_read().map_err(read_error)?;
-        let table = match txn.open_table(LOG) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(err) => return Err(read_error(err)),
-        };
-        let last = table.last().map_err(read_error)?;
-        match last {
-            None => Ok(None),
-            Some((_, bytes)) => serde_json::from_slice(bytes.value())
-                .map(Some)
-                .map_err(read_error),
-        }
-    }
-
-    /// Entries on disk, for `uc-store` diagnostics and tests.
+    /// Entries on disk, for diagnostics and tests.
     pub fn len(&self) -> Result<u64, StorageError> {
         let txn = self.db.begin_read().map_err(read_error)?;
         match txn.open_table(LOG) {
@@ -108,6 +232,43 @@ impl LogStore {
     pub fn is_empty(&self) -> Result<bool, StorageError> {
         Ok(self.len()? == 0)
     }
+
+    /// The log as readers see it: the database, minus what is truncated or
+    /// purged but not yet written, plus what is appended but not yet written.
+    fn entries(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<BTreeMap<u64, Entry<TypeConfig>>, StorageError> {
+        let (unflushed, hide_from, purged) = {
+            let v = self.volatile();
+            let unflushed: Vec<(u64, Entry<TypeConfig>)> = v
+                .unflushed
+                .range((start, end))
+                .map(|(i, e)| (*i, e.clone()))
+                .collect();
+            (unflushed, v.hide_from, v.last_purged.map(|id| id.index))
+        };
+        let mut entries = BTreeMap::new();
+        let txn = self.db.begin_read().map_err(read_error)?;
+        match txn.open_table(LOG) {
+            Ok(table) => {
+                for item in table.range::<u64>((start, end)).map_err(read_error)? {
+                    let (index, bytes) = item.map_err(read_error)?;
+                    let index = index.value();
+                    if hide_from.is_some_and(|h| index >= h) || purged.is_some_and(|p| index <= p) {
+                        continue;
+                    }
+                    let entry = serde_json::from_slice(bytes.value()).map_err(read_error)?;
+                    entries.insert(index, entry);
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(err) => return Err(read_error(err)),
+        }
+        entries.extend(unflushed);
+        Ok(entries)
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -115,21 +276,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
-        let txn = self.db.begin_read().map_err(read_error)?;
-        let table = match txn.open_table(LOG) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(read_error(err)),
-        };
-        let start = range.start_bound().cloned();
-        let end = range.end_bound().cloned();
-        let iter = table.range::<u64>((start, end)).map_err(read_error)?;
-        let mut entries = Vec::new();
-        for item in iter {
-            let (_, bytes) = item.map_err(read_error)?;
-            entries.push(serde_json::from_slice(bytes.value()).map_err(read_error)?);
-        }
-        Ok(entries)
+        let entries = self.entries(range.start_bound().cloned(), range.end_bound().cloned())?;
+        Ok(entries.into_values().collect())
     }
 }
 
@@ -137,8 +285,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId<NodeId>> = self.meta(LAST_PURGED)?;
-        let last = self.last_entry()?.map(|e| e.log_id).or(last_purged);
+        let last_purged = self.volatile().last_purged;
+        // The last entry is among the newest few; scanning from the end of
+        // the database would need a reverse range, so read the tail.
+        let last_index = {
+            let txn = self.db.begin_read().map_err(read_error)?;
+            let db_last = match txn.open_table(LOG) {
+                Ok(table) => table.last().map_err(read_error)?.map(|(k, _)| k.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(err) => return Err(read_error(err)),
+            };
+            let unflushed_last = self.volatile().unflushed.keys().next_back().copied();
+            db_last.max(unflushed_last)
+        };
+        let last = match last_index {
+            None => None,
+            Some(index) => self
+                .entries(Bound::Unbounded, Bound::Included(index))?
+                .into_values()
+                .next_back()
+                .map(|e| e.log_id),
+        };
+        let last = match (last, last_purged) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last,
@@ -179,53 +350,41 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut txn = self.db.begin_write().map_err(write_error)?;
-        txn.set_durability(self.durability).map_err(write_error)?;
+        let mut encoded = Vec::new();
+        let mut staged = Vec::new();
+        for entry in entries {
+            encoded.push((
+                entry.log_id,
+                serde_json::to_vec(&entry).map_err(write_error)?,
+            ));
+            staged.push(entry);
+        }
         {
-            let mut table = txn.open_table(LOG).map_err(write_error)?;
-            for entry in entries {
-                let bytes = serde_json::to_vec(&entry).map_err(write_error)?;
-                table
-                    .insert(entry.log_id.index, bytes.as_slice())
-                    .map_err(write_error)?;
+            let mut v = self.volatile();
+            for entry in staged {
+                v.unflushed.insert(entry.log_id.index, entry);
             }
         }
-        let result = txn.commit().map_err(std::io::Error::other);
-        let failed = result.as_ref().err().map(|e| e.to_string());
-        callback.log_io_completed(result);
-        match failed {
-            None => Ok(()),
-            Some(err) => Err(write_error(std::io::Error::other(err))),
-        }
+        self.queue(Job::Append(encoded, callback))
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        let mut txn = self.db.begin_write().map_err(write_error)?;
-        txn.set_durability(self.durability).map_err(write_error)?;
         {
-            let mut table = txn.open_table(LOG).map_err(write_error)?;
-            table
-                .retain_in::<u64, _>(log_id.index.., |_, _| false)
-                .map_err(write_error)?;
+            let mut v = self.volatile();
+            v.unflushed.retain(|index, _| *index < log_id.index);
+            v.hide_from = Some(v.hide_from.map_or(log_id.index, |h| h.min(log_id.index)));
+            v.truncates_queued += 1;
         }
-        txn.commit().map_err(write_error)
+        self.queue_and_wait(|done| Job::Truncate(log_id.index, done))
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        let bytes = serde_json::to_vec(&Some(log_id)).map_err(write_error)?;
-        let mut txn = self.db.begin_write().map_err(write_error)?;
-        txn.set_durability(self.durability).map_err(write_error)?;
         {
-            let mut meta = txn.open_table(META).map_err(write_error)?;
-            meta.insert(LAST_PURGED, bytes.as_slice())
-                .map_err(write_error)?;
-            let mut table = txn.open_table(LOG).map_err(write_error)?;
-            table
-                .retain_in::<u64, _>((Bound::Unbounded, Bound::Included(log_id.index)), |_, _| {
-                    false
-                })
-                .map_err(write_error)?;
+            let mut v = self.volatile();
+            v.unflushed.retain(|index, _| *index > log_id.index);
+            v.last_purged = Some(log_id);
         }
-        txn.commit().map_err(write_error)
+        self.queue_and_wait(|done| Job::Purge(log_id, done)).await
     }
 }
