@@ -39,7 +39,18 @@ pub struct Node {
     pub db_path: std::path::PathBuf,
     pub(crate) peers: Mutex<BTreeMap<NodeId, PeerClient<Channel>>>,
     pub(crate) reads: ReadBatcher,
+    pub(crate) proposals: tokio::sync::mpsc::Sender<Proposal>,
 }
+
+// openraft's error types are large; they are what `client_write` returns.
+#[allow(clippy::result_large_err)]
+type WriteResult = Result<Applied, RaftError<NodeId, ClientWriteError<NodeId, Member>>>;
+
+/// A write waiting for the proposer.
+pub type Proposal = (Command, tokio::sync::oneshot::Sender<WriteResult>);
+
+/// Commands per batched log entry at most.
+const MAX_BATCH: usize = 128;
 
 /// Coalesces concurrent read-index rounds (see `Node::batched_read_index`).
 pub struct ReadBatcher {
@@ -199,14 +210,11 @@ impl Node {
     }
 
     async fn propose(&self, command: Command) -> Result<Applied, Status> {
-        let applied = match tokio::time::timeout(
-            self.request_timeout,
-            self.raft.client_write(command.clone()),
-        )
-        .await
+        let applied = match tokio::time::timeout(self.request_timeout, self.submit(command.clone()))
+            .await
         {
             Err(_) => return Err(errors::timeout()),
-            Ok(Ok(response)) => response.data,
+            Ok(Ok(applied)) => applied,
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to)))) => {
                 match self.forward(&to, Forward::Write(command)).await? {
                     Forwarded::Applied(applied) => {
@@ -226,6 +234,61 @@ impl Node {
             }
         };
         Ok(applied)
+    }
+
+    /// Proposes through the batching proposer (see `run_proposer`).
+    #[allow(clippy::result_large_err)]
+    async fn submit(&self, command: Command) -> WriteResult {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let stopped = || RaftError::Fatal(openraft::error::Fatal::Stopped);
+        if self.proposals.send((command, done)).await.is_err() {
+            return Err(stopped());
+        }
+        wait.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Proposes writes one log entry at a time; the writes that queue up
+    /// while an entry is being committed go together into the next one, so
+    /// concurrent clients share the fsyncs (etcd batches proposals too).
+    pub async fn run_proposer(self: Arc<Self>, mut queue: tokio::sync::mpsc::Receiver<Proposal>) {
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let (commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+            let single = commands.len() == 1;
+            let command = if single {
+                commands
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Command::Batch(Vec::new()))
+            } else {
+                Command::Batch(commands)
+            };
+            match self.raft.client_write(command).await {
+                Ok(response) => match response.data.reply {
+                    Reply::Batch(items) if !single => {
+                        for (waiter, item) in waiters.into_iter().zip(items) {
+                            let _ = waiter.send(Ok(item));
+                        }
+                    }
+                    _ => {
+                        for waiter in waiters {
+                            let _ = waiter.send(Ok(response.data.clone()));
+                        }
+                    }
+                },
+                Err(err) => {
+                    for waiter in waiters {
+                        let _ = waiter.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
     }
 
     async fn wait_applied_revision(&self, revision: i64) -> Result<(), Status> {
@@ -392,11 +455,9 @@ impl Node {
                 if !self.is_leader() {
                     return Err(errors::not_leader());
                 }
-                match tokio::time::timeout(self.request_timeout, self.raft.client_write(command))
-                    .await
-                {
+                match tokio::time::timeout(self.request_timeout, self.submit(command)).await {
                     Err(_) => Err(errors::timeout()),
-                    Ok(Ok(response)) => Ok(Forwarded::Applied(response.data)),
+                    Ok(Ok(applied)) => Ok(Forwarded::Applied(applied)),
                     Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
                         Err(errors::leader_changed())
                     }

@@ -313,6 +313,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         tracing::info!("joining an existing cluster: waiting for the leader to replicate to this member (add it with `etcdctl member add` first)");
     }
 
+    let (proposals, proposal_queue) = tokio::sync::mpsc::channel(4096);
     let node = Arc::new(Node {
         id,
         cluster_id,
@@ -326,7 +327,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         db_path,
         peers: Default::default(),
         reads: Default::default(),
+        proposals,
     });
+    tokio::spawn(node.clone().run_proposer(proposal_queue));
     node.publish(me_published);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();

@@ -37,6 +37,9 @@ pub enum Command {
         action: AlarmAction,
         member: u64,
     },
+    /// Several proposals in one log entry (the leader batches concurrent
+    /// ones); each is applied at its own revision.
+    Batch(Vec<Command>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,8 @@ pub enum Reply {
     /// Members with an active NOSPACE alarm.
     Alarms(Vec<u64>),
     Error(ApplyError),
+    /// One per command of a `Command::Batch`.
+    Batch(Vec<Applied>),
 }
 
 /// A refused command; nothing changed. Texts are etcd's.
@@ -142,6 +147,24 @@ impl State {
     /// Applies one command at Raft log index `index`; returns the reply and
     /// the events watchers see.
     pub fn apply(&mut self, index: u64, command: &Command) -> (Applied, Vec<Event>) {
+        if let Command::Batch(commands) = command {
+            // Each at its own revision, as if proposed one by one.
+            let mut items = Vec::new();
+            let mut events = Vec::new();
+            for command in commands {
+                let (applied, more) = self.apply(index, command);
+                items.push(applied);
+                events.extend(more);
+            }
+            let revision = self.keyspace.revision();
+            return (
+                Applied {
+                    revision,
+                    reply: Reply::Batch(items),
+                },
+                events,
+            );
+        }
         let result = match command {
             Command::Put(put) => self.put(put),
             Command::DeleteRange(delete) => self
@@ -163,6 +186,8 @@ impl State {
                     vec![],
                 ))
             }
+            // Handled above.
+            Command::Batch(_) => Ok((Reply::Batch(Vec::new()), Vec::new())),
         };
         let (reply, events) = match result {
             Ok(done) => done,

@@ -497,11 +497,17 @@ async fn leases_grant_keepalive_ttl_revoke_and_expire() {
     // minimum TTL follows etcd's rule (1.5 election timeouts, so 2 s here).
     let short = client.lease_grant(1, None).await.unwrap();
     assert_eq!(short.ttl(), 2);
-    client
+    let put = client
         .put("short", "v", Some(PutOptions::new().with_lease(short.id())))
         .await
         .unwrap();
-    let mut watch = client.watch("short", None).await.unwrap();
+    // From the next revision: a member still applying the put would
+    // otherwise start the watch before it (as etcd would).
+    let next = put.header().unwrap().revision() + 1;
+    let mut watch = client
+        .watch("short", Some(WatchOptions::new().with_start_revision(next)))
+        .await
+        .unwrap();
     let _created = watch.message().await.unwrap();
     let deleted = tokio::time::timeout(Duration::from_secs(10), watch.message())
         .await

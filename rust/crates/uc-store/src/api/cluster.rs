@@ -34,6 +34,12 @@ impl ClusterService {
             .collect()
     }
 
+    /// After a change made through the leader, until this member's log has
+    /// it too, so the members it lists include the change.
+    async fn caught_up(&self) -> Result<(), Status> {
+        self.node.read_barrier().await
+    }
+
     fn response_header(&self) -> Option<pb::ResponseHeader> {
         self.node.current_header()
     }
@@ -82,6 +88,7 @@ impl Cluster for ClusterService {
             MembershipChange::AddLearner { id, member }
         };
         self.node.change_membership(change).await?;
+        self.caught_up().await?;
         if !request.is_learner {
             tracing::info!(id = format!("{id:x}"), "member added as learner; promote it once started (`etcdctl member promote`), or it is promoted when it catches up");
             self.node.promote_when_caught_up(id);
@@ -106,6 +113,7 @@ impl Cluster for ClusterService {
         self.node
             .change_membership(MembershipChange::Remove { id })
             .await?;
+        self.caught_up().await?;
         Ok(Response::new(pb::MemberRemoveResponse {
             header: self.response_header(),
             members: self.members(),
@@ -150,6 +158,7 @@ impl Cluster for ClusterService {
         self.node
             .change_membership(MembershipChange::Promote { id })
             .await?;
+        self.caught_up().await?;
         Ok(Response::new(pb::MemberPromoteResponse {
             header: self.response_header(),
             members: self.members(),

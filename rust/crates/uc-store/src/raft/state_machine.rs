@@ -113,6 +113,29 @@ impl Shared {
     }
 }
 
+/// Records what an applied command means for lease clocks and watchers.
+fn note(
+    command: &Command,
+    applied: &Applied,
+    events: Vec<Event>,
+    granted: &mut Vec<(i64, i64)>,
+    revoked: &mut Vec<i64>,
+    changes: &mut Vec<Changes>,
+) {
+    match (command, &applied.reply) {
+        (Command::LeaseGrant { .. }, Reply::LeaseGrant { id, ttl }) => granted.push((*id, *ttl)),
+        (Command::LeaseRevoke { id }, Reply::LeaseRevoke) => revoked.push(*id),
+        _ => {}
+    }
+    if !events.is_empty() {
+        changes.push(Changes {
+            revision: applied.revision,
+            events,
+            reset: false,
+        });
+    }
+}
+
 fn ttl_duration(ttl: i64) -> Duration {
     Duration::from_secs(ttl.max(0) as u64)
 }
@@ -251,22 +274,38 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             reply: Reply::None,
                         }
                     }
+                    EntryPayload::Normal(Command::Batch(commands)) => {
+                        // Proposals batched by the leader: each its own
+                        // revision, as if proposed one by one.
+                        let mut items = Vec::with_capacity(commands.len());
+                        for command in &commands {
+                            let (applied, events) =
+                                machine.state.apply(entry.log_id.index, command);
+                            note(
+                                command,
+                                &applied,
+                                events,
+                                &mut granted,
+                                &mut revoked,
+                                &mut changes,
+                            );
+                            items.push(applied);
+                        }
+                        Applied {
+                            revision: machine.state.keyspace.revision(),
+                            reply: Reply::Batch(items),
+                        }
+                    }
                     EntryPayload::Normal(command) => {
                         let (applied, events) = machine.state.apply(entry.log_id.index, &command);
-                        match (&command, &applied.reply) {
-                            (Command::LeaseGrant { .. }, Reply::LeaseGrant { id, ttl }) => {
-                                granted.push((*id, *ttl))
-                            }
-                            (Command::LeaseRevoke { id }, Reply::LeaseRevoke) => revoked.push(*id),
-                            _ => {}
-                        }
-                        if !events.is_empty() {
-                            changes.push(Changes {
-                                revision: applied.revision,
-                                events,
-                                reset: false,
-                            });
-                        }
+                        note(
+                            &command,
+                            &applied,
+                            events,
+                            &mut granted,
+                            &mut revoked,
+                            &mut changes,
+                        );
                         applied
                     }
                 };
