@@ -13,6 +13,7 @@ ensure_prereqs() {
   command -v etcdctl >/dev/null || missing+=(etcd-client)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v cc >/dev/null || missing+=(build-essential)
+  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=
     [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -28,4 +29,18 @@ ensure_prereqs() {
     cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
     cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
   fi
+  ensure_python_etcd3
+}
+
+# python-etcd3 (PyPI) for the store's smoke test, in a venv outside the work
+# tree; pinned: etcd3 0.12's generated code needs protobuf < 3.21. A failure
+# (no PyPI) is not fatal: the test then prints a SKIP line.
+UC_PYTHON_VENV=${UC_PYTHON_VENV:-/var/tmp/uc-py}
+ensure_python_etcd3() {
+  "$UC_PYTHON_VENV/bin/python" -c 'import etcd3' 2>/dev/null && return 0
+  echo "installing python-etcd3 into $UC_PYTHON_VENV"
+  python3 -m venv "$UC_PYTHON_VENV" &&
+    "$UC_PYTHON_VENV/bin/pip" install -q etcd3==0.12.0 protobuf==3.20.3 grpcio ||
+    echo "WARNING: python-etcd3 could not be installed; its smoke test will SKIP" >&2
+  return 0
 }
