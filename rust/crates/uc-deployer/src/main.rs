@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use uc_deployer::cache::{Cache, LocalStore, SigningKey};
 use uc_types::{DaemonConfig, DeployerConfig};
 
@@ -37,12 +36,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    uc_daemon::init_logging("info");
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -95,7 +89,7 @@ async fn run(args: Args) -> Result<(), String> {
         .merge(uc_deployer::dashboard::router(store))
         .merge(uc_deployer::phone_home::router(phone_home));
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(uc_daemon::shutdown_signal())
         .await
         .map_err(|e| format!("HTTP server failed: {e}"))?;
     tracing::info!("uc-deployer stopped");
@@ -119,20 +113,5 @@ async fn store_loop(endpoints: Vec<String>, store: uc_deployer::api::Store, cach
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(err) => {
-            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
 }

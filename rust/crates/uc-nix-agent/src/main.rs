@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 use uc_nix_agent::nix::NixSystem;
 use uc_nix_agent::switch::Switcher;
 use uc_types::{DaemonConfig, DesiredSystem, NixAgentConfig, SwitchAction, SystemState};
@@ -54,12 +53,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    uc_daemon::init_logging("info");
     let args = Args::parse();
     let config = match NixAgentConfig::load(&args.config) {
         Ok(config) => config,
@@ -116,42 +110,20 @@ fn main() -> ExitCode {
 }
 
 fn daemon(config: NixAgentConfig, switcher: Switcher) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match uc_daemon::runtime("uc-nix-agent") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("uc-nix-agent: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(uc_nix_agent::daemon::run(
         config,
         switcher,
-        shutdown_signal(),
+        uc_daemon::shutdown_signal(),
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
             eprintln!("uc-nix-agent: {err}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-            }
-        }
-        Err(err) => {
-            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 use uc_scheduler::daemon::Options;
 use uc_types::{DaemonConfig, SchedulerConfig};
 
@@ -43,12 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    uc_daemon::init_logging("info");
     let args = Args::parse();
     let config = match SchedulerConfig::load(&args.config) {
         Ok(config) => config,
@@ -57,15 +51,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match uc_daemon::runtime("uc-scheduler") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("uc-scheduler: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = match args.command {
         Command::Run {
@@ -79,7 +67,7 @@ fn main() -> ExitCode {
             runtime.block_on(uc_scheduler::daemon::run(
                 config,
                 options,
-                shutdown_signal(),
+                uc_daemon::shutdown_signal(),
             ))
         }
         Command::Plan => runtime.block_on(plan(config)),
@@ -100,20 +88,4 @@ async fn plan(config: SchedulerConfig) -> Result<(), String> {
         .map_err(|e| format!("store: {e}"))?;
     println!("{plan}");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-            }
-        }
-        Err(err) => {
-            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

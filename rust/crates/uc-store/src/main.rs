@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use uc_store::server::{parse_retention, Settings};
 use uc_types::{ClusterState, DaemonConfig, InitialMember, StoreConfig};
 
@@ -189,13 +188,7 @@ fn settings(args: Args) -> Result<Settings, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    uc_daemon::init_logging("info,openraft=warn");
     let settings = match settings(Args::parse()) {
         Ok(settings) => settings,
         Err(err) => {
@@ -203,15 +196,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match uc_daemon::runtime("uc-store") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("uc-store: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let running = match uc_store::server::start(settings).await {
@@ -222,26 +209,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        shutdown_signal().await;
+        uc_daemon::shutdown_signal().await;
         tracing::info!("stopping");
         running.shutdown().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-            }
-        }
-        Err(err) => {
-            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -1,0 +1,46 @@
+//! What every UltraCloud daemon's `main` does the same way: structured logs
+//! to stderr (`RUST_LOG` overrides the default filter), a multi-threaded
+//! runtime, and a future that resolves on SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+/// Logs to stderr; `default_filter` (e.g. `"info"`) unless `RUST_LOG` is set.
+pub fn init_logging(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The multi-threaded runtime; on failure the error is printed, prefixed
+/// with the daemon's name, and the exit code to return is given back.
+pub fn runtime(daemon: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("{daemon}: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            }
+        }
+        Err(err) => {
+            tracing::error!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
