@@ -8,6 +8,7 @@
   daemon,
   description,
   firewallPurpose,
+  portsFrom ? "`settings.httpListen`",
 }: let
   inherit (lib) mkOption mkEnableOption types;
 in {
@@ -28,6 +29,6 @@ in {
   openFirewall = mkOption {
     type = types.bool;
     default = true;
-    description = "Open the port of `settings.httpListen` (${firewallPurpose}).";
+    description = "Open the ports of ${portsFrom} (${firewallPurpose}).";
   };
 }

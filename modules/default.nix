@@ -15,9 +15,10 @@
     then {}
     else node.daemons;
   # Daemon name in the manifest -> its module under services.ultracloud.
-  withModule = ["deployer" "nix-agent"];
+  withModule = ["store" "deployer" "nix-agent"];
 in {
   imports = [
+    ./store.nix
     ./deployer.nix
     ./nix-agent.nix
   ];

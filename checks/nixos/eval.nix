@@ -41,7 +41,11 @@
     ours = lib.filterAttrs (path: _: lib.hasPrefix "ultracloud/" path) config.environment.etc;
     expected = lib.mapAttrs' (d: _: lib.nameValuePair "ultracloud/${d}.json" null) daemons;
     failedAssertions = builtins.filter (a: !a.assertion) config.assertions;
-    portOf = d: lib.toInt (lib.last (lib.splitString ":" daemons.${d}.httpListen));
+    portOfUrl = url: lib.toInt (lib.last (lib.splitString ":" url));
+    portsOf = d:
+      if d == "store"
+      then map portOfUrl (with daemons.store; listenClientUrls ++ listenPeerUrls ++ listenMetricsUrls)
+      else [(portOfUrl daemons.${d}.httpListen)];
     unitChecks = d: args: let
       unit = config.systemd.services."uc-${d}" or null;
     in
@@ -51,11 +55,14 @@
         "${name}: systemd.services.uc-${d} does not run ${package}/bin/uc-${d} on /etc/ultracloud/${d}.json"
         ++ lib.optional (!(builtins.elem "multi-user.target" (unit.wantedBy or [])))
         "${name}: uc-${d} is not wanted by multi-user.target"
-        ++ lib.optional (!(builtins.elem (portOf d) config.networking.firewall.allowedTCPPorts))
-        "${name}: the firewall does not open uc-${d}'s port ${toString (portOf d)}"
+        ++ map (port: "${name}: the firewall does not open uc-${d}'s port ${toString port}")
+        (builtins.filter (port: !(builtins.elem port config.networking.firewall.allowedTCPPorts)) (portsOf d))
       else lib.optional (unit != null) "${name}: runs uc-${d} although the manifest gives it no ${d}";
   in
     map (a: "${name}: assertion failed: ${a.message}") failedAssertions
+    ++ unitChecks "store" ""
+    ++ lib.optional (daemons ? store && (config.systemd.services.uc-store.serviceConfig.StateDirectory or null) != "ultracloud/store")
+    "${name}: uc-store has no state directory for ${daemons.store.dataDir or "its data"}"
     ++ unitChecks "deployer" ""
     ++ unitChecks "nix-agent" " run"
     ++ lib.optional (daemons ? deployer && !(config.users.users.ultracloud-deployer.isSystemUser or false))
