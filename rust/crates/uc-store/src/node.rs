@@ -214,7 +214,12 @@ impl Node {
             .await
         {
             Err(_) => return Err(errors::timeout()),
-            Ok(Ok(applied)) => applied,
+            Ok(Ok(applied)) => {
+                // Applied on the leader when this member forwarded the batch:
+                // answer once it is applied here too (read-your-writes).
+                self.wait_applied_revision(applied.revision).await?;
+                applied
+            }
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to)))) => {
                 match self.forward(&to, Forward::Write(command)).await? {
                     Forwarded::Applied(applied) => {
@@ -261,6 +266,7 @@ impl Node {
             }
             let (commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
             let single = commands.len() == 1;
+            let commands_copy = if single { Vec::new() } else { commands.clone() };
             let command = if single {
                 commands
                     .into_iter()
@@ -282,6 +288,30 @@ impl Node {
                         }
                     }
                 },
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) if !single => {
+                    // A follower: one question to the leader for the batch.
+                    let forwarded = self
+                        .forward(&to, Forward::Write(Command::Batch(commands_copy)))
+                        .await;
+                    match forwarded {
+                        Ok(Forwarded::Applied(Applied {
+                            reply: Reply::Batch(items),
+                            ..
+                        })) if items.len() == waiters.len() => {
+                            for (waiter, item) in waiters.into_iter().zip(items) {
+                                let _ = waiter.send(Ok(item));
+                            }
+                        }
+                        // Each write then asks the leader on its own.
+                        _ => {
+                            for waiter in waiters {
+                                let _ = waiter.send(Err(RaftError::APIError(
+                                    ClientWriteError::ForwardToLeader(to.clone()),
+                                )));
+                            }
+                        }
+                    }
+                }
                 Err(err) => {
                     for waiter in waiters {
                         let _ = waiter.send(Err(err.clone()));

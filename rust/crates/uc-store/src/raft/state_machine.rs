@@ -113,6 +113,32 @@ impl Shared {
     }
 }
 
+/// Applies a command; batches (the leader's, nested when a follower's
+/// forwarded batch was batched again) command by command, each at its own
+/// revision with its own group of events for watchers.
+fn apply_command(
+    state: &mut State,
+    index: u64,
+    command: &Command,
+    granted: &mut Vec<(i64, i64)>,
+    revoked: &mut Vec<i64>,
+    changes: &mut Vec<Changes>,
+) -> Applied {
+    if let Command::Batch(commands) = command {
+        let items = commands
+            .iter()
+            .map(|c| apply_command(state, index, c, granted, revoked, changes))
+            .collect();
+        return Applied {
+            revision: state.keyspace.revision(),
+            reply: Reply::Batch(items),
+        };
+    }
+    let (applied, events) = state.apply(index, command);
+    note(command, &applied, events, granted, revoked, changes);
+    applied
+}
+
 /// Records what an applied command means for lease clocks and watchers.
 fn note(
     command: &Command,
@@ -274,40 +300,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             reply: Reply::None,
                         }
                     }
-                    EntryPayload::Normal(Command::Batch(commands)) => {
-                        // Proposals batched by the leader: each its own
-                        // revision, as if proposed one by one.
-                        let mut items = Vec::with_capacity(commands.len());
-                        for command in &commands {
-                            let (applied, events) =
-                                machine.state.apply(entry.log_id.index, command);
-                            note(
-                                command,
-                                &applied,
-                                events,
-                                &mut granted,
-                                &mut revoked,
-                                &mut changes,
-                            );
-                            items.push(applied);
-                        }
-                        Applied {
-                            revision: machine.state.keyspace.revision(),
-                            reply: Reply::Batch(items),
-                        }
-                    }
-                    EntryPayload::Normal(command) => {
-                        let (applied, events) = machine.state.apply(entry.log_id.index, &command);
-                        note(
-                            &command,
-                            &applied,
-                            events,
-                            &mut granted,
-                            &mut revoked,
-                            &mut changes,
-                        );
-                        applied
-                    }
+                    EntryPayload::Normal(command) => apply_command(
+                        &mut machine.state,
+                        entry.log_id.index,
+                        &command,
+                        &mut granted,
+                        &mut revoked,
+                        &mut changes,
+                    ),
                 };
                 replies.push(applied);
             }
