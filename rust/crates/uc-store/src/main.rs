@@ -73,6 +73,9 @@ struct Args {
     /// Seconds between progress notifications to watchers that asked for them.
     #[arg(long, default_value_t = 600)]
     watch_progress_notify_interval: u64,
+    /// debug, info, warn or error (RUST_LOG overrides it).
+    #[arg(long, default_value = "info")]
+    log_level: String,
 }
 
 fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, String> {
@@ -188,8 +191,16 @@ fn settings(args: Args) -> Result<Settings, String> {
 }
 
 fn main() -> ExitCode {
-    uc_daemon::init_logging("info,openraft=warn");
-    let settings = match settings(Args::parse()) {
+    let args = Args::parse();
+    let level = match args.log_level.as_str() {
+        "debug" | "info" | "warn" | "error" => args.log_level.clone(),
+        other => {
+            eprintln!("uc-store: --log-level {other:?}: expected debug, info, warn or error");
+            return ExitCode::FAILURE;
+        }
+    };
+    uc_daemon::init_logging(&format!("{level},openraft=warn"));
+    let settings = match settings(args) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("uc-store: {err}");

@@ -438,7 +438,11 @@ async fn watch_streams_history_filters_progress_and_compaction() {
         .unwrap()
         .revision();
     client.compact(now, None).await.unwrap();
-    let mut old = client
+    // Members apply the compaction in their own time (as etcd's do): watch
+    // on one member after a linearizable read there, which waits for it.
+    let mut one = connect_to(&cluster, 2).await;
+    one.get("w/c", None).await.unwrap();
+    let mut old = one
         .watch(
             "w/",
             Some(WatchOptions::new().with_prefix().with_start_revision(start)),

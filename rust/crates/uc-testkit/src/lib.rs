@@ -60,7 +60,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A single-member etcd on loopback, killed on drop.
+/// A single-member etcd on loopback, killed on drop (`UC_TEST_STORE` names
+/// another binary with etcd's flags, e.g. uc-store, to use instead).
 pub struct Etcd {
     child: Child,
     pub endpoint: String,
@@ -73,7 +74,10 @@ impl Etcd {
         let log = std::fs::File::create(dir.with_extension("log")).expect("etcd log file");
         let endpoint = format!("http://127.0.0.1:{}", free_port());
         let peer = format!("http://127.0.0.1:{}", free_port());
-        let child = Command::new("etcd")
+        // UC_TEST_STORE: another binary taking etcd's flags (uc-store) to
+        // run the same tests against.
+        let binary = std::env::var("UC_TEST_STORE").unwrap_or_else(|_| "etcd".into());
+        let child = Command::new(binary)
             .args(["--name", "t1", "--data-dir"])
             .arg(dir)
             .args([
