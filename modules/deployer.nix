@@ -35,29 +35,18 @@ in {
       # nix path-info and nix-store --dump serve the cache from the local store.
       path = [config.nix.package];
       restartTriggers = [config.environment.etc."ultracloud/deployer.json".text];
-      serviceConfig = {
-        ExecStart = "${cfg.package}/bin/uc-deployer --config /etc/ultracloud/deployer.json";
-        User = "ultracloud-deployer";
-        Group = "ultracloud-deployer";
-        StateDirectory = "ultracloud/deployer";
-        StateDirectoryMode = "0700";
-        Restart = "on-failure";
-        RestartSec = 5;
-        # Hardening: a network daemon that only reads the store and its state dir.
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectControlGroups = true;
-        RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX"];
-        RestrictNamespaces = true;
-        LockPersonality = true;
-        CapabilityBoundingSet = "";
-        SystemCallFilter = ["@system-service"];
-      };
+      # A network daemon that only needs its state dir (./hardening.nix).
+      serviceConfig =
+        import ./hardening.nix
+        // {
+          ExecStart = "${cfg.package}/bin/uc-deployer --config /etc/ultracloud/deployer.json";
+          User = "ultracloud-deployer";
+          Group = "ultracloud-deployer";
+          StateDirectory = "ultracloud/deployer";
+          StateDirectoryMode = "0700";
+          Restart = "on-failure";
+          RestartSec = 5;
+        };
     };
 
     networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall port;

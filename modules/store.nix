@@ -35,29 +35,19 @@ in {
       after = ["network-online.target"];
       wants = ["network-online.target"];
       restartTriggers = [config.environment.etc."ultracloud/store.json".text];
-      serviceConfig = {
-        ExecStart = "${cfg.package}/bin/uc-store --config /etc/ultracloud/store.json";
-        User = "ultracloud-store";
-        Group = "ultracloud-store";
-        # settings.dataDir is /var/lib/ultracloud/store.
-        StateDirectory = "ultracloud/store";
-        StateDirectoryMode = "0700";
-        Restart = "on-failure";
-        RestartSec = 5;
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectControlGroups = true;
-        RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX"];
-        RestrictNamespaces = true;
-        LockPersonality = true;
-        CapabilityBoundingSet = "";
-        SystemCallFilter = ["@system-service"];
-      };
+      # A network daemon that only needs its state dir (./hardening.nix).
+      serviceConfig =
+        import ./hardening.nix
+        // {
+          ExecStart = "${cfg.package}/bin/uc-store --config /etc/ultracloud/store.json";
+          User = "ultracloud-store";
+          Group = "ultracloud-store";
+          # settings.dataDir is /var/lib/ultracloud/store.
+          StateDirectory = "ultracloud/store";
+          StateDirectoryMode = "0700";
+          Restart = "on-failure";
+          RestartSec = 5;
+        };
     };
 
     networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall (lib.unique (map portOf urls));

@@ -174,30 +174,6 @@ pub fn txn_request(r: &pb::TxnRequest) -> TxnRequest {
     }
 }
 
-/// Whether a txn only reads (then it is served like a Range).
-pub fn read_only(r: &pb::TxnRequest) -> bool {
-    r.success
-        .iter()
-        .chain(&r.failure)
-        .all(|op| match &op.request {
-            Some(request_op::Request::RequestRange(_)) | None => true,
-            Some(request_op::Request::RequestTxn(nested)) => read_only(nested),
-            _ => false,
-        })
-}
-
-/// Whether a read-only txn asks for serializable reads only.
-pub fn serializable(r: &pb::TxnRequest) -> bool {
-    r.success
-        .iter()
-        .chain(&r.failure)
-        .all(|op| match &op.request {
-            Some(request_op::Request::RequestRange(range)) => range.serializable,
-            Some(request_op::Request::RequestTxn(nested)) => serializable(nested),
-            _ => true,
-        })
-}
-
 pub fn txn_response(r: &TxnResponse, header: Option<pb::ResponseHeader>) -> pb::TxnResponse {
     // Inner responses carry a header with the revision only, as etcd's.
     let inner = Some(pb::ResponseHeader {

@@ -14,7 +14,7 @@ use uc_proto::etcdserverpb::AlarmType;
 use crate::errors;
 use crate::ids::crc32;
 use crate::node::Node;
-use crate::state::{AlarmAction, Command, Reply};
+use crate::state::{AlarmAction, Command};
 
 /// The etcd API version uc-store answers (its protos are etcd 3.4's).
 pub const ETCD_VERSION: &str = "3.4.23";
@@ -26,6 +26,18 @@ pub struct MaintenanceService {
 }
 
 impl MaintenanceService {
+    /// Members with an active NOSPACE alarm, as this member has applied.
+    fn alarmed(&self) -> Vec<u64> {
+        self.node
+            .shared
+            .read()
+            .state
+            .nospace
+            .iter()
+            .copied()
+            .collect()
+    }
+
     fn alarms(&self, members: &[u64]) -> Vec<pb::AlarmMember> {
         members
             .iter()
@@ -57,57 +69,22 @@ impl Maintenance for MaintenanceService {
         };
         let nospace = request.alarm == AlarmType::Nospace as i32
             || (request.alarm == AlarmType::None as i32 && action == Some(AlarmAction::Deactivate));
-        let members: Vec<u64> = match action {
-            Some(action) if nospace => {
-                let member = if request.member_id == 0 && action == AlarmAction::Deactivate {
-                    // `etcdctl alarm disarm` names every alarmed member.
-                    let alarmed: Vec<u64> = self
-                        .node
-                        .shared
-                        .read()
-                        .state
-                        .nospace
-                        .iter()
-                        .copied()
-                        .collect();
-                    for member in alarmed {
-                        self.node.write(Command::Alarm { action, member }).await?;
-                    }
-                    None
+        let members = match action {
+            // Alarms uc-store does not raise (CORRUPT): nothing to change.
+            Some(_) if !nospace => Vec::new(),
+            Some(action) => {
+                // `etcdctl alarm disarm` names no member: every alarmed one.
+                let targets = if request.member_id == 0 && action == AlarmAction::Deactivate {
+                    self.alarmed()
                 } else {
-                    Some(request.member_id)
+                    vec![request.member_id]
                 };
-                match member {
-                    Some(member) => match self
-                        .node
-                        .write(Command::Alarm { action, member })
-                        .await?
-                        .reply
-                    {
-                        Reply::Alarms(members) => members,
-                        other => return Err(errors::internal(format!("alarm answered {other:?}"))),
-                    },
-                    None => self
-                        .node
-                        .shared
-                        .read()
-                        .state
-                        .nospace
-                        .iter()
-                        .copied()
-                        .collect(),
+                for member in targets {
+                    self.node.write(Command::Alarm { action, member }).await?;
                 }
+                self.alarmed()
             }
-            Some(_) => Vec::new(),
-            None => self
-                .node
-                .shared
-                .read()
-                .state
-                .nospace
-                .iter()
-                .copied()
-                .collect(),
+            None => self.alarmed(),
         };
         Ok(Response::new(pb::AlarmResponse {
             header: self.node.current_header(),

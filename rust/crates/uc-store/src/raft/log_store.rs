@@ -17,9 +17,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, Vote};
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-};
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -219,20 +217,6 @@ impl LogStore {
         txn.commit().map_err(write_error)
     }
 
-    /// Entries on disk, for diagnostics and tests.
-    pub fn len(&self) -> Result<u64, StorageError> {
-        let txn = self.db.begin_read().map_err(read_error)?;
-        match txn.open_table(LOG) {
-            Ok(table) => table.len().map_err(read_error),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-            Err(err) => Err(read_error(err)),
-        }
-    }
-
-    pub fn is_empty(&self) -> Result<bool, StorageError> {
-        Ok(self.len()? == 0)
-    }
-
     /// The log as readers see it: the database, minus what is truncated or
     /// purged but not yet written, plus what is appended but not yet written.
     fn entries(
@@ -285,27 +269,41 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged = self.volatile().last_purged;
-        // The last entry is among the newest few; scanning from the end of
-        // the database would need a reverse range, so read the tail.
-        let last_index = {
-            let txn = self.db.begin_read().map_err(read_error)?;
-            let db_last = match txn.open_table(LOG) {
-                Ok(table) => table.last().map_err(read_error)?.map(|(k, _)| k.value()),
-                Err(redb::TableError::TableDoesNotExist(_)) => None,
-                Err(err) => return Err(read_error(err)),
-            };
-            let unflushed_last = self.volatile().unflushed.keys().next_back().copied();
-            db_last.max(unflushed_last)
+        let (unflushed_last, hide_from, last_purged) = {
+            let v = self.volatile();
+            let last = v.unflushed.values().next_back().map(|e| e.log_id);
+            (last, v.hide_from, v.last_purged)
         };
-        let last = match last_index {
-            None => None,
-            Some(index) => self
-                .entries(Bound::Unbounded, Bound::Included(index))?
-                .into_values()
-                .next_back()
-                .map(|e| e.log_id),
+        // The newest entry: in memory if anything waits for the writer,
+        // otherwise the last one on disk that is not truncated or purged.
+        let last = match unflushed_last {
+            Some(id) => Some(id),
+            None => {
+                let txn = self.db.begin_read().map_err(read_error)?;
+                match txn.open_table(LOG) {
+                    Ok(table) => {
+                        let end = hide_from.map_or(Bound::Unbounded, Bound::Excluded);
+                        let last = table
+                            .range::<u64>((Bound::Unbounded, end))
+                            .map_err(read_error)?
+                            .next_back()
+                            .transpose()
+                            .map_err(read_error)?;
+                        match last {
+                            Some((_, bytes)) => {
+                                let entry: Entry<TypeConfig> =
+                                    serde_json::from_slice(bytes.value()).map_err(read_error)?;
+                                Some(entry.log_id)
+                            }
+                            None => None,
+                        }
+                    }
+                    Err(redb::TableError::TableDoesNotExist(_)) => None,
+                    Err(err) => return Err(read_error(err)),
+                }
+            }
         };
+        // Entries at or below the purge point are gone whatever the disk says.
         let last = match (last, last_purged) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
