@@ -1,4 +1,5 @@
-//! The deployer's HTTP API: deploy a manifest, read and steer the rollout.
+//! The deployer's HTTP API: deploy a manifest, read and steer the rollout,
+//! see services and their instances, cordon, drain and uncordon nodes.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -6,8 +7,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use etcd_client::Client;
-use uc_types::{keys, unix_seconds, RolloutRecord, RolloutState};
+use std::collections::BTreeMap;
+
+use etcd_client::{Client, GetOptions};
+use uc_types::{
+    keys, unix_seconds, Assignment, InstanceStatus, ManifestRevision, NodeCordon, NodeHeartbeat,
+    PlacementStatus, RolloutRecord, RolloutState,
+};
 
 use crate::deploy::{self, get_json, DeployError, DeployRequest};
 use crate::rollout::compare_and_put;
@@ -27,6 +33,8 @@ pub fn router(store: Store) -> Router {
         .route("/api/v1/deploy", post(deploy_handler))
         .route("/api/v1/rollout", get(rollout_status))
         .route("/api/v1/rollout/{action}", post(rollout_action))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/nodes/{node}/{action}", post(node_action))
         .with_state(store)
 }
 
@@ -134,6 +142,196 @@ async fn rollout_action(State(store): State<Store>, Path(action): Path<String>) 
             StatusCode::CONFLICT,
             "the rollout changed meanwhile; retry".into(),
         ),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    }
+}
+
+/// Every service with its instances (assignment, node, status, where the
+/// node-agent serves its logs) and why replicas are unplaced; every node
+/// with its heartbeat and cordon. What `uc services` and `uc logs` read.
+async fn services(State(store): State<Store>) -> Response {
+    let Some(mut store) = store.get().cloned() else {
+        return store_unreachable();
+    };
+    match services_view(&mut store).await {
+        Ok(view) => json(StatusCode::OK, view),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    }
+}
+
+async fn services_view(store: &mut Client) -> Result<serde_json::Value, etcd_client::Error> {
+    let prefix = || Some(GetOptions::new().with_prefix());
+    let mut specs: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut assignments: Vec<(String, String, Assignment)> = Vec::new();
+    for kv in store.get(keys::services_prefix(), prefix()).await?.kvs() {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        let parts: Vec<&str> = key[keys::services_prefix().len()..].split('/').collect();
+        match parts[..] {
+            [service, "spec"] => {
+                let spec: serde_json::Value =
+                    serde_json::from_slice(kv.value()).unwrap_or_default();
+                specs.insert(service.to_owned(), spec);
+            }
+            [service, "assignments", id] => {
+                if let Ok(a) = serde_json::from_slice(kv.value()) {
+                    assignments.push((service.to_owned(), id.to_owned(), a));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut heartbeats: BTreeMap<String, Option<NodeHeartbeat>> = BTreeMap::new();
+    let mut cordons: BTreeMap<String, NodeCordon> = BTreeMap::new();
+    for kv in store.get(keys::nodes_prefix(), prefix()).await?.kvs() {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        match key[keys::nodes_prefix().len()..]
+            .split('/')
+            .collect::<Vec<_>>()[..]
+        {
+            [node, "heartbeat"] => {
+                heartbeats.insert(node.to_owned(), serde_json::from_slice(kv.value()).ok());
+            }
+            [node, "cordon"] => {
+                if let Ok(cordon) = serde_json::from_slice(kv.value()) {
+                    cordons.insert(node.to_owned(), cordon);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut statuses: BTreeMap<(String, String), InstanceStatus> = BTreeMap::new();
+    for kv in store.get(keys::instances_prefix(), prefix()).await?.kvs() {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        if let [node, name, "status"] = key[keys::instances_prefix().len()..]
+            .split('/')
+            .collect::<Vec<_>>()[..]
+        {
+            if let Ok(status) = serde_json::from_slice(kv.value()) {
+                statuses.insert((node.to_owned(), name.to_owned()), status);
+            }
+        }
+    }
+    let mut unplaced: BTreeMap<String, PlacementStatus> = BTreeMap::new();
+    for kv in store
+        .get(keys::scheduler_status_prefix(), prefix())
+        .await?
+        .kvs()
+    {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        if let Ok(status) = serde_json::from_slice(kv.value()) {
+            unplaced.insert(
+                key[keys::scheduler_status_prefix().len()..].to_owned(),
+                status,
+            );
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (service, spec) in &specs {
+        let instances: Vec<serde_json::Value> = assignments
+            .iter()
+            .filter(|(s, _, _)| s == service)
+            .map(|(_, id, a)| {
+                let name = keys::instance_name(service, id);
+                let agent = heartbeats.get(&a.node).cloned().flatten();
+                serde_json::json!({
+                    "id": id,
+                    "name": name,
+                    "node": a.node,
+                    "ports": a.ports,
+                    "status": statuses.get(&(a.node.clone(), name.clone())),
+                    "agentUrl": agent.map(|h| h.url),
+                })
+            })
+            .collect();
+        out.insert(
+            service.clone(),
+            serde_json::json!({
+                "replicas": spec["replicas"],
+                "instances": instances,
+                "placement": unplaced.get(service),
+            }),
+        );
+    }
+    let mut nodes = serde_json::Map::new();
+    if let Some((current, _)) =
+        get_json::<ManifestRevision>(store, &keys::manifest_current()).await?
+    {
+        for node in current.manifest.nodes.keys() {
+            nodes.insert(
+                node.clone(),
+                serde_json::json!({
+                    "alive": heartbeats.contains_key(node),
+                    "agentUrl": heartbeats.get(node).cloned().flatten().map(|h| h.url),
+                    "cordon": cordons.get(node),
+                }),
+            );
+        }
+    }
+    Ok(serde_json::json!({ "services": out, "nodes": nodes }))
+}
+
+/// `cordon` (no new instances), `drain` (and move its instances away, at
+/// most each service's maxUnavailable at a time), `uncordon`.
+async fn node_action(
+    State(store): State<Store>,
+    Path((node, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(mut store) = store.get().cloned() else {
+        return store_unreachable();
+    };
+    let reason = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["reason"].as_str().map(str::to_owned));
+    let current = match get_json::<ManifestRevision>(&mut store, &keys::manifest_current()).await {
+        Ok(Some((current, _))) => current,
+        Ok(None) => {
+            return error(
+                StatusCode::CONFLICT,
+                "no manifest deployed yet: nothing to cordon".into(),
+            )
+        }
+        Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    };
+    if !current.manifest.nodes.contains_key(&node) {
+        let known: Vec<&str> = current.manifest.nodes.keys().map(String::as_str).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no node {node} in the deployed manifest (nodes: {})",
+                known.join(", ")
+            ),
+        );
+    }
+    let key = keys::node_cordon(&node);
+    let result = match action.as_str() {
+        "cordon" | "drain" => {
+            let cordon = NodeCordon {
+                drain: action == "drain",
+                reason,
+                since: unix_seconds(),
+            };
+            store
+                .put(key, serde_json::to_vec(&cordon).unwrap_or_default(), None)
+                .await
+                .map(drop)
+        }
+        "uncordon" => store.delete(key, None).await.map(drop),
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown action {action}: cordon, drain or uncordon"),
+            )
+        }
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(%node, action, "node steered");
+            json(
+                StatusCode::OK,
+                serde_json::json!({ "node": node, "action": action }),
+            )
+        }
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     }
 }

@@ -177,3 +177,20 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Kills (SIGKILL) the process group of every instance a node-agent
+/// recorded under `state_dir`: instances outlive their agent by design, and
+/// a test must not leave any behind.
+pub fn kill_node_agent_instances(state_dir: &Path) {
+    let records = state_dir.join("instances");
+    for entry in std::fs::read_dir(records).into_iter().flatten().flatten() {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.path()).unwrap_or_default())
+                .unwrap_or_default();
+        if let Some(pid) = record["pid"].as_u64().filter(|p| *p > 1) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+}

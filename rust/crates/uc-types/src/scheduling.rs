@@ -53,6 +53,67 @@ pub struct PlacementStatus {
     pub reasons: BTreeMap<String, Vec<String>>,
 }
 
+/// How an instance is doing, as its node-agent last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Running; its health check has not passed yet.
+    Starting,
+    /// Running, and its health check (if any) passes. The only state the
+    /// scheduler, DNS and load balancers count as serving.
+    Healthy,
+    /// Failing its health check, exited and waiting to restart, or unable
+    /// to start (see `phase` and `message`).
+    Unhealthy,
+}
+
+/// What the node-agent is doing with an instance's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstancePhase {
+    Running,
+    /// Exited; restarts after a backoff that doubles with each crash.
+    Backoff,
+    /// Cannot be started (missing secret file, bad command); retried with backoff.
+    Failed,
+}
+
+/// `/uc/v1/instances/<node>/<service>-<id>/status`: written by the node's
+/// uc-node-agent on its heartbeat lease, so it vanishes with the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceStatus {
+    pub service: String,
+    pub id: String,
+    pub state: InstanceState,
+    pub phase: InstancePhase,
+    /// Main process (its process group, or systemd unit, holds the rest).
+    pub pid: Option<u32>,
+    /// Restarts since the node-agent first started this instance.
+    pub restarts: u32,
+    /// Where the instance listens: the node's address and its ports.
+    pub address: std::net::IpAddr,
+    pub ports: BTreeMap<String, u16>,
+    /// Unix seconds when `state` last changed.
+    pub since: u64,
+    /// The last exit, health check failure or start error.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// `/uc/v1/nodes/<node>/heartbeat`: the node-agent is alive (a key on its
+/// lease) and where to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeHeartbeat {
+    /// Base URL of the node-agent's HTTP endpoint (`/instances`, `/logs/…`).
+    pub url: String,
+    pub address: std::net::IpAddr,
+    /// Unix seconds the agent started.
+    pub since: u64,
+    pub version: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

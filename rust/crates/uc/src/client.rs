@@ -16,17 +16,28 @@ pub fn request(
     path: &str,
     body: Option<&str>,
 ) -> Result<Response, String> {
+    request_to("the deployer", base, method, path, body)
+}
+
+/// `request` to `what` (named in errors), e.g. a node-agent.
+pub fn request_to(
+    what: &str,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<Response, String> {
     let authority = base
         .strip_prefix("http://")
-        .ok_or(format!("deployer URL {base} must start with http://"))?
+        .ok_or(format!("URL {base} of {what} must start with http://"))?
         .trim_end_matches('/');
     let address = authority
         .to_socket_addrs()
-        .map_err(|e| format!("bad deployer address {authority}: {e}"))?
+        .map_err(|e| format!("bad address {authority} of {what}: {e}"))?
         .next()
         .ok_or(format!("{authority} resolves to nothing"))?;
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))
-        .map_err(|e| format!("cannot reach the deployer at {base}: {e}"))?;
+        .map_err(|e| format!("cannot reach {what} at {base}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;

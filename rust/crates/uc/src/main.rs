@@ -1,8 +1,10 @@
 //! `uc`: the operator's CLI: reads rendered manifests (check, plan, daemon
-//! configs) and talks to the deployer (deploy, rollouts).
+//! configs) and talks to the deployer (deploy, rollouts, services, nodes)
+//! and, for logs, to the node-agents.
 
 mod client;
 mod plan;
+mod services;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +52,57 @@ enum Command {
         )]
         deployer: String,
     },
+    /// Services: each instance's node, state, restarts and last message,
+    /// and why replicas are unplaced.
+    Services {
+        /// Print the deployer's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "UC_DEPLOYER", default_value = "http://127.0.0.1:7480")]
+        deployer: String,
+    },
+    /// The last lines of a service's instance logs, from each node-agent.
+    Logs {
+        service: String,
+        #[arg(long, default_value_t = 100)]
+        lines: usize,
+        /// Only this instance id.
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long, env = "UC_DEPLOYER", default_value = "http://127.0.0.1:7480")]
+        deployer: String,
+    },
+    /// Cordon, drain or uncordon a node.
+    Node {
+        #[command(subcommand)]
+        action: NodeCommand,
+        #[arg(
+            long,
+            env = "UC_DEPLOYER",
+            default_value = "http://127.0.0.1:7480",
+            global = true
+        )]
+        deployer: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Place no new instances on the node; running ones stay.
+    Cordon {
+        node: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Cordon, and move the node's instances away, at most each service's
+    /// placement.maxUnavailable at a time.
+    Drain {
+        node: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Make the node schedulable again (nothing moves back by itself).
+    Uncordon { node: String },
 }
 
 #[derive(Subcommand)]
@@ -117,13 +170,13 @@ fn rollout_summary(r: &RolloutRecord) -> String {
     out
 }
 
-fn api(
+fn api<T: serde::de::DeserializeOwned>(
     deployer: &str,
     method: &str,
     path: &str,
     body: Option<&str>,
     ok: u16,
-) -> Result<RolloutRecord, String> {
+) -> Result<T, String> {
     let response = client::request(deployer, method, path, body)?;
     if response.status != ok {
         return Err(format!(
@@ -170,6 +223,52 @@ fn run(command: Command) -> Result<(), String> {
                 }
             };
             print!("{}", rollout_summary(&record));
+            Ok(())
+        }
+        Command::Services { json, deployer } => {
+            let view: serde_json::Value = api(&deployer, "GET", "/api/v1/services", None, 200)?;
+            if json {
+                println!("{view:#}");
+            } else {
+                print!("{}", services::table(&view));
+            }
+            Ok(())
+        }
+        Command::Logs {
+            service,
+            lines,
+            instance,
+            deployer,
+        } => {
+            let view: serde_json::Value = api(&deployer, "GET", "/api/v1/services", None, 200)?;
+            print!(
+                "{}",
+                services::logs(&view, &service, instance.as_deref(), lines)?
+            );
+            Ok(())
+        }
+        Command::Node { action, deployer } => {
+            let (node, verb, reason) = match action {
+                NodeCommand::Cordon { node, reason } => (node, "cordon", reason),
+                NodeCommand::Drain { node, reason } => (node, "drain", reason),
+                NodeCommand::Uncordon { node } => (node, "uncordon", None),
+            };
+            let body = serde_json::json!({ "reason": reason }).to_string();
+            let _: serde_json::Value = api(
+                &deployer,
+                "POST",
+                &format!("/api/v1/nodes/{node}/{verb}"),
+                Some(&body),
+                200,
+            )?;
+            println!(
+                "{}",
+                match verb {
+                    "cordon" => format!("node {node} cordoned: no new instances; running ones stay"),
+                    "drain" => format!("node {node} draining: its instances move away, at most each service's maxUnavailable at a time; follow with `uc services`"),
+                    _ => format!("node {node} uncordoned: schedulable again"),
+                }
+            );
             Ok(())
         }
         Command::Plan { manifest } => {

@@ -1,0 +1,9 @@
+//! uc-node-agent: runs the service instances the scheduler assigned to this
+//! node, health-checks them and reports their status to the store.
+
+pub mod daemon;
+pub mod http;
+pub mod instance;
+pub mod logs;
+pub mod plan;
+pub mod runner;

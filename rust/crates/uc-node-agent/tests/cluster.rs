@@ -1,0 +1,519 @@
+//! A simulated cluster on one machine: a real etcd, two in-process
+//! schedulers and four uc-node-agent processes on 127.77.0.{1..4}, running a
+//! 3-replica HTTP service (python3's http.server), a crashing service and an
+//! unplaceable one. One scenario, step by step, as an operator would see it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use serde_json::{json, Value};
+use uc_testkit::{Etcd, KillOnDrop, TestDir};
+use uc_types::{keys, Assignment, InstancePhase, InstanceState, InstanceStatus, NodeCordon};
+
+const NODES: [&str; 4] = ["w1", "w2", "w3", "w4"];
+const SECRET: &str = "s3cr3t-for-the-test";
+
+fn address(node: &str) -> String {
+    let n = NODES.iter().position(|x| *x == node).unwrap() + 1;
+    format!("127.77.0.{n}")
+}
+
+/// hosts/ha's manifest with nodes w1..w4 and the test's services.
+fn manifest(secret_file: &Path) -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../hosts/ha/manifest.json"
+    );
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let worker = m["nodes"]["worker1"].clone();
+    m["nodes"] = NODES
+        .iter()
+        .map(|n| {
+            let mut node = worker.clone();
+            node["labels"] = json!({});
+            node["addresses"] = json!([address(n)]);
+            (n.to_string(), node)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let mut web = m["services"]["web"].clone();
+    web["replicas"] = json!(3);
+    web["eligibleNodes"] = json!(NODES);
+    web["exec"]["command"] = json!(["/bin/sh", "-c",
+        "cp \"$SESSION_KEY_FILE\" secret.txt && echo \"$UC_INSTANCE on $UC_NODE\" > whoami.txt && exec python3 -m http.server --bind \"$UC_ADDRESS\" \"$UC_PORT_HTTP\""]);
+    web["secretFiles"] = json!({"SESSION_KEY": secret_file.display().to_string()});
+    web["healthCheck"]["intervalSeconds"] = json!(1);
+    web["healthCheck"]["timeoutSeconds"] = json!(1);
+    web["healthCheck"]["failureThreshold"] = json!(2);
+    let mut crashy = web.clone();
+    crashy["replicas"] = json!(1);
+    crashy["ports"] = json!({});
+    crashy["healthCheck"] = Value::Null;
+    crashy["secretFiles"] = json!({});
+    crashy["listeners"] = json!([]);
+    crashy["exec"]["command"] = json!(["/bin/sh", "-c", "echo crashing on purpose; exit 3"]);
+    let mut huge = crashy.clone();
+    huge["resources"]["cpuMillis"] = json!(64000);
+    huge["eligibleNodes"] = json!([]);
+    m["services"] = json!({"web": web, "crashy": crashy, "huge": huge});
+    m
+}
+
+async fn import(client: &mut Client, manifest: &Value) {
+    let revision = json!({"revision": 1, "importedAt": 0, "systems": {}, "manifest": manifest});
+    client
+        .put(keys::manifest_current(), revision.to_string(), None)
+        .await
+        .unwrap();
+    for (name, spec) in manifest["services"].as_object().unwrap() {
+        client
+            .put(keys::service_spec(name), spec.to_string(), None)
+            .await
+            .unwrap();
+    }
+}
+
+struct Agent {
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+    process: Option<KillOnDrop>,
+}
+
+impl Agent {
+    fn new(dir: &Path, node: &'static str, endpoint: &str) -> Agent {
+        let state = dir.join(format!("agent-{node}"));
+        std::fs::create_dir_all(&state).unwrap();
+        let config = state.join("node-agent.json");
+        let body = json!({
+            "schemaVersion": 1, "cluster": "test", "node": node,
+            "httpListen": format!("{}:0", address(node)),
+            "storeEndpoints": [endpoint], "address": address(node),
+            "stateDir": state.join("state").display().to_string(),
+            "heartbeatTtlSeconds": 2,
+        });
+        std::fs::write(&config, body.to_string()).unwrap();
+        let mut agent = Agent {
+            config,
+            log: state.join("agent.log"),
+            process: None,
+        };
+        agent.start();
+        agent
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child: Child = Command::new(env!("CARGO_BIN_EXE_uc-node-agent"))
+            .args([
+                "--config",
+                self.config.to_str().unwrap(),
+                "--backend",
+                "process",
+            ])
+            .args(["--stop-timeout-seconds", "3"])
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.process = Some(KillOnDrop(child));
+    }
+
+    /// kill -9: the agent only (its instances keep running).
+    fn kill(&mut self) {
+        self.process.take();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+        uc_testkit::kill_node_agent_instances(&self.config.with_file_name("state"));
+    }
+}
+
+async fn statuses(client: &mut Client) -> BTreeMap<String, InstanceStatus> {
+    let prefix = keys::instances_prefix();
+    let response = client
+        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    response
+        .kvs()
+        .iter()
+        .map(|kv| {
+            let key = String::from_utf8_lossy(kv.key())[prefix.len()..].to_owned();
+            (key, serde_json::from_slice(kv.value()).unwrap())
+        })
+        .collect()
+}
+
+async fn assignments(client: &mut Client, service: &str) -> BTreeMap<String, String> {
+    let prefix = keys::service_assignments_prefix(service);
+    let response = client
+        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    response
+        .kvs()
+        .iter()
+        .map(|kv| {
+            let id = String::from_utf8_lossy(kv.key())[prefix.len()..].to_owned();
+            let a: Assignment = serde_json::from_slice(kv.value()).unwrap();
+            (id, a.node)
+        })
+        .collect()
+}
+
+/// Nodes whose web instance is healthy, and answers over HTTP with the secret.
+async fn serving_web(client: &mut Client) -> BTreeSet<String> {
+    let mut serving = BTreeSet::new();
+    for (key, status) in statuses(client).await {
+        let node = key.split('/').next().unwrap().to_owned();
+        if status.service == "web" && status.state == InstanceState::Healthy {
+            let url = format!("{}:{}", address(&node), status.ports["http"]);
+            if http_get(&url, "/secret.txt").as_deref() == Some(SECRET) {
+                serving.insert(node);
+            }
+        }
+    }
+    serving
+}
+
+fn http_get(authority: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&authority.parse().ok()?, Duration::from_secs(1))
+            .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.0 200").then(|| body.to_owned())
+}
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = f().await {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn kill_group(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}
+
+fn scheduler(endpoint: &str, holder: &str) -> tokio::task::JoinHandle<Result<(), String>> {
+    let config = uc_types::SchedulerConfig {
+        schema_version: uc_types::SCHEMA_VERSION,
+        cluster: "test".into(),
+        node: holder.into(),
+        http_listen: "127.77.0.100:0".parse().unwrap(),
+        store_endpoints: vec![endpoint.to_owned()],
+        node_loss_grace_seconds: 2,
+    };
+    let options = uc_scheduler::daemon::Options {
+        holder: holder.into(),
+        leader_ttl: Duration::from_secs(2),
+    };
+    tokio::spawn(uc_scheduler::daemon::run(
+        config,
+        options,
+        std::future::pending(),
+    ))
+}
+
+/// Every web assignment change, in revision order, checked as it comes: never
+/// two replicas on one node, never more than `replicas` at once.
+fn audit_web_placements(endpoint: String) -> Arc<Mutex<Vec<String>>> {
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let found = violations.clone();
+    tokio::spawn(async move {
+        let mut client = Client::connect([endpoint], None).await.unwrap();
+        let prefix = keys::service_assignments_prefix("web");
+        let mut stream = client
+            .watch(
+                prefix.clone(),
+                Some(WatchOptions::new().with_prefix().with_start_revision(1)),
+            )
+            .await
+            .unwrap();
+        let mut placed: BTreeMap<String, String> = BTreeMap::new();
+        while let Ok(Some(response)) = stream.message().await {
+            for event in response.events() {
+                let kv = event.kv().unwrap();
+                let id = String::from_utf8_lossy(kv.key())[prefix.len()..].to_owned();
+                match event.event_type() {
+                    EventType::Put => {
+                        let a: Assignment = serde_json::from_slice(kv.value()).unwrap();
+                        placed.insert(id, a.node);
+                    }
+                    EventType::Delete => {
+                        placed.remove(&id);
+                    }
+                }
+            }
+            let nodes: BTreeSet<&String> = placed.values().collect();
+            if nodes.len() != placed.len() || placed.len() > 3 {
+                found.lock().unwrap().push(format!("{placed:?}"));
+            }
+        }
+    });
+    violations
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover() {
+    let dir = TestDir::new("uc-node-agent-cluster");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let secret = dir.join("web-session-key");
+    std::fs::write(&secret, SECRET).unwrap();
+    let mut client = Client::connect([etcd.endpoint.clone()], None)
+        .await
+        .unwrap();
+    let violations = audit_web_placements(etcd.endpoint.clone());
+    import(&mut client, &manifest(&secret)).await;
+    let mut schedulers = BTreeMap::from([
+        ("s1", scheduler(&etcd.endpoint, "s1")),
+        ("s2", scheduler(&etcd.endpoint, "s2")),
+    ]);
+    let mut agents: BTreeMap<&str, Agent> = NODES
+        .iter()
+        .map(|n| (*n, Agent::new(&dir, n, &etcd.endpoint)))
+        .collect();
+
+    // 1. Three replicas on three nodes, healthy, serving the secret's copy.
+    let serving = eventually("3 web replicas serving", Duration::from_secs(30), || {
+        let mut c = client.clone();
+        async move {
+            let s = serving_web(&mut c).await;
+            (s.len() == 3).then_some(s)
+        }
+    })
+    .await;
+    let placed = assignments(&mut client, "web").await;
+    assert_eq!(
+        placed.values().cloned().collect::<BTreeSet<_>>(),
+        serving,
+        "serving nodes are the assigned ones"
+    );
+    let spare = *NODES.iter().find(|n| !serving.contains(**n)).unwrap();
+    println!("web on {serving:?}, spare node {spare}");
+
+    // 2. The crashing service restarts with backoff and is reported unhealthy.
+    let crashy = eventually("crashy restarted twice", Duration::from_secs(20), || {
+        let mut c = client.clone();
+        async move {
+            statuses(&mut c)
+                .await
+                .into_values()
+                .find(|s| s.service == "crashy" && s.restarts >= 2)
+        }
+    })
+    .await;
+    assert_eq!(crashy.state, InstanceState::Unhealthy);
+    assert!(
+        crashy
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("exit status: 3"),
+        "{crashy:?}"
+    );
+    let before = crashy.restarts;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = statuses(&mut client)
+        .await
+        .into_values()
+        .find(|s| s.service == "crashy")
+        .unwrap();
+    // Without backoff it would restart hundreds of times in 5 s.
+    assert!(
+        after.restarts > before && after.restarts <= before + 3,
+        "{before} -> {after:?}"
+    );
+    assert!(matches!(
+        after.phase,
+        InstancePhase::Backoff | InstancePhase::Running
+    ));
+
+    // 3. The unplaceable service is reported with each node's reason.
+    let huge = eventually("huge reported unplaceable", Duration::from_secs(10), || {
+        let mut c = client.clone();
+        async move {
+            let r = c.get(keys::scheduler_status("huge"), None).await.unwrap();
+            r.kvs()
+                .first()
+                .map(|kv| serde_json::from_slice::<uc_types::PlacementStatus>(kv.value()).unwrap())
+        }
+    })
+    .await;
+    assert_eq!(huge.unplaced, 1);
+    for node in NODES {
+        let reasons = huge.reasons[node].join("; ");
+        assert!(reasons.contains("cpu"), "{node}: {reasons}");
+    }
+
+    // 4. A restarted agent adopts its instances: same pid, no duplicate.
+    let victim = serving.iter().next().unwrap().clone();
+    let key = |s: &BTreeMap<String, InstanceStatus>| {
+        s.iter()
+            .find(|(k, v)| k.starts_with(&format!("{victim}/")) && v.service == "web")
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let old = key(&statuses(&mut client).await);
+    let agent = agents.get_mut(victim.as_str()).unwrap();
+    agent.kill();
+    agent.start();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let adopted = key(&statuses(&mut client).await);
+    assert_eq!(adopted.pid, old.pid, "adopted, not restarted");
+    assert_eq!(adopted.restarts, old.restarts);
+    assert_eq!(adopted.state, InstanceState::Healthy);
+    let log = std::fs::read_to_string(&agent.log).unwrap();
+    assert!(log.contains("adopted a running instance"), "{log}");
+
+    // 5. The scheduler leader dies; the standby takes over, nothing moves.
+    let leader = eventually("a scheduler leader", Duration::from_secs(10), || {
+        let mut c = client.clone();
+        async move {
+            let r = c.get(keys::scheduler_leader(), None).await.unwrap();
+            r.kvs().first().map(|kv| {
+                serde_json::from_slice::<uc_types::LeaderRecord>(kv.value())
+                    .unwrap()
+                    .holder
+            })
+        }
+    })
+    .await;
+    schedulers.remove(leader.as_str()).unwrap().abort();
+    let standby = eventually("the standby leading", Duration::from_secs(15), || {
+        let mut c = client.clone();
+        let leader = leader.clone();
+        async move {
+            let r = c.get(keys::scheduler_leader(), None).await.unwrap();
+            r.kvs()
+                .first()
+                .map(|kv| {
+                    serde_json::from_slice::<uc_types::LeaderRecord>(kv.value())
+                        .unwrap()
+                        .holder
+                })
+                .filter(|h| *h != leader)
+        }
+    })
+    .await;
+    println!("scheduler {leader} killed, {standby} leads");
+    assert_eq!(
+        assignments(&mut client, "web").await,
+        placed,
+        "failover moved nothing"
+    );
+
+    // 6. Drain a node: its replica moves to the spare, never more than
+    //    maxUnavailable (1) of 3 down at once.
+    let drained = serving.iter().next_back().unwrap().clone();
+    let cordon = NodeCordon {
+        drain: true,
+        reason: Some("test".into()),
+        since: 0,
+    };
+    client
+        .put(
+            keys::node_cordon(&drained),
+            serde_json::to_vec(&cordon).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut lowest = 3;
+    loop {
+        let now = serving_web(&mut client).await;
+        lowest = lowest.min(now.len());
+        if now.len() == 3 && !now.contains(&drained) && now.contains(spare) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "drain did not finish: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        lowest >= 2,
+        "a drain took {} of 3 replicas down at once",
+        3 - lowest
+    );
+    client
+        .delete(keys::node_cordon(&drained), None)
+        .await
+        .unwrap();
+    let after_drain = assignments(&mut client, "web").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        assignments(&mut client, "web").await,
+        after_drain,
+        "uncordon moved nothing back"
+    );
+
+    // 7. A node dies with its instances: they come back elsewhere after
+    //    the grace period.
+    let lost = spare.to_owned();
+    let lost_pids: Vec<u32> = statuses(&mut client)
+        .await
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{lost}/")))
+        .filter_map(|(_, s)| s.pid)
+        .collect();
+    agents.get_mut(lost.as_str()).unwrap().kill();
+    for pid in lost_pids {
+        kill_group(pid);
+    }
+    let started = Instant::now();
+    let back = eventually(
+        "web rescheduled off the lost node",
+        Duration::from_secs(40),
+        || {
+            let mut c = client.clone();
+            let lost = lost.clone();
+            async move {
+                let s = serving_web(&mut c).await;
+                (s.len() == 3 && !s.contains(&lost)).then_some(s)
+            }
+        },
+    )
+    .await;
+    println!(
+        "node {lost} lost; web back on {back:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        violations.lock().unwrap().is_empty(),
+        "placements broke anti-affinity or replicas: {:?}",
+        violations.lock().unwrap()
+    );
+    for (_, s) in schedulers {
+        s.abort();
+    }
+    drop(agents);
+    drop(etcd);
+}
