@@ -28,6 +28,9 @@ pub struct Options {
     pub stop_timeout: Duration,
     pub log_max_bytes: u64,
     pub log_keep: u32,
+    /// Stop every instance on shutdown instead of leaving them to be
+    /// adopted (decommissioning a node, or a demo).
+    pub stop_instances_on_exit: bool,
 }
 
 /// What the HTTP endpoint shows.
@@ -123,12 +126,25 @@ pub async fn run(
             () = &mut shutdown => break,
         }
     }
-    tracing::info!(
-        instances = instances.len(),
-        "shutting down; instances keep running and are adopted by the next start"
-    );
-    for (_, handle) in instances {
-        handle.detach();
+    if options.stop_instances_on_exit {
+        tracing::info!(
+            instances = instances.len(),
+            "shutting down; stopping every instance"
+        );
+        for handle in instances.values() {
+            handle.stop();
+        }
+        for (_, handle) in instances {
+            handle.finished().await;
+        }
+    } else {
+        tracing::info!(
+            instances = instances.len(),
+            "shutting down; instances keep running and are adopted by the next start"
+        );
+        for (_, handle) in instances {
+            handle.detach();
+        }
     }
     follower.abort();
     writer.abort();

@@ -39,6 +39,10 @@ struct Args {
     /// Rotated logs kept per instance.
     #[arg(long, default_value_t = 3)]
     log_keep: u32,
+    /// On SIGTERM, stop every instance (default: leave them running; the
+    /// next start adopts them).
+    #[arg(long)]
+    stop_instances_on_exit: bool,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         stop_timeout: Duration::from_secs(args.stop_timeout_seconds),
         log_max_bytes: args.log_max_bytes,
         log_keep: args.log_keep,
+        stop_instances_on_exit: args.stop_instances_on_exit,
     };
     let runtime = match uc_daemon::runtime("uc-node-agent") {
         Ok(runtime) => runtime,

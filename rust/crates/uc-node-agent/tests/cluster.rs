@@ -107,6 +107,10 @@ impl Agent {
     }
 
     fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    fn start_with(&mut self, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -120,6 +124,7 @@ impl Agent {
                 "process",
             ])
             .args(["--stop-timeout-seconds", "3"])
+            .args(extra)
             .stderr(log)
             .spawn()
             .unwrap();
@@ -511,6 +516,37 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         "placements broke anti-affinity or replicas: {:?}",
         violations.lock().unwrap()
     );
+    // 8. SIGTERM with --stop-instances-on-exit stops the node's instances.
+    let node = back.iter().next().unwrap().clone();
+    let pids: Vec<u32> = statuses(&mut client)
+        .await
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{node}/")))
+        .filter_map(|(_, s)| s.pid)
+        .collect();
+    assert!(!pids.is_empty());
+    let agent = agents.get_mut(node.as_str()).unwrap();
+    agent.kill();
+    agent.start_with(&["--stop-instances-on-exit"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut process = agent.process.take().unwrap();
+    let pid = process.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = tokio::task::spawn_blocking(move || process.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit}");
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z "),
+            "instance {pid} still runs: {stat}"
+        );
+    }
     for (_, s) in schedulers {
         s.abort();
     }

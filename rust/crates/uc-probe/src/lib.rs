@@ -71,6 +71,16 @@ pub fn http(url: &str, timeout: Duration) -> Result<(), String> {
     stream
         .read_exact(&mut head)
         .map_err(|e| format!("{url}: {e}"))?;
+    // Read the rest (bounded) before hanging up: a server whose client
+    // vanishes mid-response logs a broken pipe on every probe.
+    let mut rest = [0u8; 8192];
+    let mut drained = 0usize;
+    while drained < (1 << 20) {
+        match stream.read(&mut rest) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
     match std::str::from_utf8(&head[9..12])
         .ok()
         .and_then(|s| s.parse::<u16>().ok())
@@ -118,9 +128,8 @@ mod tests {
                     assert!(n > 0, "client hung up mid-request");
                     request.extend_from_slice(&buf[..n]);
                 }
-                // One write: the probe hangs up after the status line.
-                let response = format!("HTTP/1.1 {answer}\r\nContent-Length: 0\r\n\r\n");
-                let _ = s.write_all(response.as_bytes());
+                let response = format!("HTTP/1.1 {answer}\r\nContent-Length: 2\r\n\r\nok");
+                s.write_all(response.as_bytes()).unwrap();
             }
         });
         let t = Duration::from_secs(1);

@@ -34,8 +34,9 @@ enum Command {
     /// rollout that moves the nodes to them.
     Deploy {
         manifest: PathBuf,
-        /// NODE=/nix/store/...-nixos-system-NODE (repeatable).
-        #[arg(long = "system", value_name = "NODE=PATH", required = true)]
+        /// NODE=/nix/store/...-nixos-system-NODE (repeatable). Without any,
+        /// only services, DNS and load balancers change: no node switches.
+        #[arg(long = "system", value_name = "NODE=PATH")]
         systems: Vec<String>,
         #[arg(long, env = "UC_DEPLOYER", default_value = "http://127.0.0.1:7480")]
         deployer: String,

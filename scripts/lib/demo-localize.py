@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Rewrites a rendered manifest so that its whole cluster runs on this one
+machine: every node's IPv4 addresses move to 127.80.0.<last octet> (each
+node keeps its own loopback address, so ports do not collide), state
+directories move under the demo directory, and each service secret file
+gets a demo file with random content.
+
+    demo-localize.py MANIFEST DEMO_DIR > LOCAL_MANIFEST
+"""
+import ipaddress
+import json
+import os
+import re
+import secrets
+import sys
+
+
+def main():
+    manifest_path, demo = sys.argv[1], os.path.abspath(sys.argv[2])
+    with open(manifest_path) as f:
+        m = json.load(f)
+
+    mapping = {}
+    for node in m["nodes"].values():
+        for addr in node["addresses"]:
+            ip = ipaddress.ip_address(addr)
+            if ip.version != 4:
+                sys.exit(f"demo: IPv6 address {addr} cannot be mapped to loopback; use an IPv4 example")
+            mapping[addr] = "127.80.0.%d" % ip.packed[3]
+    # Longest first, and only whole addresses: 10.1.0.1 must not eat 10.1.0.11.
+    pattern = re.compile(
+        r"(?<![\d.])(" + "|".join(re.escape(a) for a in sorted(mapping, key=len, reverse=True)) + r")(?![\d])"
+    )
+
+    def rewrite(value, node=None):
+        if isinstance(value, dict):
+            return {k: rewrite(v, node) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rewrite(v, node) for v in value]
+        if isinstance(value, str):
+            value = pattern.sub(lambda mo: mapping[mo.group(1)], value)
+            if node and value.startswith("/var/lib/ultracloud/"):
+                value = os.path.join(demo, "nodes", node, value[len("/var/lib/ultracloud/"):])
+        return value
+
+    for name, node in m["nodes"].items():
+        m["nodes"][name] = rewrite(node, name)
+    for key in ("services", "dns", "lb", "store", "rollout"):
+        m[key] = rewrite(m[key])
+    mgmt = m["networks"]["management"]
+    mgmt["cidr"] = "127.80.0.0/24"
+    mgmt["gateway"] = None
+    mgmt["resolvers"] = []
+
+    os.makedirs(os.path.join(demo, "secrets"), mode=0o700, exist_ok=True)
+    for service in m["services"].values():
+        for var, path in list(service["secretFiles"].items()):
+            local = os.path.join(demo, "secrets", os.path.basename(path))
+            if not os.path.exists(local):
+                fd = os.open(local, os.O_WRONLY | os.O_CREAT, 0o600)
+                os.write(fd, (secrets.token_hex(16) + "\n").encode())
+                os.close(fd)
+            service["secretFiles"][var] = local
+    json.dump(m, sys.stdout, indent=1, sort_keys=True)
+
+
+main()
