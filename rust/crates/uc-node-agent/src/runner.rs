@@ -352,6 +352,15 @@ mod tests {
             unit: None,
             restarts: 0,
         };
+        // Stop only once it runs its script (it is slow to start under load).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&log).unwrap_or_default().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the instance never wrote its log"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut adopted = backend
             .adopt(&record)
             .await
