@@ -461,7 +461,7 @@ impl Node {
                 }
             }
         };
-        let data = serde_json::to_vec(&request).map_err(|e| errors::internal(e.to_string()))?;
+        let data = crate::raft::encode(&request).map_err(|e| errors::internal(e.to_string()))?;
         let mut grpc = tonic::Request::new(Payload { data });
         grpc.set_timeout(self.request_timeout);
         let reply = client.forward(grpc).await.map_err(|status| {
@@ -472,9 +472,8 @@ impl Node {
                 errors::no_leader()
             }
         })?;
-        let result: Result<Forwarded, Failure> =
-            serde_json::from_slice(&reply.into_inner().data)
-                .map_err(|e| errors::internal(format!("undecodable leader reply: {e}")))?;
+        let result: Result<Forwarded, Failure> = crate::raft::decode(&reply.into_inner().data)
+            .map_err(|e| errors::internal(format!("undecodable leader reply: {e}")))?;
         result.map_err(Status::from)
     }
 

@@ -16,12 +16,12 @@ pub struct PeerService {
 }
 
 fn decode<T: DeserializeOwned>(request: Request<Payload>) -> Result<T, Status> {
-    serde_json::from_slice(&request.into_inner().data)
+    crate::raft::decode(&request.into_inner().data)
         .map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Response<Payload>, Status> {
-    serde_json::to_vec(value)
+    crate::raft::encode(value)
         .map(|data| Response::new(Payload { data }))
         .map_err(|e| Status::internal(e.to_string()))
 }

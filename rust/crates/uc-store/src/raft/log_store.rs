@@ -124,7 +124,7 @@ fn commit_batch(db: &Database, durability: Durability, batch: &[Job]) -> Result<
                     table.retain_in::<u64, _>(*index.., |_, _| false)?;
                 }
                 Job::Purge(log_id, _) => {
-                    let bytes = serde_json::to_vec(&Some(*log_id)).unwrap_or_default();
+                    let bytes = super::encode(&Some(*log_id)).unwrap_or_default();
                     meta.insert(LAST_PURGED, bytes.as_slice())?;
                     table.retain_in::<u64, _>(
                         (Bound::Unbounded, Bound::Included(log_id.index)),
@@ -195,9 +195,7 @@ impl LogStore {
         };
         match table.get(name).map_err(read_error)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(bytes.value())
-                .map(Some)
-                .map_err(read_error),
+            Some(bytes) => super::decode(bytes.value()).map(Some).map_err(read_error),
         }
     }
 
@@ -207,7 +205,7 @@ impl LogStore {
         value: &T,
         durability: Durability,
     ) -> Result<(), StorageError> {
-        let bytes = serde_json::to_vec(value).map_err(write_error)?;
+        let bytes = super::encode(value).map_err(write_error)?;
         let mut txn = self.db.begin_write().map_err(write_error)?;
         txn.set_durability(durability).map_err(write_error)?;
         {
@@ -243,7 +241,7 @@ impl LogStore {
                     if hide_from.is_some_and(|h| index >= h) || purged.is_some_and(|p| index <= p) {
                         continue;
                     }
-                    let entry = serde_json::from_slice(bytes.value()).map_err(read_error)?;
+                    let entry = super::decode(bytes.value()).map_err(read_error)?;
                     entries.insert(index, entry);
                 }
             }
@@ -292,7 +290,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                         match last {
                             Some((_, bytes)) => {
                                 let entry: Entry<TypeConfig> =
-                                    serde_json::from_slice(bytes.value()).map_err(read_error)?;
+                                    super::decode(bytes.value()).map_err(read_error)?;
                                 Some(entry.log_id)
                             }
                             None => None,
@@ -351,10 +349,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut encoded = Vec::new();
         let mut staged = Vec::new();
         for entry in entries {
-            encoded.push((
-                entry.log_id,
-                serde_json::to_vec(&entry).map_err(write_error)?,
-            ));
+            encoded.push((entry.log_id, super::encode(&entry).map_err(write_error)?));
             staged.push(entry);
         }
         {

@@ -68,7 +68,7 @@ impl PeerConnection {
     {
         let network = |msg: String| RPCError::Network(NetworkError::new(&Transport(msg)));
         let client = self.client.as_mut().map_err(|e| network(e.clone()))?;
-        let data = serde_json::to_vec(request).map_err(|e| network(e.to_string()))?;
+        let data = super::encode(request).map_err(|e| network(e.to_string()))?;
         let mut request = tonic::Request::new(Payload { data });
         request.set_timeout(option.hard_ttl());
         let reply = match kind {
@@ -77,9 +77,8 @@ impl PeerConnection {
             Rpc::InstallSnapshot => client.install_snapshot(request).await,
         }
         .map_err(|status| network(format!("{}: {}", self.url, status.message())))?;
-        let result: Result<Resp, RaftError<NodeId, E>> =
-            serde_json::from_slice(&reply.into_inner().data)
-                .map_err(|e| network(format!("{}: undecodable reply: {e}", self.url)))?;
+        let result: Result<Resp, RaftError<NodeId, E>> = super::decode(&reply.into_inner().data)
+            .map_err(|e| network(format!("{}: undecodable reply: {e}", self.url)))?;
         result.map_err(|err| RPCError::RemoteError(RemoteError::new(self.target, err)))
     }
 }
