@@ -5,14 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use etcd_client::{Client, GetOptions, PutOptions, WatchOptions};
+use std::collections::BTreeSet;
+
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use uc_types::{
-    keys, unix_seconds, Assignment, InstanceStatus, NodeAgentConfig, NodeHeartbeat, Service,
+    keys, unix_seconds, Assignment, InstanceState, InstanceStatus, NodeAgentConfig, NodeHeartbeat,
+    Service,
 };
 
 use crate::instance::{self, Context, Handle, Statuses, Update};
@@ -40,9 +44,19 @@ pub struct Shared {
     pub backend: Backend,
     pub statuses: Mutex<Statuses>,
     pub store_connected: AtomicBool,
+    /// The heartbeat lease (0 while the store is unreachable).
+    pub lease: AtomicI64,
 }
 
-type Desired = Option<BTreeMap<String, InstancePlan>>;
+/// An instance this node should run, and how many of its service may be
+/// down at once while a new spec rolls out.
+#[derive(Debug, Clone, PartialEq)]
+struct Wanted {
+    plan: InstancePlan,
+    max_unavailable: u32,
+}
+
+type Desired = Option<BTreeMap<String, Wanted>>;
 
 pub async fn run(
     config: NodeAgentConfig,
@@ -77,6 +91,7 @@ pub async fn run(
         backend: options.backend,
         statuses: Mutex::new(Statuses::new()),
         store_connected: AtomicBool::new(false),
+        lease: AtomicI64::new(0),
     });
     let app = crate::http::router(shared.clone());
     tokio::spawn(async move {
@@ -109,7 +124,11 @@ pub async fn run(
     let follower = tokio::spawn(follow_assignments(config.clone(), desired_tx));
 
     let mut instances = adopt(&context).await;
+    let mut rolling = RollingUpdates::new(&config, shared.clone());
     let mut rotate = tokio::time::interval(Duration::from_secs(10));
+    // Spec changes waiting for an update slot, and slots to give back.
+    let mut retry = tokio::time::interval(Duration::from_millis(500));
+    let mut desired: Option<BTreeMap<String, Wanted>> = None;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -117,13 +136,18 @@ pub async fn run(
                 if changed.is_err() {
                     break;
                 }
-                let desired = desired_rx.borrow_and_update().clone();
-                if let Some(desired) = desired {
-                    reconcile(&context, &mut instances, desired).await;
-                }
+                desired = desired_rx.borrow_and_update().clone();
             }
-            _ = rotate.tick() => rotate_logs(&state_dir, &options),
+            _ = retry.tick() => {}
+            _ = rotate.tick() => {
+                rotate_logs(&state_dir, &options);
+                continue;
+            }
             () = &mut shutdown => break,
+        }
+        if let Some(desired) = &desired {
+            reconcile(&context, &mut instances, desired, &mut rolling).await;
+            rolling.release_finished(&instances, desired).await;
         }
     }
     if options.stop_instances_on_exit {
@@ -192,29 +216,37 @@ async fn adopt(context: &Arc<Context>) -> BTreeMap<String, Handle> {
     adopted
 }
 
-/// Stops what is no longer assigned (or changed), then starts what is new.
+/// Stops what is no longer assigned, replaces what changed (a healthy
+/// instance only with an update slot, so at most maxUnavailable of a
+/// service are down at once), then starts what is new.
 async fn reconcile(
     context: &Arc<Context>,
     instances: &mut BTreeMap<String, Handle>,
-    desired: BTreeMap<String, InstancePlan>,
+    desired: &BTreeMap<String, Wanted>,
+    rolling: &mut RollingUpdates,
 ) {
     let outdated: Vec<String> = instances
         .iter()
         .filter(|(name, handle)| {
             desired
                 .get(*name)
-                .is_none_or(|plan| plan.fingerprint() != handle.fingerprint)
+                .is_none_or(|wanted| wanted.plan.fingerprint() != handle.fingerprint)
         })
         .map(|(name, _)| name.clone())
         .collect();
     let mut stopping = Vec::new();
     for name in outdated {
-        if let Some(handle) = instances.remove(&name) {
-            let why = if desired.contains_key(&name) {
+        let why = match desired.get(&name) {
+            None => "it is no longer assigned here",
+            Some(wanted) => {
+                if rolling.healthy(&name) && !rolling.acquire(&name, wanted).await {
+                    // Keeps running its old spec until a slot frees up.
+                    continue;
+                }
                 "its spec changed"
-            } else {
-                "it is no longer assigned here"
-            };
+            }
+        };
+        if let Some(handle) = instances.remove(&name) {
             tracing::info!(instance = %name, why, "stopping instance");
             handle.stop();
             stopping.push(handle);
@@ -224,11 +256,188 @@ async fn reconcile(
     for handle in stopping {
         handle.finished().await;
     }
-    for (name, plan) in desired {
-        if let std::collections::btree_map::Entry::Vacant(slot) = instances.entry(name) {
-            tracing::info!(instance = %slot.key(), "starting instance");
-            slot.insert(Handle::spawn(context.clone(), plan, None));
+    for (name, wanted) in desired {
+        if let std::collections::btree_map::Entry::Vacant(slot) = instances.entry(name.clone()) {
+            tracing::info!(instance = %name, "starting instance");
+            slot.insert(Handle::spawn(context.clone(), wanted.plan.clone(), None));
         }
+    }
+}
+
+/// The update slots of rolling updates: a node-agent replaces a healthy
+/// instance with a new spec only while it holds one of the service's
+/// `maxUnavailable` slots (a key on its lease, taken in a transaction), and
+/// gives it back once the new instance is healthy. A new spec that never
+/// gets healthy keeps its slot, so a bad spec stops after maxUnavailable
+/// instances; deploying a fixed one goes on from there.
+struct RollingUpdates {
+    endpoints: Vec<String>,
+    node: String,
+    shared: Arc<Shared>,
+    client: Option<Client>,
+    /// Services in which this node may hold slots (all of them after a restart).
+    holding: Option<BTreeSet<String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SlotHolder {
+    node: String,
+    instance: String,
+    since: u64,
+}
+
+impl RollingUpdates {
+    fn new(config: &NodeAgentConfig, shared: Arc<Shared>) -> RollingUpdates {
+        RollingUpdates {
+            endpoints: config.store_endpoints.clone(),
+            node: config.node.clone(),
+            shared,
+            client: None,
+            holding: None,
+        }
+    }
+
+    fn healthy(&self, instance: &str) -> bool {
+        self.shared
+            .statuses
+            .lock()
+            .map(|s| {
+                s.get(instance)
+                    .is_some_and(|s| s.state == InstanceState::Healthy)
+            })
+            .unwrap_or(false)
+    }
+
+    async fn client(&mut self) -> Option<Client> {
+        if self.client.is_none() {
+            let connect = Client::connect(&self.endpoints, None);
+            self.client = tokio::time::timeout(Duration::from_secs(2), connect)
+                .await
+                .ok()
+                .and_then(Result::ok);
+        }
+        self.client.clone()
+    }
+
+    /// Takes (or already holds) an update slot for `instance`.
+    async fn acquire(&mut self, instance: &str, wanted: &Wanted) -> bool {
+        let lease = self.shared.lease.load(Ordering::Relaxed);
+        let Some(mut client) = self.client().await else {
+            return false;
+        };
+        if lease == 0 {
+            return false;
+        }
+        let service = &wanted.plan.service;
+        let result = async {
+            let prefix = keys::service_update_slots_prefix(service);
+            let held = client
+                .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+                .await?;
+            let mine = held.kvs().iter().any(|kv| {
+                serde_json::from_slice::<SlotHolder>(kv.value())
+                    .is_ok_and(|h| h.node == self.node && h.instance == instance)
+            });
+            if mine {
+                return Ok(true);
+            }
+            let holder = SlotHolder {
+                node: self.node.clone(),
+                instance: instance.to_owned(),
+                since: unix_seconds(),
+            };
+            let value = serde_json::to_vec(&holder).unwrap_or_default();
+            for n in 0..wanted.max_unavailable.max(1) {
+                let key = keys::service_update_slot(service, n);
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(
+                        key.as_str(),
+                        value.clone(),
+                        Some(PutOptions::new().with_lease(lease)),
+                    )]);
+                if client.txn(txn).await?.succeeded() {
+                    tracing::info!(%instance, slot = n, max_unavailable = wanted.max_unavailable, "rolling update: took a slot");
+                    return Ok(true);
+                }
+            }
+            Ok::<bool, etcd_client::Error>(false)
+        }
+        .await;
+        match result {
+            Ok(true) => {
+                self.holding
+                    .get_or_insert_with(BTreeSet::new)
+                    .insert(service.clone());
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                tracing::warn!(%err, %instance, "rolling update: cannot reach the store; keeping the old spec for now");
+                self.client = None;
+                false
+            }
+        }
+    }
+
+    /// Gives back the slots of instances now healthy on their new spec
+    /// (or no longer here).
+    async fn release_finished(
+        &mut self,
+        instances: &BTreeMap<String, Handle>,
+        desired: &BTreeMap<String, Wanted>,
+    ) {
+        if self.holding.as_ref().is_some_and(BTreeSet::is_empty) {
+            return;
+        }
+        let Some(mut client) = self.client().await else {
+            return;
+        };
+        let prefixes: Vec<String> = match &self.holding {
+            Some(services) => services
+                .iter()
+                .map(|s| keys::service_update_slots_prefix(s))
+                .collect(),
+            None => vec![keys::services_prefix()],
+        };
+        let mut still = BTreeSet::new();
+        for prefix in prefixes {
+            let Ok(found) = client
+                .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+                .await
+            else {
+                self.client = None;
+                return;
+            };
+            for kv in found.kvs() {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                let Ok(holder) = serde_json::from_slice::<SlotHolder>(kv.value()) else {
+                    continue;
+                };
+                if !key.contains("/updating/") || holder.node != self.node {
+                    continue;
+                }
+                let current = match (
+                    instances.get(&holder.instance),
+                    desired.get(&holder.instance),
+                ) {
+                    (Some(handle), Some(wanted)) => handle.fingerprint == wanted.plan.fingerprint(),
+                    _ => true,
+                };
+                let done = current
+                    && (self.healthy(&holder.instance) || !desired.contains_key(&holder.instance));
+                if done {
+                    let _ = client.delete(key.as_str(), None).await;
+                    tracing::info!(instance = %holder.instance, "rolling update: instance healthy on its new spec; slot given back");
+                } else if let Some(service) = desired
+                    .get(&holder.instance)
+                    .map(|w| w.plan.service.clone())
+                {
+                    still.insert(service);
+                }
+            }
+        }
+        self.holding = Some(still);
     }
 }
 
@@ -354,7 +563,14 @@ async fn read_desired(
             &assignment,
         ) {
             Ok(plan) => {
-                plans.insert(plan.name.clone(), plan);
+                let max_unavailable = spec.placement.max_unavailable.max(1);
+                plans.insert(
+                    plan.name.clone(),
+                    Wanted {
+                        plan,
+                        max_unavailable,
+                    },
+                );
             }
             Err(err) => tracing::error!(%service, %id, %err, "cannot run this instance"),
         }
@@ -387,6 +603,7 @@ async fn write_statuses(
         )
         .await;
         shared.store_connected.store(false, Ordering::Relaxed);
+        shared.lease.store(0, Ordering::Relaxed);
         if let Err(err) = result {
             tracing::warn!(%err, "heartbeat interrupted; reconnecting");
         }
@@ -456,6 +673,7 @@ async fn keep_writing(
         write_status(client, &config.node, name, status, lease).await?;
     }
     shared.store_connected.store(true, Ordering::Relaxed);
+    shared.lease.store(lease, Ordering::Relaxed);
     tracing::info!(lease, ttl, "heartbeat on the store");
     let (mut keeper, mut responses) = client.lease_keep_alive(lease).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(

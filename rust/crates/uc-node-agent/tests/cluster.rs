@@ -45,7 +45,7 @@ fn manifest(secret_file: &Path) -> Value {
     web["replicas"] = json!(3);
     web["eligibleNodes"] = json!(NODES);
     web["exec"]["command"] = json!(["/bin/sh", "-c",
-        "cp \"$SESSION_KEY_FILE\" secret.txt && echo \"$UC_INSTANCE on $UC_NODE\" > whoami.txt && exec python3 -m http.server --bind \"$UC_ADDRESS\" \"$UC_PORT_HTTP\""]);
+        "cp \"$SESSION_KEY_FILE\" secret.txt && echo \"$UC_INSTANCE on $UC_NODE: $GREETING\" > whoami.txt && exec python3 -m http.server --bind \"$UC_ADDRESS\" \"$UC_PORT_HTTP\""]);
     web["secretFiles"] = json!({"SESSION_KEY": secret_file.display().to_string()});
     web["healthCheck"]["intervalSeconds"] = json!(1);
     web["healthCheck"]["timeoutSeconds"] = json!(1);
@@ -436,7 +436,92 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         "failover moved nothing"
     );
 
-    // 6. Drain a node: its replica moves to the spare, never more than
+    // 6. A new spec rolls out one instance at a time (maxUnavailable 1). A
+    //    broken one stops after the first instance; the others keep serving.
+    let mut broken = manifest(&secret);
+    broken["services"]["web"]["exec"]["command"] = json!(["/bin/sh", "-c", "exit 7"]);
+    import(&mut client, &broken).await;
+    eventually(
+        "the first instance on the broken spec",
+        Duration::from_secs(20),
+        || {
+            let mut c = client.clone();
+            async move {
+                statuses(&mut c)
+                    .await
+                    .into_values()
+                    .find(|s| s.service == "web" && s.restarts > 0)
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        serving_web(&mut client).await.len(),
+        2,
+        "the rollout stopped at one broken instance"
+    );
+    let held = client
+        .get(
+            keys::service_update_slots_prefix("web"),
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.count(), 1, "the broken instance keeps its slot");
+    // The fix goes on from there.
+    let mut m = manifest(&secret);
+    m["services"]["web"]["environment"]["GREETING"] = json!("v2");
+    import(&mut client, &m).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lowest = 3;
+    loop {
+        let now = serving_web(&mut client).await;
+        lowest = lowest.min(now.len());
+        let updated = now
+            .iter()
+            .filter(|node| {
+                let url = format!("{}:8080", address(node));
+                http_get(&url, "/whoami.txt").is_some_and(|w| w.trim_end().ends_with(": v2"))
+            })
+            .count();
+        if updated == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rolling update did not finish: {updated} of 3 updated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        lowest >= 2,
+        "the update took {} of 3 replicas down at once",
+        3 - lowest
+    );
+    assert_eq!(
+        assignments(&mut client, "web").await,
+        placed,
+        "an update moves nothing"
+    );
+    eventually(
+        "every update slot given back",
+        Duration::from_secs(10),
+        || {
+            let mut c = client.clone();
+            async move {
+                let prefix = keys::service_update_slots_prefix("web");
+                let slots = c
+                    .get(prefix, Some(GetOptions::new().with_prefix()))
+                    .await
+                    .unwrap();
+                (slots.count() == 0).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // 7. Drain a node: its replica moves to the spare, never more than
     //    maxUnavailable (1) of 3 down at once.
     let drained = serving.iter().next_back().unwrap().clone();
     let cordon = NodeCordon {
@@ -480,7 +565,7 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         "uncordon moved nothing back"
     );
 
-    // 7. A node dies with its instances: they come back elsewhere after
+    // 8. A node dies with its instances: they come back elsewhere after
     //    the grace period.
     let lost = spare.to_owned();
     let lost_pids: Vec<u32> = statuses(&mut client)
@@ -516,7 +601,7 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         "placements broke anti-affinity or replicas: {:?}",
         violations.lock().unwrap()
     );
-    // 8. SIGTERM with --stop-instances-on-exit stops the node's instances.
+    // 9. SIGTERM with --stop-instances-on-exit stops the node's instances.
     let node = back.iter().next().unwrap().clone();
     let pids: Vec<u32> = statuses(&mut client)
         .await

@@ -190,6 +190,7 @@ pub fn kill_node_agent_instances(state_dir: &Path) {
         if let Some(pid) = record["pid"].as_u64().filter(|p| *p > 1) {
             let _ = Command::new("kill")
                 .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(std::process::Stdio::null())
                 .status();
         }
     }

@@ -67,6 +67,17 @@ pub fn instance_status(node: &str, id: &str) -> String {
     format!("{PREFIX}instances/{node}/{id}/status")
 }
 
+/// Slot `n` (0 ≤ n < placement.maxUnavailable) of a service's rolling
+/// update: a node-agent holds one, on its lease, while it replaces a healthy
+/// instance with a new spec (`{node, instance, since}`).
+pub fn service_update_slot(service: &str, n: u32) -> String {
+    format!("{PREFIX}services/{service}/updating/{n}")
+}
+
+pub fn service_update_slots_prefix(service: &str) -> String {
+    format!("{PREFIX}services/{service}/updating/")
+}
+
 /// All assignments of a service (`<id>` below it).
 pub fn service_assignments_prefix(service: &str) -> String {
     format!("{PREFIX}services/{service}/assignments/")
