@@ -23,6 +23,7 @@
       inherit nixpkgs;
       nixosModules = {inherit (self.nixosModules) default;};
       diskoModule = disko.nixosModules.disko;
+      installerBase = "${nixpkgs}/nixos/modules/installer/cd-dvd/installation-cd-minimal.nix";
     };
 
     nixosModules.default = {
@@ -51,6 +52,10 @@
       ha = {
         path = ./templates/ha;
         description = "Three control-plane nodes, two workers and an edge node";
+      };
+      baremetal = {
+        path = ./templates/baremetal;
+        description = "Three bare-metal machines running every role, installed from the installer ISO";
       };
       default = self.templates.single-node;
     };

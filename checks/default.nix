@@ -1,10 +1,10 @@
 # `nix flake check`: the Rust workspace (built and tested), the schema tests
-# against this nixpkgs' lib, and the formatter. NixOS VM tests join here as
-# the daemons land.
+# against this nixpkgs' lib, the formatter, and the NixOS VM tests (./vm).
 {
   pkgs,
   self,
-}: {
+}:
+{
   package = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
 
   schema =
@@ -28,3 +28,4 @@
     alejandra --check ${self} && touch $out
   '';
 }
+// import ./vm {inherit pkgs self;}

@@ -6,6 +6,8 @@
   nixpkgs ? null,
   nixosModules ? {},
   diskoModule ? null,
+  # The base of the installer ISO (nixpkgs' installation-cd-minimal.nix).
+  installerBase ? null,
 }: let
   schemaVersion = 1;
   ucTypes = import ./types.nix {inherit lib;};
@@ -45,30 +47,54 @@
     then throw "\nUltraCloud cluster \"${config.cluster.name}\" is invalid:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
     else warned;
 
+  # The NixOS modules of one node: ours, its disko layout, its role
+  # profiles, its name and manifest, and its extra modules. Also what the VM
+  # tests give each test node.
+  nodeModules = manifest: name: node:
+    builtins.attrValues nixosModules
+    ++ lib.optional (diskoModule != null && manifest.nodes.${name}.install != null) {
+      imports = [diskoModule];
+      disko.devices = manifest.nodes.${name}.install.disko;
+    }
+    # Role profiles: what a node of each role wants besides its daemons.
+    ++ map (role: ../profiles/${role}.nix) node.roles
+    ++ [
+      {
+        networking.hostName = lib.mkDefault name;
+        ultracloud = {
+          inherit manifest;
+          node = name;
+        };
+      }
+    ]
+    ++ node.extraModules;
+
   mkNixosConfigurations = config: manifest:
     lib.mapAttrs (name: node:
       if nixpkgs == null
       then throw "mkCluster: nixosConfigurations.${name} needs nixpkgs; use the flake's `lib.mkCluster` (ultracloud.lib) rather than lib/default.nix alone."
-      else
-        nixpkgs.lib.nixosSystem {
-          modules =
-            builtins.attrValues nixosModules
-            ++ lib.optional (diskoModule != null && manifest.nodes.${name}.install != null) {
-              imports = [diskoModule];
-              disko.devices = manifest.nodes.${name}.install.disko;
-            }
-            ++ [
-              {
-                networking.hostName = lib.mkDefault name;
-                ultracloud = {
-                  inherit manifest;
-                  node = name;
-                };
-              }
-            ]
-            ++ node.extraModules;
-        })
+      else nixpkgs.lib.nixosSystem {modules = nodeModules manifest name node;})
     config.cluster.nodes;
+
+  # One ISO for every declared machine: it phones home to the deployers.
+  mkInstaller = manifest:
+    if nixpkgs == null || installerBase == null
+    then throw "mkCluster: installer needs nixpkgs; use the flake's `lib.mkCluster` (ultracloud.lib)."
+    else
+      nixpkgs.lib.nixosSystem {
+        modules = [
+          installerBase
+          ../profiles/installer.nix
+          {
+            ultracloud.installer = {
+              cluster = manifest.cluster.name;
+              deployers = lib.concatLists (lib.mapAttrsToList (_: node:
+                lib.optional (node.daemons ? deployer) "http://${node.daemons.deployer.httpListen}")
+              manifest.nodes);
+            };
+          }
+        ];
+      };
 
   mkCluster = args: let
     evaluated = evalCluster args;
@@ -78,6 +104,10 @@
     inherit config manifest;
     inherit (config) warnings;
     nixosConfigurations = checked config (mkNixosConfigurations config manifest);
+    # Per node, the modules of its nixosConfiguration (for VM tests).
+    nodeModules = checked config (lib.mapAttrs (nodeModules manifest) config.cluster.nodes);
+    # `nix build .#installer.config.system.build.isoImage`
+    installer = checked config (mkInstaller manifest);
   };
 in {
   inherit schemaVersion evalCluster mkCluster schemaModules;

@@ -15,12 +15,14 @@
     then {}
     else node.daemons;
   # Daemon name in the manifest -> its module under services.ultracloud.
-  withModule = ["store" "deployer" "nix-agent"];
+  withModule = ["store" "deployer" "scheduler" "nix-agent" "node-agent"];
 in {
   imports = [
     ./store.nix
     ./deployer.nix
+    ./scheduler.nix
     ./nix-agent.nix
+    ./node-agent.nix
   ];
 
   options.ultracloud = {

@@ -21,9 +21,20 @@
         [
           ./options.nix
           {
-            _module.args.pkgs.util-linux = fakePackage "util-linux";
+            _module.args.pkgs =
+              lib.genAttrs [
+                "bash"
+                "coreutils"
+                "curl"
+                "disko"
+                "gawk"
+                "jq"
+                "nixos-install-tools"
+                "util-linux"
+              ]
+              fakePackage;
             nix.package = fakePackage "nix";
-            ultracloud.package = package;
+            systemd.package = fakePackage "systemd";
           }
         ]
         ++ modules;
@@ -31,13 +42,20 @@
   ultracloud = import ../../lib {
     inherit lib;
     nixpkgs = offlineNixpkgs;
-    nixosModules.default = ../../modules;
+    # As the flake's nixosModules.default: our modules and the package.
+    nixosModules.default = {
+      imports = [../../modules];
+      ultracloud.package = package;
+    };
+    # nixpkgs' installation CD cannot be evaluated offline; the profile can.
+    installerBase = {};
   };
   cluster = ultracloud.mkCluster {inherit modules;};
 
   nodeFailures = name: system: let
     inherit (system) config;
     daemons = cluster.manifest.nodes.${name}.daemons;
+    hasRole = role: builtins.elem role cluster.manifest.nodes.${name}.roles;
     ours = lib.filterAttrs (path: _: lib.hasPrefix "ultracloud/" path) config.environment.etc;
     expected = lib.mapAttrs' (d: _: lib.nameValuePair "ultracloud/${d}.json" null) daemons;
     failedAssertions = builtins.filter (a: !a.assertion) config.assertions;
@@ -64,12 +82,31 @@
     ++ lib.optional (daemons ? store && (config.systemd.services.uc-store.serviceConfig.StateDirectory or null) != "ultracloud/store")
     "${name}: uc-store has no state directory for ${daemons.store.dataDir or "its data"}"
     ++ unitChecks "deployer" ""
+    ++ unitChecks "scheduler" " run"
+    ++ lib.optional (daemons ? scheduler && !(config.systemd.services.uc-scheduler.serviceConfig.DynamicUser or false))
+    "${name}: uc-scheduler does not run as a dynamic user"
     ++ unitChecks "nix-agent" " run"
+    ++ unitChecks "node-agent" ""
+    ++ lib.optional (daemons
+      ? node-agent
+      && (config.systemd.services.uc-node-agent.serviceConfig.KillMode or null) != "process")
+    "${name}: stopping uc-node-agent would kill the instances it adopts on restart"
+    ++ lib.optional (daemons
+      ? node-agent
+      && (config.systemd.services.uc-node-agent.serviceConfig.StateDirectory or null) != "ultracloud/node-agent")
+    "${name}: uc-node-agent has no state directory for ${daemons.node-agent.stateDir or "its instances"}"
     ++ lib.optional (daemons ? deployer && !(config.users.users.ultracloud-deployer.isSystemUser or false))
     "${name}: uc-deployer has no system user"
     ++ lib.optional (daemons ? nix-agent && config.systemd.services.uc-nix-agent.restartIfChanged)
     "${name}: uc-nix-agent would be restarted inside its own activation"
     ++ lib.optional (config.networking.hostName != name) "${name}: networking.hostName is ${config.networking.hostName}"
+    # Role profiles: one setting each shows the profile is in.
+    ++ lib.optional (hasRole "edge" && config.boot.kernel.sysctl."net.ipv4.ip_forward" or null != 1)
+    "${name}: an edge node without the edge profile (net.ipv4.ip_forward)"
+    ++ lib.optional (hasRole "worker" && !(config.boot.kernel.sysctl ? "fs.inotify.max_user_watches"))
+    "${name}: a worker without the worker profile (inotify limits)"
+    ++ lib.optional (hasRole "control-plane" != builtins.elem package config.environment.systemPackages)
+    "${name}: the uc CLI is installed exactly on control-plane nodes (control-plane profile)"
     ++ lib.optional (builtins.attrNames ours != builtins.attrNames expected)
     "${name}: /etc has ${builtins.toJSON (builtins.attrNames ours)}, expected ${builtins.toJSON (builtins.attrNames expected)}"
     ++ lib.concatLists (lib.mapAttrsToList (d: settings: let
@@ -78,5 +115,20 @@
       lib.optional (file == null || builtins.fromJSON file.text != settings || file.mode != "0444")
       "${name}: /etc/ultracloud/${d}.json differs from manifest.nodes.${name}.daemons.${d}")
     daemons);
+  installerFailures = let
+    inherit (cluster.installer) config;
+    unit = config.systemd.services.uc-install or {};
+    deployers = lib.concatLists (lib.mapAttrsToList (_: n:
+      lib.optional (n.daemons ? deployer) "http://${n.daemons.deployer.httpListen}")
+    cluster.manifest.nodes);
+    rendered = builtins.fromJSON (config.environment.etc."ultracloud/installer.json".text or "{}");
+  in
+    lib.optional (!(lib.hasSuffix "uc-install.sh" (unit.serviceConfig.ExecStart or "")))
+    "installer: no uc-install unit running profiles/installer/uc-install.sh"
+    ++ lib.optional (!(builtins.elem "multi-user.target" (unit.wantedBy or [])))
+    "installer: uc-install does not start at boot"
+    ++ lib.optional ((rendered.deployers or null) != deployers)
+    "installer: /etc/ultracloud/installer.json names ${builtins.toJSON (rendered.deployers or null)}, the manifest's deployers are ${builtins.toJSON deployers}";
 in
   lib.concatLists (lib.mapAttrsToList nodeFailures cluster.nixosConfigurations)
+  ++ installerFailures

@@ -8,6 +8,10 @@
 #   systemd.services.<name>.*       nixos/lib/systemd-unit-options.nix (the subset we set)
 #   users.users, users.groups       nixos/modules/config/users-groups.nix (the subset we set)
 #   nix.package                     nixos/modules/config/nix.nix
+#   systemd.package                 nixos/modules/system/boot/systemd.nix
+#   environment.systemPackages      nixos/modules/config/system-path.nix
+#   boot.kernel.sysctl              nixos/modules/config/sysctl.nix
+#   services.journald.extraConfig   nixos/modules/system/boot/systemd/journald.nix
 {lib, ...}: let
   inherit (lib) mkOption types;
   # nixos/lib/systemd-unit-options.nix
@@ -39,6 +43,29 @@ in {
       default = "nixos"; # nixpkgs: config.system.nixos.distroId
     };
     nix.package = mkOption {type = types.package;};
+    # nixos/modules/system/boot/systemd.nix (mkPackageOption pkgs "systemd")
+    systemd.package = mkOption {type = types.package;};
+    environment.systemPackages = mkOption {
+      type = types.listOf types.package;
+      default = [];
+    };
+    boot.kernel.sysctl = mkOption {
+      type = types.submodule {
+        freeformType = types.attrsOf (lib.mkOptionType {
+          name = "sysctl option value";
+          check = val: let
+            checkType = x: lib.isBool x || lib.isString x || lib.isInt x || x == null;
+          in
+            checkType val || (val._type or "" == "override" && checkType val.content);
+          merge = loc: defs: lib.mergeOneOption loc defs;
+        });
+      };
+      default = {};
+    };
+    services.journald.extraConfig = mkOption {
+      type = types.lines;
+      default = "";
+    };
     networking.firewall.allowedTCPPorts = mkOption {
       type = types.listOf types.port;
       default = [];

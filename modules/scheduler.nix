@@ -1,0 +1,42 @@
+# services.ultracloud.scheduler: uc-scheduler on control-plane nodes. Every
+# node that runs one campaigns; one leads, the others stand by. Stateless:
+# everything it knows is in the store.
+{
+  config,
+  lib,
+  ...
+}: let
+  cfg = config.services.ultracloud.scheduler;
+  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
+in {
+  options.services.ultracloud.scheduler = import ./daemon-options.nix {inherit lib config;} {
+    daemon = "scheduler";
+    description = "uc-scheduler, which places service instances on nodes";
+    firewallPurpose = "/health, /metrics";
+  };
+
+  config = lib.mkIf cfg.enable {
+    environment.etc."ultracloud/scheduler.json" = {
+      text = builtins.toJSON cfg.settings;
+      mode = "0444";
+    };
+
+    systemd.services.uc-scheduler = {
+      description = "UltraCloud scheduler";
+      wantedBy = ["multi-user.target"];
+      after = ["network-online.target"];
+      wants = ["network-online.target"];
+      restartTriggers = [config.environment.etc."ultracloud/scheduler.json".text];
+      serviceConfig =
+        import ./hardening.nix
+        // {
+          ExecStart = "${cfg.package}/bin/uc-scheduler --config /etc/ultracloud/scheduler.json run";
+          DynamicUser = true;
+          Restart = "on-failure";
+          RestartSec = 5;
+        };
+    };
+
+    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall port;
+  };
+}
