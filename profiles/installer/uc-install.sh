@@ -10,20 +10,27 @@
 #   uc.deployer=http://10.0.0.10:7480
 #   uc.token=<enrollment token>      or the file /run/ultracloud/enrollment-token
 #   uc.dry-run=1                     phone home and print the plan; change nothing
+# Tests point UC_INSTALL_CMDLINE, UC_INSTALL_CONFIG and UC_INSTALL_RUN
+# elsewhere (defaults: /proc/cmdline, /etc/ultracloud/installer.json,
+# /run/ultracloud) and may set UC_INSTALL_RETRY_SECONDS.
 set -euo pipefail
+cmdline_file=${UC_INSTALL_CMDLINE:-/proc/cmdline}
+config=${UC_INSTALL_CONFIG:-/etc/ultracloud/installer.json}
+run=${UC_INSTALL_RUN:-/run/ultracloud}
+retry=${UC_INSTALL_RETRY_SECONDS:-30}
 
 log() { echo "uc-install: $*" >&2; }
 
 cmdline() { # key: value of key=value on the kernel command line
   local word
-  for word in $(cat /proc/cmdline); do
+  for word in $(cat "$cmdline_file"); do
     case $word in "$1="*) echo "${word#*=}" ;; esac
   done
 }
 
 deployers=$(cmdline uc.deployer)
-if [ -z "$deployers" ] && [ -f /etc/ultracloud/installer.json ]; then
-  deployers=$(jq -r '.deployers[]' /etc/ultracloud/installer.json)
+if [ -z "$deployers" ] && [ -f "$config" ]; then
+  deployers=$(jq -r '.deployers[]' "$config")
 fi
 [ -n "$deployers" ] || {
   log "no deployer: add uc.deployer=http://<deployer>:7480 to the kernel command line"
@@ -31,7 +38,7 @@ fi
 }
 
 token=$(cmdline uc.token)
-token_file=/run/ultracloud/enrollment-token
+token_file=$run/enrollment-token
 until [ -n "$token" ]; do
   if [ -s "$token_file" ]; then
     token=$(tr -d '[:space:]' <"$token_file")
@@ -53,8 +60,8 @@ facts() {
     '{macAddresses: $macs, dmiSerial: (if $serial == "" then null else $serial end), disks: $disks}'
 }
 
-plan=/run/ultracloud/plan.json
-mkdir -p /run/ultracloud
+plan=$run/plan.json
+mkdir -p "$run"
 while :; do
   body=$(facts)
   for deployer in $deployers; do
@@ -75,7 +82,7 @@ while :; do
       *) log "$deployer answered $code: $(cat "$plan.tmp" 2>/dev/null)" ;;
     esac
   done
-  sleep 30
+  sleep "$retry"
 done
 
 node=$(jq -r .node "$plan")
@@ -89,12 +96,12 @@ if [ "$(cmdline uc.dry-run)" = 1 ]; then
 fi
 
 # disko reads a Nix file: wrap the layout the deployer sent.
-jq .disko "$plan" >/run/ultracloud/disko.json
-cat >/run/ultracloud/disko.nix <<'EOF'
+jq .disko "$plan" >"$run/disko.json"
+cat >"$run/disko.nix" <<'EOF'
 { disko.devices = builtins.fromJSON (builtins.readFile ./disko.json); }
 EOF
 log "partitioning and formatting with disko (this erases the disks of node $node)"
-disko --mode destroy,format,mount --yes-wipe-all-disks /run/ultracloud/disko.nix
+disko --mode destroy,format,mount --yes-wipe-all-disks "$run/disko.nix"
 
 log "installing $system from $substituters"
 nixos-install --root /mnt --system "$system" --no-root-passwd --no-channel-copy \

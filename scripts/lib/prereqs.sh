@@ -1,6 +1,7 @@
 # Installs what the test suite and the demo need on Debian/Ubuntu, when it is
 # missing: Nix (Debian's nix-bin), Python 3, protoc, etcd and etcdctl (the
-# reference the store is tested against), Chromium (dashboard tests), and
+# reference the store is tested against), Chromium (dashboard tests), jq and
+# curl (the installer's phone-home script is tested), and
 # Rust's rustfmt and clippy.
 # Idempotent; quiet when everything is there.
 ensure_prereqs() {
@@ -9,6 +10,8 @@ ensure_prereqs() {
   command -v python3 >/dev/null || missing+=(python3)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v git >/dev/null || missing+=(git)
+  command -v jq >/dev/null || missing+=(jq)
+  command -v curl >/dev/null || missing+=(curl)
   command -v etcd >/dev/null || missing+=(etcd-server)
   command -v etcdctl >/dev/null || missing+=(etcd-client)
   command -v chromium >/dev/null || missing+=(chromium)
