@@ -1,6 +1,6 @@
 //! Faults with real processes: kill -9 of the leader under write load,
-//! followers catching up through the log and through a snapshot, and a
-//! restart of every member.
+//! followers catching up through the log and through a snapshot, a restart
+//! of every member, and network partitions (members in network namespaces).
 
 #![allow(clippy::unwrap_used)]
 
@@ -250,4 +250,77 @@ async fn restarting_every_member_keeps_every_key() {
     let value = client.get("keep/0123", None).await.unwrap();
     assert_eq!(value.kvs()[0].value(), b"123");
     assert_eq!(value.kvs()[0].version(), 1);
+}
+
+/// A put through `member` alone; Ok when it was acknowledged in time.
+async fn put_via(cluster: &Cluster, member: usize, key: &str, timeout: Duration) -> bool {
+    let mut client = connect(cluster, &[member]).await;
+    matches!(
+        tokio::time::timeout(timeout, client.put(key, "v", None)).await,
+        Ok(Ok(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partitioned_minority_cannot_commit_while_the_majority_continues() {
+    let Some(cluster) = Cluster::start_partitionable(Kind::UcStore, 3, "fault-partition", &[])
+    else {
+        println!(
+            "SKIP: partition test: cannot create network namespaces here (needs root and iproute2)"
+        );
+        return;
+    };
+    for round in ["leader", "follower"] {
+        let leader = cluster.wait_leader(Duration::from_secs(10));
+        let cut = if round == "leader" {
+            leader
+        } else {
+            (leader + 1) % 3
+        };
+        let majority: Vec<usize> = (0..3).filter(|i| *i != cut).collect();
+        cluster.isolate(cut);
+        let isolated_at = Instant::now();
+
+        // The minority acknowledges nothing.
+        let minority_key = format!("{round}/minority");
+        assert!(
+            !put_via(&cluster, cut, &minority_key, Duration::from_secs(3)).await,
+            "the isolated member ({round}) acknowledged a write"
+        );
+        // The majority elects (if it must) and commits.
+        let mut committed = BTreeSet::new();
+        for n in 0..20 {
+            let key = format!("{round}/majority/{n:02}");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !put_via(&cluster, majority[n % 2], &key, Duration::from_secs(2)).await {
+                assert!(
+                    Instant::now() < deadline,
+                    "the majority did not commit {key}"
+                );
+            }
+            committed.insert(key);
+        }
+        eprintln!(
+            "{round} isolated: the majority committed 20 writes within {:?}",
+            isolated_at.elapsed()
+        );
+        // The isolated member has not seen them.
+        let seen = keys_on_owned(cluster.members[cut].client_url(), format!("{round}/")).await;
+        assert!(
+            seen.as_ref().is_some_and(|s| s.is_disjoint(&committed)),
+            "the isolated member saw majority writes: {seen:?}"
+        );
+
+        cluster.heal(cut);
+        wait_keys(&cluster, cut, &format!("{round}/majority/"), &committed).await;
+        // The write the minority never acknowledged was never committed.
+        for member in 0..3 {
+            let keys =
+                keys_on_owned(cluster.members[member].client_url(), format!("{round}/")).await;
+            assert!(
+                keys.is_some_and(|k| !k.contains(&minority_key)),
+                "member {member} has the minority's write"
+            );
+        }
+    }
 }

@@ -1,6 +1,9 @@
 //! Linearizability under faults. Concurrent clients put, get and
 //! compare-and-set a few keys of a 3-member uc-store while members are
-//! killed (-9) and restarted and the leader is paused (SIGSTOP); every
+//! killed (-9) and restarted, the leader is paused (SIGSTOP), the leader is
+//! cut off from the others by a network partition (members in network
+//! namespaces, when root), and a follower is removed and added back as a
+//! new member; every
 //! operation is recorded with its invoke and completion time (failures and
 //! timeouts as indeterminate: they may or may not have taken effect). A
 //! Wing-Gong-Lowe search per key must find a linearization; a watch over
@@ -400,14 +403,25 @@ async fn watch_all(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn histories_under_kill_and_pause_faults_are_linearizable() {
-    let mut cluster = Cluster::start(Kind::UcStore, 3, "linearizable", &[]);
+async fn histories_under_kill_pause_partition_and_membership_faults_are_linearizable() {
+    let (mut cluster, partitions) = match Cluster::start_partitionable(
+        Kind::UcStore,
+        3,
+        "linearizable",
+        &[],
+    ) {
+        Some(cluster) => (cluster, true),
+        None => {
+            println!("SKIP: partition faults: cannot create network namespaces here (needs root and iproute2); the other faults run");
+            (Cluster::start(Kind::UcStore, 3, "linearizable", &[]), false)
+        }
+    };
     let recorder = Arc::new(Recorder {
         start: Instant::now(),
         ops: Mutex::new(BTreeMap::new()),
         acked: Mutex::new(BTreeSet::new()),
     });
-    let until = Instant::now() + Duration::from_secs(12);
+    let until = Instant::now() + Duration::from_secs(18);
     let watcher = tokio::spawn(watch_all(
         client(&cluster).await,
         until + Duration::from_secs(8),
@@ -453,6 +467,57 @@ async fn histories_under_kill_and_pause_faults_are_linearizable() {
         .args(["-CONT", &pid])
         .status()
         .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Partition: the leader is cut off from the others (its clients still
+    // reach it) past an election timeout, then reconnected.
+    if partitions {
+        let leader = cluster.wait_leader(Duration::from_secs(10));
+        cluster.isolate(leader);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        cluster.heal(leader);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Membership: a follower is removed, wiped, and added back as a new member.
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let follower = (leader + 2) % 3;
+    let mut admin = client(&cluster).await;
+    let name = cluster.members[follower].name.clone();
+    let id = admin
+        .member_list()
+        .await
+        .unwrap()
+        .members()
+        .iter()
+        .find(|m| m.name() == name)
+        .unwrap()
+        .id();
+    // Like an operator, retry a reconfiguration the cluster refuses for now
+    // (e.g. right after the partition healed).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(err) = admin.member_remove(id).await {
+        // An earlier attempt that failed to answer may have taken effect.
+        if err.to_string().contains("member not found") {
+            break;
+        }
+        eprintln!("member remove: {err}; retrying");
+        assert!(
+            Instant::now() < deadline,
+            "member remove kept failing: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    cluster.kill(follower);
+    let _ = std::fs::remove_dir_all(&cluster.members[follower].dir);
+    let peer_url = cluster.members[follower].peer_url();
+    while let Err(err) = admin.member_add([peer_url.as_str()], None).await {
+        if err.to_string().contains("Peer URLs already exists") {
+            break;
+        }
+        eprintln!("member add: {err}; retrying");
+        assert!(Instant::now() < deadline, "member add kept failing: {err}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    cluster.spawn(follower, "existing");
     for worker in workers {
         worker.await.unwrap();
     }

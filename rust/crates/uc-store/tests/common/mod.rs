@@ -46,6 +46,116 @@ pub struct Cluster {
     pub token: String,
     pub extra: Vec<String>,
     dir: TestDir,
+    /// With `start_partitionable`: each member in a network namespace.
+    net: Option<Net>,
+}
+
+/// Members in network namespaces of their own, bridged to the test's
+/// namespace (needs root): `isolate` cuts a member off from the other
+/// members with blackhole routes on both sides, while its clients (the
+/// test, on the bridge) still reach it; `heal` undoes it.
+pub struct Net {
+    tag: String,
+    size: usize,
+    subnet: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Net {
+    /// None (the caller skips) when namespaces cannot be made here.
+    fn create(size: usize, block: u32) -> Option<Net> {
+        let tag = format!("{}{}", std::process::id() % 1_000_000, block % 1000);
+        let net = Net {
+            subnet: format!("10.213.{}", block % 250 + 1),
+            tag,
+            size,
+        };
+        let bridge = net.bridge();
+        let mut ok = ip(&["link", "add", &bridge, "type", "bridge"])
+            && ip(&[
+                "addr",
+                "add",
+                &format!("{}.254/24", net.subnet),
+                "dev",
+                &bridge,
+            ])
+            && ip(&["link", "set", &bridge, "up"]);
+        for i in 0..size {
+            let ns = net.namespace(i);
+            let veth = format!("ucv{}{i}", net.tag);
+            ok = ok
+                && ip(&["netns", "add", &ns])
+                && ip(&[
+                    "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                ])
+                && ip(&["link", "set", &veth, "master", &bridge, "up"])
+                && ip(&[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{}/24", net.address(i)),
+                    "dev",
+                    "eth0",
+                ])
+                && ip(&["-n", &ns, "link", "set", "eth0", "up"])
+                && ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        ok.then_some(net)
+    }
+
+    fn bridge(&self) -> String {
+        format!("ucb{}", self.tag)
+    }
+
+    pub fn namespace(&self, i: usize) -> String {
+        format!("ucstore-{}-{i}", self.tag)
+    }
+
+    pub fn address(&self, i: usize) -> String {
+        format!("{}.{}", self.subnet, i + 1)
+    }
+
+    fn routes(&self, i: usize, verb: &str) {
+        for j in (0..self.size).filter(|j| *j != i) {
+            let (to_j, to_i) = (
+                format!("{}/32", self.address(j)),
+                format!("{}/32", self.address(i)),
+            );
+            assert!(ip(&[
+                "-n",
+                &self.namespace(i),
+                "route",
+                verb,
+                "blackhole",
+                &to_j
+            ]));
+            assert!(ip(&[
+                "-n",
+                &self.namespace(j),
+                "route",
+                verb,
+                "blackhole",
+                &to_i
+            ]));
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for i in 0..self.size {
+            ip(&["netns", "del", &self.namespace(i)]);
+        }
+        ip(&["link", "del", &self.bridge()]);
+    }
 }
 
 static NEXT_BLOCK: AtomicU32 = AtomicU32::new(0);
@@ -75,12 +185,62 @@ impl Cluster {
             token: format!("{test}-token"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             dir,
+            net: None,
         };
         for i in 0..size {
             cluster.spawn(i, "new");
         }
         cluster.wait_leader(Duration::from_secs(30));
         cluster
+    }
+
+    /// Like `start`, each member in a network namespace of its own (see
+    /// `Net`); None where namespaces cannot be made (not root).
+    pub fn start_partitionable(
+        kind: Kind,
+        size: usize,
+        test: &str,
+        extra: &[&str],
+    ) -> Option<Cluster> {
+        let dir = TestDir::new(test);
+        let (_, b) = block();
+        let net = Net::create(size, b)?;
+        let members = (0..size)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                ip: net.address(i),
+                dir: dir.join(format!("m{i}")),
+                process: None,
+            })
+            .collect();
+        let mut cluster = Cluster {
+            kind,
+            members,
+            token: format!("{test}-token"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir,
+            net: Some(net),
+        };
+        for i in 0..size {
+            cluster.spawn(i, "new");
+        }
+        cluster.wait_leader(Duration::from_secs(30));
+        Some(cluster)
+    }
+
+    /// Cuts member `i` off from the other members (not from clients).
+    pub fn isolate(&self, i: usize) {
+        self.net
+            .as_ref()
+            .expect("start_partitionable")
+            .routes(i, "add");
+    }
+
+    pub fn heal(&self, i: usize) {
+        self.net
+            .as_ref()
+            .expect("start_partitionable")
+            .routes(i, "del");
     }
 
     pub fn initial_cluster(&self) -> String {
@@ -108,7 +268,14 @@ impl Cluster {
             Kind::UcStore => env!("CARGO_BIN_EXE_uc-store").to_string(),
             Kind::Etcd => "etcd".to_string(),
         };
-        let mut command = Command::new(binary);
+        let mut command = match &self.net {
+            Some(net) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &net.namespace(i), &binary]);
+                c
+            }
+            None => Command::new(binary),
+        };
         command
             .args(["--name", &member.name, "--data-dir"])
             .arg(&member.dir)
