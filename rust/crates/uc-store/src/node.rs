@@ -37,7 +37,8 @@ pub struct Node {
     /// --election-timeout.
     pub election_timeout: Duration,
     pub db_path: std::path::PathBuf,
-    pub(crate) peers: Mutex<BTreeMap<NodeId, PeerClient<Channel>>>,
+    /// Forwarding connections to leaders, by id and peer URL.
+    pub(crate) peers: Mutex<BTreeMap<(NodeId, String), PeerClient<Channel>>>,
     pub(crate) reads: ReadBatcher,
     pub(crate) proposals: tokio::sync::mpsc::Sender<Proposal>,
 }
@@ -101,10 +102,16 @@ pub enum MembershipChange {
         id: NodeId,
     },
     /// A member's own name and client URLs, published when it starts (as
-    /// etcd publishes member attributes); peer URLs stay as they are.
+    /// etcd publishes member attributes); the leader keeps its peer URLs.
     Publish {
         id: NodeId,
-        member: Member,
+        name: String,
+        client_urls: Vec<String>,
+    },
+    /// MemberUpdate: new peer URLs; the leader keeps name and client URLs.
+    UpdatePeerUrls {
+        id: NodeId,
+        peer_urls: Vec<String>,
     },
 }
 
@@ -452,11 +459,15 @@ impl Node {
         }
         let mut client = {
             let mut peers = self.peers.lock().await;
-            match peers.get(&leader) {
+            let key = (
+                leader,
+                member.peer_urls.first().cloned().unwrap_or_default(),
+            );
+            match peers.get(&key) {
                 Some(client) => client.clone(),
                 None => {
                     let client = PeerClient::new(peer_channel(member).map_err(Status::internal)?);
-                    peers.insert(leader, client.clone());
+                    peers.insert(key, client.clone());
                     client
                 }
             }
@@ -536,11 +547,48 @@ impl Node {
                 .voter_ids()
                 .collect()
         };
+        // The leader's view of a member, so that changes made elsewhere
+        // meanwhile (a publish from a member still catching up, an update)
+        // are not undone.
+        let current = |id: NodeId| -> Result<Member, Status> {
+            self.raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .cloned()
+                .ok_or_else(errors::member_not_found)
+        };
         let result = match change {
-            MembershipChange::Publish { id, member } => {
-                let nodes = BTreeMap::from([(id, member)]);
+            MembershipChange::Publish {
+                id,
+                name,
+                client_urls,
+            } => {
+                let member = Member {
+                    name,
+                    client_urls,
+                    ..current(id)?
+                };
                 self.raft
-                    .change_membership(openraft::ChangeMembers::SetNodes(nodes), false)
+                    .change_membership(
+                        openraft::ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
+                        false,
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            MembershipChange::UpdatePeerUrls { id, peer_urls } => {
+                let member = Member {
+                    peer_urls,
+                    ..current(id)?
+                };
+                self.raft
+                    .change_membership(
+                        openraft::ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
+                        false,
+                    )
                     .await
                     .map(|_| ())
             }
@@ -601,11 +649,16 @@ impl Node {
                     (known, node_info)
                 };
                 match current {
-                    (true, Some(info)) if info == me => return,
+                    (true, Some(info))
+                        if info.name == me.name && info.client_urls == me.client_urls =>
+                    {
+                        return
+                    }
                     (true, Some(_)) => {
                         let change = MembershipChange::Publish {
                             id: node.id,
-                            member: me.clone(),
+                            name: me.name.clone(),
+                            client_urls: me.client_urls.clone(),
                         };
                         match node.change_membership(change).await {
                             Ok(()) => {

@@ -25,9 +25,9 @@ use crate::api;
 use crate::ids;
 use crate::node::Node;
 use crate::raft::log_store::LogStore;
-use crate::raft::network::Network;
+use crate::raft::network::{Network, PeerUrls};
 use crate::raft::state_machine::StateMachine;
-use crate::raft::{Member, Raft};
+use crate::raft::{Member, NodeId, Raft};
 
 /// Everything a member needs; built from the rendered config and flags.
 #[derive(Debug, Clone)]
@@ -294,9 +294,31 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             "raft settings: {e} (--election-timeout must be at least 3 times --heartbeat-interval)"
         ))
     })?;
-    let raft = Raft::new(id, Arc::new(config), Network, log_store, state_machine)
+    let peer_urls = PeerUrls::default();
+    let network = Network {
+        peer_urls: peer_urls.clone(),
+    };
+    let raft = Raft::new(id, Arc::new(config), network, log_store, state_machine)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+    let mut membership = raft.metrics();
+    tokio::spawn(async move {
+        loop {
+            let urls: BTreeMap<NodeId, String> = membership
+                .borrow_and_update()
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, m)| (*id, m.peer_urls.first().cloned().unwrap_or_default()))
+                .collect();
+            if let Ok(mut current) = peer_urls.write() {
+                *current = urls;
+            }
+            if membership.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 
     let initialized = raft
         .is_initialized()

@@ -643,6 +643,79 @@ async fn cluster_and_maintenance() {
     let members = client.member_list().await.unwrap();
     assert_eq!(members.members().len(), 3);
 
+    // MemberUpdate moves a member's peer traffic: member 2 is told its new
+    // peer URL, restarts listening only there, and still gets every write.
+    let ip2 = cluster.members[2].ip.clone();
+    let moved = format!("http://{ip2}:2390");
+    let id2 = members
+        .members()
+        .iter()
+        .find(|m| m.name() == "m2")
+        .unwrap()
+        .id();
+    let (code, message) = status(
+        client
+            .member_update(id2, vec![cluster.members[0].peer_url()])
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            Code::FailedPrecondition,
+            "etcdserver: Peer URLs already exists"
+        )
+    );
+    let (code, message) = status(
+        client
+            .member_update(42, vec![moved.clone()])
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::NotFound, "etcdserver: member not found")
+    );
+    // Through member 0: member 2 itself cannot catch up before it moves.
+    let mut via0 = connect_to(&cluster, 0).await;
+    let updated = via0.member_update(id2, vec![moved.clone()]).await.unwrap();
+    let m2 = updated.members().iter().find(|m| m.id() == id2).unwrap();
+    assert_eq!(m2.peer_urls(), std::slice::from_ref(&moved));
+    assert_eq!(m2.name(), "m2", "the name is kept");
+    assert!(cluster.terminate(2));
+    cluster.members[2].peer_listen = Some(moved.clone());
+    cluster.spawn(2, "new");
+    via0.put("after-update", "1", None).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut m2 = connect_to(&cluster, 2).await;
+        let seen = m2
+            .get("after-update", Some(GetOptions::new().with_serializable()))
+            .await
+            .is_ok_and(|r| r.count() == 1);
+        if seen {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "member 2 gets no writes at its new peer URL"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for member in 0..3 {
+        let listed = connect_to(&cluster, member)
+            .await
+            .member_list()
+            .await
+            .unwrap();
+        let m2 = listed.members().iter().find(|m| m.id() == id2).unwrap();
+        assert_eq!(
+            m2.peer_urls(),
+            std::slice::from_ref(&moved),
+            "member {member}: the restarted member kept the updated URL"
+        );
+    }
+
     // Auth is not enabled; nothing hangs.
     let (code, message) = status(client.user_list().await.unwrap_err());
     assert_eq!(

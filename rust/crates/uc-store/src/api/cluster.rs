@@ -125,12 +125,30 @@ impl Cluster for ClusterService {
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
         let request = request.into_inner();
-        if !self.members().iter().any(|m| m.id == request.id) {
-            return Err(errors::member_not_found());
+        if !valid_urls(&request.peer_ur_ls) {
+            return Err(errors::bad_urls());
         }
-        Err(Status::unimplemented(
-            "uc-store: changing a member's peer URLs is not supported yet; remove the member and add it again",
-        ))
+        let members = self.members();
+        let Some(current) = members.iter().find(|m| m.id == request.id) else {
+            return Err(errors::member_not_found());
+        };
+        if members.iter().any(|m| {
+            m.id != request.id && m.peer_ur_ls.iter().any(|u| request.peer_ur_ls.contains(u))
+        }) {
+            return Err(errors::peer_url_exists());
+        }
+        self.node
+            .change_membership(MembershipChange::UpdatePeerUrls {
+                id: current.id,
+                peer_urls: request.peer_ur_ls.clone(),
+            })
+            .await?;
+        self.caught_up().await?;
+        tracing::info!(id = format!("{:x}", request.id), peer_urls = ?request.peer_ur_ls, "member peer URLs updated");
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: self.response_header(),
+            members: self.members(),
+        }))
     }
 
     async fn member_list(

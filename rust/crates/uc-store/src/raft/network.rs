@@ -1,6 +1,8 @@
-//! Raft between members: openraft's messages JSON-encoded in the `Peer`
+//! Raft between members: openraft's messages postcard-encoded in the `Peer`
 //! gRPC service on the peer URL (one HTTP/2 connection per peer).
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
@@ -17,7 +19,14 @@ use uc_proto::ucpeer::Payload;
 
 use super::{Member, NodeId, TypeConfig};
 
-pub struct Network;
+/// Each member's first peer URL as the membership has it now (kept up to
+/// date by the server), so a MemberUpdate reaches connections that openraft
+/// opened before it.
+pub type PeerUrls = Arc<RwLock<BTreeMap<NodeId, String>>>;
+
+pub struct Network {
+    pub peer_urls: PeerUrls,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
@@ -27,6 +36,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             client: peer_channel(node).map(PeerClient::new),
             url: node.peer_urls.first().cloned().unwrap_or_default(),
+            peer_urls: self.peer_urls.clone(),
         }
     }
 }
@@ -37,8 +47,12 @@ pub fn peer_channel(member: &Member) -> Result<Channel, String> {
         .peer_urls
         .first()
         .ok_or_else(|| format!("member {} has no peer URL", member.name))?;
-    let endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|e| format!("member {}: bad peer URL {url}: {e}", member.name))?
+    url_channel(url).map_err(|e| format!("member {}: {e}", member.name))
+}
+
+fn url_channel(url: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("bad peer URL {url}: {e}"))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true);
     Ok(endpoint.connect_lazy())
@@ -48,6 +62,7 @@ pub struct PeerConnection {
     target: NodeId,
     client: Result<PeerClient<Channel>, String>,
     url: String,
+    peer_urls: PeerUrls,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +82,16 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let network = |msg: String| RPCError::Network(NetworkError::new(&Transport(msg)));
+        let latest = self
+            .peer_urls
+            .read()
+            .ok()
+            .and_then(|urls| urls.get(&self.target).cloned());
+        if let Some(latest) = latest.filter(|u| *u != self.url) {
+            tracing::info!(target = self.target, from = %self.url, to = %latest, "peer URL changed; reconnecting");
+            self.client = url_channel(&latest).map(PeerClient::new);
+            self.url = latest;
+        }
         let client = self.client.as_mut().map_err(|e| network(e.clone()))?;
         let data = super::encode(request).map_err(|e| network(e.to_string()))?;
         let mut request = tonic::Request::new(Payload { data });

@@ -23,6 +23,8 @@ pub struct Member {
     pub ip: String,
     pub dir: PathBuf,
     pub process: Option<KillOnDrop>,
+    /// Listen for peers here instead of `peer_url()` (after a MemberUpdate).
+    pub peer_listen: Option<String>,
 }
 
 impl Member {
@@ -177,6 +179,7 @@ impl Cluster {
                 ip: format!("127.{a}.{b}.{}", i + 1),
                 dir: dir.join(format!("m{i}")),
                 process: None,
+                peer_listen: None,
             })
             .collect();
         let mut cluster = Cluster {
@@ -211,6 +214,7 @@ impl Cluster {
                 ip: net.address(i),
                 dir: dir.join(format!("m{i}")),
                 process: None,
+                peer_listen: None,
             })
             .collect();
         let mut cluster = Cluster {
@@ -281,7 +285,10 @@ impl Cluster {
             .arg(&member.dir)
             .args(["--listen-client-urls", &member.client_url()])
             .args(["--advertise-client-urls", &member.client_url()])
-            .args(["--listen-peer-urls", &member.peer_url()])
+            .args([
+                "--listen-peer-urls",
+                member.peer_listen.as_deref().unwrap_or(&member.peer_url()),
+            ])
             .args(["--initial-advertise-peer-urls", &member.peer_url()])
             .args([
                 "--listen-metrics-urls",
