@@ -5,6 +5,7 @@
 //! - `raft`: openraft with the log in redb and snapshots on disk.
 
 pub mod api;
+mod authority_fix;
 pub mod errors;
 pub mod http;
 pub mod ids;

@@ -469,7 +469,7 @@ async fn serve_grpc(
     let incoming = TcpListenerStream::new(listener).map(|stream| {
         let stream = stream?;
         stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(stream)
+        Ok::<_, std::io::Error>(crate::authority_fix::AuthorityFix::new(stream))
     });
     let shutdown = async move {
         let _ = stopped.wait_for(|s| *s).await;

@@ -304,28 +304,39 @@ fn etcdctl_watch_gives_the_same_events_as_etcd() {
     );
 }
 
-/// Status, snapshot and defragment address one endpoint each; etcdctl puts
-/// the endpoint as given into the HTTP/2 :authority, which uc-store's HTTP/2
-/// server only accepts without the scheme (see docs/store.md).
+/// Status, hashkv, snapshot and defragment address one endpoint each, and
+/// etcdctl puts the endpoint as given (with `http://`) into the HTTP/2
+/// :authority; uc-store must take that as etcd does, and the form without
+/// the scheme too.
 #[test]
-fn etcdctl_maintenance_commands_work() {
+fn etcdctl_maintenance_commands_work_with_either_endpoint_form() {
     let uc = Cluster::start(Kind::UcStore, 3, "maint-uc", &[]);
-    let endpoints: Vec<String> = uc.members.iter().map(|m| m.client_addr()).collect();
-    let endpoints = endpoints.join(",");
-    let status = common::ctl(&endpoints, &["endpoint", "status", "-w", "json"], None);
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "{text}");
-    assert_eq!(text.matches("\"leader\"").count(), 3, "{text}");
+    let etcd = Cluster::start(Kind::Etcd, 3, "maint-etcd", &[]);
     let dir = uc_testkit::TestDir::new("maint-snapshot");
-    let file = dir.join("snap.db");
-    let first = uc.members[0].client_addr();
-    let saved = common::ctl(&first, &["snapshot", "save", file.to_str().unwrap()], None);
-    assert!(
-        saved.status.success(),
-        "{}",
-        String::from_utf8_lossy(&saved.stderr)
-    );
-    assert!(std::fs::metadata(&file).unwrap().len() > 32);
-    let defrag = common::ctl(&first, &["defrag"], None);
-    assert!(defrag.status.success());
+    for (name, cluster) in [("uc-store", &uc), ("etcd", &etcd)] {
+        let forms: [fn(&common::Member) -> String; 2] =
+            [|m| m.client_url(), |m| m.client_addr()];
+        for form in forms {
+            let endpoints: Vec<String> = cluster.members.iter().map(form).collect();
+            let endpoints = endpoints.join(",");
+            let status = common::ctl(&endpoints, &["endpoint", "status", "-w", "json"], None);
+            let text = String::from_utf8_lossy(&status.stdout);
+            assert!(status.status.success(), "{name} {endpoints}: {text}");
+            assert_eq!(text.matches("\"leader\"").count(), 3, "{name}: {text}");
+            let hashkv = common::ctl(&endpoints, &["endpoint", "hashkv"], None);
+            assert!(hashkv.status.success(), "{name} {endpoints}: hashkv");
+            assert_eq!(String::from_utf8_lossy(&hashkv.stdout).lines().count(), 3);
+            let first = form(&cluster.members[0]);
+            let file = dir.join(format!("{name}-{}.db", first.len()));
+            let saved = common::ctl(&first, &["snapshot", "save", file.to_str().unwrap()], None);
+            assert!(
+                saved.status.success(),
+                "{name} {first}: {}",
+                String::from_utf8_lossy(&saved.stderr)
+            );
+            assert!(std::fs::metadata(&file).unwrap().len() > 32);
+            let defrag = common::ctl(&first, &["defrag"], None);
+            assert!(defrag.status.success(), "{name} {first}: defrag");
+        }
+    }
 }
