@@ -223,8 +223,13 @@ impl AuthorityFix {
 
     fn write_frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
         let len = payload.len();
-        self.output
-            .extend_from_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags]);
+        self.output.extend_from_slice(&[
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+            kind,
+            flags,
+        ]);
         self.output.extend_from_slice(&stream.to_be_bytes());
         self.output.extend_from_slice(payload);
     }

@@ -79,10 +79,22 @@ impl Maintenance for MaintenanceService {
                 } else {
                     vec![request.member_id]
                 };
-                for member in targets {
-                    self.node.write(Command::Alarm { action, member }).await?;
+                let before = self.alarmed();
+                for member in &targets {
+                    self.node
+                        .write(Command::Alarm {
+                            action,
+                            member: *member,
+                        })
+                        .await?;
                 }
-                self.alarmed()
+                // As etcd: the alarms this request raised, or disarmed.
+                match action {
+                    AlarmAction::Activate => targets,
+                    AlarmAction::Deactivate => {
+                        targets.into_iter().filter(|m| before.contains(m)).collect()
+                    }
+                }
             }
             None => self.alarmed(),
         };
