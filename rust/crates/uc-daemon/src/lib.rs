@@ -1,6 +1,7 @@
 //! What every UltraCloud daemon's `main` does the same way: structured logs
 //! to stderr (`RUST_LOG` overrides the default filter), a multi-threaded
-//! runtime, and a future that resolves on SIGTERM or Ctrl-C.
+//! runtime, its HTTP listener, and a future that resolves on SIGTERM or
+//! Ctrl-C.
 
 use std::process::ExitCode;
 
@@ -26,6 +27,14 @@ pub fn runtime(daemon: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("{daemon}: cannot start the async runtime: {err}");
             ExitCode::FAILURE
         })
+}
+
+/// Binds the daemon's HTTP endpoint (`httpListen` of its config), with an
+/// error that says what to change.
+pub async fn bind_http(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e} (is the port in use? set httpListen)"))
 }
 
 /// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).

@@ -73,14 +73,7 @@ pub async fn run(
             )
         })?;
     }
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}: {e} (is the port in use? set httpListen)",
-                config.http_listen
-            )
-        })?;
+    let listener = uc_daemon::bind_http(config.http_listen).await?;
     let http_url = format!(
         "http://{}",
         listener.local_addr().map_err(|e| e.to_string())?

@@ -51,14 +51,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let status = Arc::new(Status::default());
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}: {e} (is the port in use? set httpListen)",
-                config.http_listen
-            )
-        })?;
+    let listener = uc_daemon::bind_http(config.http_listen).await?;
     let app = router(status.clone(), options.holder.clone());
     let http = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {

@@ -571,26 +571,14 @@ impl Node {
                     client_urls,
                     ..current(id)?
                 };
-                self.raft
-                    .change_membership(
-                        openraft::ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
-                        false,
-                    )
-                    .await
-                    .map(|_| ())
+                self.set_node(id, member).await
             }
             MembershipChange::UpdatePeerUrls { id, peer_urls } => {
                 let member = Member {
                     peer_urls,
                     ..current(id)?
                 };
-                self.raft
-                    .change_membership(
-                        openraft::ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
-                        false,
-                    )
-                    .await
-                    .map(|_| ())
+                self.set_node(id, member).await
             }
             MembershipChange::AddLearner { id, member } => {
                 self.raft.add_learner(id, member, false).await.map(|_| ())
@@ -629,6 +617,21 @@ impl Node {
             }
             RaftError::Fatal(err) => errors::stopped(err.to_string()),
         })
+    }
+
+    /// Replaces one member's node info (voters and learners unchanged).
+    async fn set_node(
+        &self,
+        id: NodeId,
+        member: Member,
+    ) -> Result<(), RaftError<NodeId, ClientWriteError<NodeId, Member>>> {
+        self.raft
+            .change_membership(
+                openraft::ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
+                false,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Publishes this member's name and client URLs into the membership once

@@ -6,7 +6,7 @@ mod common;
 
 use common::uc;
 
-use uc_testkit::{free_port, Etcd};
+use uc_testkit::Etcd;
 
 const HA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -20,29 +20,7 @@ fn deploy_and_steer_a_rollout() {
     let dir = std::env::temp_dir().join(format!("uc-cli-deploy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let etcd = Etcd::start(&dir.join("etcd"));
-    let port = free_port();
-    let endpoint = etcd.endpoint.clone();
-    let (ready, started) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(async move {
-                let client = etcd_client::Client::connect([endpoint], None)
-                    .await
-                    .expect("etcd");
-                let store = uc_deployer::api::Store::default();
-                let _ = store.set(client.clone());
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .expect("bind");
-                ready.send(()).expect("ready");
-                axum::serve(listener, uc_deployer::api::router(store))
-                    .await
-                    .expect("serve");
-            });
-    });
-    started.recv().expect("deployer API started");
-    let deployer = format!("http://127.0.0.1:{port}");
+    let deployer = common::serve_deployer_api(etcd.endpoint.clone(), |_| {});
     let d = deployer.as_str();
 
     let systems = ["worker1", "worker2", "edge1"].map(|n| format!("{n}={SYSTEM}"));

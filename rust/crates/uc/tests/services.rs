@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::uc;
-use uc_testkit::{free_port, Etcd, TestDir};
+use uc_testkit::{Etcd, TestDir};
 
 const HA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -69,62 +69,41 @@ fn services_logs_and_node_steering() {
     let dir = TestDir::new("uc-cli-services");
     let _instances = KillInstances(dir.to_path_buf());
     let etcd = Etcd::start(&dir.join("etcd"));
-    let port = free_port();
-    let endpoint = etcd.endpoint.clone();
     let agents_dir = dir.to_path_buf();
-    let (ready, started) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(async move {
-                let client = etcd_client::Client::connect([endpoint.clone()], None)
-                    .await
-                    .expect("etcd");
-                let store = uc_deployer::api::Store::default();
-                let _ = store.set(client);
-                for (n, node) in [(1, "worker1"), (2, "worker2")] {
-                    let options = uc_node_agent::daemon::Options {
-                        backend: uc_node_agent::runner::Backend::Process,
-                        stop_timeout: Duration::from_secs(3),
-                        log_max_bytes: 1 << 20,
-                        log_keep: 1,
-                        stop_instances_on_exit: false,
-                    };
-                    let config = agent_config(&agents_dir, node, n, &endpoint);
-                    tokio::spawn(uc_node_agent::daemon::run(
-                        config,
-                        options,
-                        std::future::pending(),
-                    ));
-                }
-                let scheduler = uc_types::SchedulerConfig {
-                    schema_version: uc_types::SCHEMA_VERSION,
-                    cluster: "ha".into(),
-                    node: "cp1".into(),
-                    http_listen: "127.0.0.1:0".parse().expect("address"),
-                    store_endpoints: vec![endpoint],
-                    node_loss_grace_seconds: 30,
-                };
-                let options = uc_scheduler::daemon::Options {
-                    holder: "test".into(),
-                    leader_ttl: Duration::from_secs(3),
-                };
-                tokio::spawn(uc_scheduler::daemon::run(
-                    scheduler,
-                    options,
-                    std::future::pending(),
-                ));
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .expect("bind");
-                ready.send(()).expect("ready");
-                axum::serve(listener, uc_deployer::api::router(store))
-                    .await
-                    .expect("serve");
-            });
+    let deployer = common::serve_deployer_api(etcd.endpoint.clone(), move |endpoint| {
+        for (n, node) in [(1, "worker1"), (2, "worker2")] {
+            let options = uc_node_agent::daemon::Options {
+                backend: uc_node_agent::runner::Backend::Process,
+                stop_timeout: Duration::from_secs(3),
+                log_max_bytes: 1 << 20,
+                log_keep: 1,
+                stop_instances_on_exit: false,
+            };
+            let config = agent_config(&agents_dir, node, n, endpoint);
+            tokio::spawn(uc_node_agent::daemon::run(
+                config,
+                options,
+                std::future::pending(),
+            ));
+        }
+        let scheduler = uc_types::SchedulerConfig {
+            schema_version: uc_types::SCHEMA_VERSION,
+            cluster: "ha".into(),
+            node: "cp1".into(),
+            http_listen: "127.0.0.1:0".parse().expect("address"),
+            store_endpoints: vec![endpoint.to_owned()],
+            node_loss_grace_seconds: 30,
+        };
+        let options = uc_scheduler::daemon::Options {
+            holder: "test".into(),
+            leader_ttl: Duration::from_secs(3),
+        };
+        tokio::spawn(uc_scheduler::daemon::run(
+            scheduler,
+            options,
+            std::future::pending(),
+        ));
     });
-    started.recv().expect("deployer API started");
-    let deployer = format!("http://127.0.0.1:{port}");
     let d = deployer.as_str();
     let manifest = manifest(&dir);
     let m = manifest.to_str().expect("utf-8");

@@ -171,30 +171,10 @@ fn block() -> (u32, u32) {
 impl Cluster {
     /// Starts `size` members and waits until they agree on a leader.
     pub fn start(kind: Kind, size: usize, test: &str, extra: &[&str]) -> Cluster {
-        let dir = TestDir::new(test);
         let (a, b) = block();
-        let members = (0..size)
-            .map(|i| Member {
-                name: format!("m{i}"),
-                ip: format!("127.{a}.{b}.{}", i + 1),
-                dir: dir.join(format!("m{i}")),
-                process: None,
-                peer_listen: None,
-            })
-            .collect();
-        let mut cluster = Cluster {
-            kind,
-            members,
-            token: format!("{test}-token"),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            dir,
-            net: None,
-        };
-        for i in 0..size {
-            cluster.spawn(i, "new");
-        }
-        cluster.wait_leader(Duration::from_secs(30));
-        cluster
+        Cluster::launch(kind, size, test, extra, None, |i| {
+            format!("127.{a}.{b}.{}", i + 1)
+        })
     }
 
     /// Like `start`, each member in a network namespace of its own (see
@@ -205,13 +185,27 @@ impl Cluster {
         test: &str,
         extra: &[&str],
     ) -> Option<Cluster> {
-        let dir = TestDir::new(test);
         let (_, b) = block();
         let net = Net::create(size, b)?;
+        let subnet = net.subnet.clone();
+        Some(Cluster::launch(kind, size, test, extra, Some(net), |i| {
+            format!("{subnet}.{}", i + 1)
+        }))
+    }
+
+    fn launch(
+        kind: Kind,
+        size: usize,
+        test: &str,
+        extra: &[&str],
+        net: Option<Net>,
+        ip: impl Fn(usize) -> String,
+    ) -> Cluster {
+        let dir = TestDir::new(test);
         let members = (0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
-                ip: net.address(i),
+                ip: ip(i),
                 dir: dir.join(format!("m{i}")),
                 process: None,
                 peer_listen: None,
@@ -223,13 +217,13 @@ impl Cluster {
             token: format!("{test}-token"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             dir,
-            net: Some(net),
+            net,
         };
         for i in 0..size {
             cluster.spawn(i, "new");
         }
         cluster.wait_leader(Duration::from_secs(30));
-        Some(cluster)
+        cluster
     }
 
     /// Cuts member `i` off from the other members (not from clients).

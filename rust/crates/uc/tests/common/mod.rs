@@ -1,4 +1,6 @@
-//! Shared by the CLI tests: run the built `uc` binary.
+//! Shared by the CLI tests: run the built `uc` binary; serve the deployer's
+//! API in-process on a real etcd.
+#![allow(dead_code)]
 
 use std::process::Command;
 
@@ -13,4 +15,33 @@ pub fn uc(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Serves the deployer's API on a free port, on its own runtime thread,
+/// connected to the store at `endpoint`; `also` runs first inside that
+/// runtime (to spawn daemons beside it). Returns the deployer's URL.
+pub fn serve_deployer_api(endpoint: String, also: impl FnOnce(&str) + Send + 'static) -> String {
+    let port = uc_testkit::free_port();
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async move {
+                let client = etcd_client::Client::connect([endpoint.clone()], None)
+                    .await
+                    .expect("etcd");
+                let store = uc_deployer::api::Store::default();
+                let _ = store.set(client);
+                also(&endpoint);
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .expect("bind");
+                ready.send(()).expect("ready");
+                axum::serve(listener, uc_deployer::api::router(store))
+                    .await
+                    .expect("serve");
+            });
+    });
+    started.recv().expect("deployer API started");
+    format!("http://127.0.0.1:{port}")
 }
