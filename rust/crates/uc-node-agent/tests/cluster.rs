@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use serde_json::{json, Value};
+use uc_testkit::store::{eventually, import, placed, values_under};
 use uc_testkit::{Etcd, KillOnDrop, TestDir};
 use uc_types::{keys, Assignment, InstancePhase, InstanceState, InstanceStatus, NodeCordon};
 
@@ -62,20 +63,6 @@ fn manifest(secret_file: &Path) -> Value {
     huge["eligibleNodes"] = json!([]);
     m["services"] = json!({"web": web, "crashy": crashy, "huge": huge});
     m
-}
-
-async fn import(client: &mut Client, manifest: &Value) {
-    let revision = json!({"revision": 1, "importedAt": 0, "systems": {}, "manifest": manifest});
-    client
-        .put(keys::manifest_current(), revision.to_string(), None)
-        .await
-        .unwrap();
-    for (name, spec) in manifest["services"].as_object().unwrap() {
-        client
-            .put(keys::service_spec(name), spec.to_string(), None)
-            .await
-            .unwrap();
-    }
 }
 
 struct Agent {
@@ -145,36 +132,7 @@ impl Drop for Agent {
 }
 
 async fn statuses(client: &mut Client) -> BTreeMap<String, InstanceStatus> {
-    let prefix = keys::instances_prefix();
-    let response = client
-        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
-        .await
-        .unwrap();
-    response
-        .kvs()
-        .iter()
-        .map(|kv| {
-            let key = String::from_utf8_lossy(kv.key())[prefix.len()..].to_owned();
-            (key, serde_json::from_slice(kv.value()).unwrap())
-        })
-        .collect()
-}
-
-async fn assignments(client: &mut Client, service: &str) -> BTreeMap<String, String> {
-    let prefix = keys::service_assignments_prefix(service);
-    let response = client
-        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
-        .await
-        .unwrap();
-    response
-        .kvs()
-        .iter()
-        .map(|kv| {
-            let id = String::from_utf8_lossy(kv.key())[prefix.len()..].to_owned();
-            let a: Assignment = serde_json::from_slice(kv.value()).unwrap();
-            (id, a.node)
-        })
-        .collect()
+    values_under(client, &keys::instances_prefix()).await
 }
 
 /// Nodes whose web instance is healthy, and answers over HTTP with the secret.
@@ -203,24 +161,6 @@ fn http_get(authority: &str, path: &str) -> Option<String> {
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.0 200").then(|| body.to_owned())
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = f().await {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn kill_group(pid: u32) {
@@ -316,9 +256,9 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         }
     })
     .await;
-    let placed = assignments(&mut client, "web").await;
+    let first_placement = placed(&mut client, "web").await;
     assert_eq!(
-        placed.values().cloned().collect::<BTreeSet<_>>(),
+        first_placement.values().cloned().collect::<BTreeSet<_>>(),
         serving,
         "serving nodes are the assigned ones"
     );
@@ -431,8 +371,8 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
     .await;
     println!("scheduler {leader} killed, {standby} leads");
     assert_eq!(
-        assignments(&mut client, "web").await,
-        placed,
+        placed(&mut client, "web").await,
+        first_placement,
         "failover moved nothing"
     );
 
@@ -500,8 +440,8 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         3 - lowest
     );
     assert_eq!(
-        assignments(&mut client, "web").await,
-        placed,
+        placed(&mut client, "web").await,
+        first_placement,
         "an update moves nothing"
     );
     eventually(
@@ -557,10 +497,10 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         .delete(keys::node_cordon(&drained), None)
         .await
         .unwrap();
-    let after_drain = assignments(&mut client, "web").await;
+    let after_drain = placed(&mut client, "web").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        assignments(&mut client, "web").await,
+        placed(&mut client, "web").await,
         after_drain,
         "uncordon moved nothing back"
     );

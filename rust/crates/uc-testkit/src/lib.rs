@@ -3,6 +3,8 @@
 //! ports, and a tiny HTTP client. Test-only code: panics are its error path.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod store;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -4,12 +4,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
-use etcd_client::{Client, GetOptions, PutOptions};
+use etcd_client::{Client, PutOptions};
 use serde_json::{json, Value};
-use uc_types::{keys, Assignment, PlacementStatus, SchedulerConfig};
+use uc_types::{keys, PlacementStatus, SchedulerConfig};
 
 pub fn config(endpoint: &str, grace_seconds: u64) -> SchedulerConfig {
     SchedulerConfig {
@@ -64,21 +62,7 @@ fn merge(into: &mut Value, patch: &Value) {
     }
 }
 
-/// Imports `manifest` the way the deployer does: the revision and one spec
-/// per service.
-pub async fn import(client: &mut Client, manifest: &Value) {
-    let revision = json!({"revision": 1, "importedAt": 0, "systems": {}, "manifest": manifest});
-    client
-        .put(keys::manifest_current(), revision.to_string(), None)
-        .await
-        .unwrap();
-    for (name, spec) in manifest["services"].as_object().unwrap() {
-        client
-            .put(keys::service_spec(name), spec.to_string(), None)
-            .await
-            .unwrap();
-    }
-}
+pub use uc_testkit::store::{eventually, import, placed};
 
 /// A node-agent's heartbeat: a key on a lease of `ttl` seconds, never
 /// renewed (tests end sooner); returns the lease to revoke.
@@ -107,24 +91,6 @@ pub async fn healthy(client: &mut Client, node: &str, service: &str, id: &str) {
         .unwrap();
 }
 
-/// Id to node of a service's assignments.
-pub async fn placed(client: &mut Client, service: &str) -> BTreeMap<String, String> {
-    let prefix = keys::service_assignments_prefix(service);
-    let response = client
-        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
-        .await
-        .unwrap();
-    response
-        .kvs()
-        .iter()
-        .map(|kv| {
-            let id = String::from_utf8_lossy(kv.key())[prefix.len()..].to_owned();
-            let a: Assignment = serde_json::from_slice(kv.value()).unwrap();
-            (id, a.node)
-        })
-        .collect()
-}
-
 pub async fn status(client: &mut Client, service: &str) -> Option<PlacementStatus> {
     let response = client
         .get(keys::scheduler_status(service), None)
@@ -134,25 +100,6 @@ pub async fn status(client: &mut Client, service: &str) -> Option<PlacementStatu
         .kvs()
         .first()
         .map(|kv| serde_json::from_slice(kv.value()).unwrap())
-}
-
-/// Polls `f` every 100 ms until it returns Some; panics after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(found) = f().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Whether `placement` puts each of `replicas` instances on its own node.
