@@ -159,7 +159,9 @@ async fn services(State(store): State<Store>) -> Response {
     }
 }
 
-async fn services_view(store: &mut Client) -> Result<serde_json::Value, etcd_client::Error> {
+pub(crate) async fn services_view(
+    store: &mut Client,
+) -> Result<serde_json::Value, etcd_client::Error> {
     let prefix = || Some(GetOptions::new().with_prefix());
     let mut specs: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     let mut assignments: Vec<(String, String, Assignment)> = Vec::new();

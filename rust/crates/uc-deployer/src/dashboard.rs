@@ -1,6 +1,6 @@
 //! The web dashboard: one server-rendered page with the nodes (desired and
-//! observed system), the rollout, pending machines and services, read from
-//! the store at each request.
+//! observed system), the rollout, pending machines, services and their
+//! instances, read from the store at each request.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -179,6 +179,50 @@ async fn render(client: &mut Client) -> Result<String, etcd_client::Error> {
             escape(&svc.eligible_nodes.join(", ")),
             escape(&svc.listeners.join(", "))
         ));
+    }
+    html.push_str("</table>");
+
+    // Where each instance runs and how it is doing (node-agents' statuses).
+    let view = crate::api::services_view(client).await?;
+    html.push_str("<h2>Instances</h2><table id=\"instances\"><tr><th>service</th><th>instance</th><th>node</th><th>state</th><th>restarts</th><th>ports</th><th>message</th></tr>");
+    let empty = serde_json::Map::new();
+    for (service, s) in view["services"].as_object().unwrap_or(&empty) {
+        for i in s["instances"].as_array().into_iter().flatten() {
+            let status = &i["status"];
+            let ports = i["ports"]
+                .as_object()
+                .map(|p| {
+                    p.iter()
+                        .map(|(name, port)| format!("{name}={port}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"state\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(service),
+                escape(i["name"].as_str().unwrap_or("")),
+                escape(i["node"].as_str().unwrap_or("")),
+                escape(status["state"].as_str().unwrap_or("no status")),
+                status["restarts"].as_u64().unwrap_or(0),
+                escape(&ports),
+                escape(status["message"].as_str().unwrap_or(""))
+            ));
+        }
+        if let Some(placement) = s["placement"].as_object() {
+            html.push_str(&format!(
+                "<tr><td>{}</td><td colspan=\"6\">{} of {} replicas placed</td></tr>",
+                escape(service),
+                placement
+                    .get("placed")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0),
+                placement
+                    .get("replicas")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+            ));
+        }
     }
     html.push_str("</table></body></html>");
     Ok(html)

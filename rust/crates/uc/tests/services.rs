@@ -128,6 +128,17 @@ fn services_logs_and_node_steering() {
     assert!(table.contains("web      web-0     worker"), "{table}");
     assert!(table.contains("http=8080"), "{table}");
 
+    // The dashboard lists the instances too.
+    let port: u16 = deployer.rsplit(':').next().unwrap().parse().unwrap();
+    let (code, page) = uc_testkit::http(port, "GET", "/", "");
+    assert_eq!(code, 200);
+    assert!(page.contains("<h2>Instances</h2>"), "{page}");
+    assert_eq!(
+        page.matches("<td class=\"state\">healthy</td>").count(),
+        2,
+        "{page}"
+    );
+
     let (ok, logs, err) = uc(&["logs", "web", "--lines", "5", "--deployer", d]);
     assert!(ok, "{err}");
     for id in ["0", "1"] {

@@ -37,9 +37,9 @@ pub fn serve_deployer_api(endpoint: String, also: impl FnOnce(&str) + Send + 'st
                     .await
                     .expect("bind");
                 ready.send(()).expect("ready");
-                axum::serve(listener, uc_deployer::api::router(store))
-                    .await
-                    .expect("serve");
+                let app = uc_deployer::api::router(store.clone())
+                    .merge(uc_deployer::dashboard::router(store));
+                axum::serve(listener, app).await.expect("serve");
             });
     });
     started.recv().expect("deployer API started");
