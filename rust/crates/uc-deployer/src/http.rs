@@ -114,11 +114,20 @@ async fn nar(State(cache): State<Arc<Cache>>, Path(file): Path<String>) -> Respo
     };
     cache.metrics.nar_requests.fetch_add(1, Ordering::Relaxed);
     tracing::info!(%path, "serving NAR");
+    let stderr = child.stderr.take();
     tokio::spawn(async move {
+        // Read while it runs: a full pipe would stall the dump.
+        let mut message = String::new();
+        if let Some(mut stderr) = stderr {
+            use tokio::io::AsyncReadExt;
+            let _ = stderr.read_to_string(&mut message).await;
+        }
         match child.wait().await {
             Ok(status) if status.success() => {}
             // A client that hangs up makes nix-store die of SIGPIPE; that is not our failure.
-            Ok(status) => tracing::warn!(%path, %status, "nix-store --dump ended early"),
+            Ok(status) => {
+                tracing::warn!(%path, %status, stderr = message.trim(), "nix-store --dump ended early; the client got a cut NAR")
+            }
             Err(err) => tracing::warn!(%path, %err, "cannot wait for nix-store --dump"),
         }
     });

@@ -105,7 +105,7 @@ impl LocalStore {
         self.command("nix-store")
             .args(["--dump", path])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| StoreError::Spawn {
                 program: "nix-store".into(),
