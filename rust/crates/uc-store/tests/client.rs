@@ -643,82 +643,96 @@ async fn cluster_and_maintenance() {
     let members = client.member_list().await.unwrap();
     assert_eq!(members.members().len(), 3);
 
-    // MemberUpdate moves a member's peer traffic: a follower is told its new
-    // peer URL, restarts listening only there, and still gets every write.
-    // A follower is moved (moving the leader is not covered: see docs/store.md).
-    let leader = cluster.wait_leader(Duration::from_secs(10));
-    let mv = (0..3).find(|i| *i != leader).unwrap();
-    let other = (0..3).find(|i| *i != mv).unwrap();
-    let moved_name = cluster.members[mv].name.clone();
-    let ip2 = cluster.members[mv].ip.clone();
-    let moved = format!("http://{ip2}:2390");
-    let id2 = members
-        .members()
-        .iter()
-        .find(|m| m.name() == moved_name)
-        .unwrap()
-        .id();
-    let (code, message) = status(
-        client
-            .member_update(id2, vec![cluster.members[other].peer_url()])
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(
-        (code, message.as_str()),
-        (
-            Code::FailedPrecondition,
-            "etcdserver: Peer URLs already exists"
-        )
-    );
-    let (code, message) = status(
-        client
-            .member_update(42, vec![moved.clone()])
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(
-        (code, message.as_str()),
-        (Code::NotFound, "etcdserver: member not found")
-    );
-    // Through another member: the moved one cannot catch up before it moves.
-    let mut via0 = connect_to(&cluster, other).await;
-    let updated = via0.member_update(id2, vec![moved.clone()]).await.unwrap();
-    let m2 = updated.members().iter().find(|m| m.id() == id2).unwrap();
-    assert_eq!(m2.peer_urls(), std::slice::from_ref(&moved));
-    assert_eq!(m2.name(), moved_name, "the name is kept");
-    assert!(cluster.terminate(mv));
-    cluster.members[mv].peer_listen = Some(moved.clone());
-    cluster.spawn(mv, "new");
-    via0.put("after-update", "1", None).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut m2 = connect_to(&cluster, mv).await;
-        let seen = m2
-            .get("after-update", Some(GetOptions::new().with_serializable()))
-            .await
-            .is_ok_and(|r| r.count() == 1);
-        if seen {
-            break;
+    // MemberUpdate moves a member's peer traffic: a follower, then the
+    // leader, is told its new peer URL (through another member), restarts
+    // listening only there, and still gets every write.
+    for round in ["follower", "leader"] {
+        let leader = cluster.wait_leader(Duration::from_secs(10));
+        let mv = if round == "leader" {
+            leader
+        } else {
+            (0..3).find(|i| *i != leader).unwrap()
+        };
+        let other = (0..3).find(|i| *i != mv).unwrap();
+        let moved_name = cluster.members[mv].name.clone();
+        let moved = format!("http://{}:2390", cluster.members[mv].ip);
+        let id2 = members
+            .members()
+            .iter()
+            .find(|m| m.name() == moved_name)
+            .unwrap()
+            .id();
+        if round == "follower" {
+            let (code, message) = status(
+                client
+                    .member_update(id2, vec![cluster.members[other].peer_url()])
+                    .await
+                    .unwrap_err(),
+            );
+            assert_eq!(
+                (code, message.as_str()),
+                (
+                    Code::FailedPrecondition,
+                    "etcdserver: Peer URLs already exists"
+                )
+            );
+            let (code, message) = status(
+                client
+                    .member_update(42, vec![moved.clone()])
+                    .await
+                    .unwrap_err(),
+            );
+            assert_eq!(
+                (code, message.as_str()),
+                (Code::NotFound, "etcdserver: member not found")
+            );
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the moved member gets no writes at its new peer URL"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    for member in 0..3 {
-        let listed = connect_to(&cluster, member)
-            .await
-            .member_list()
-            .await
-            .unwrap();
-        let m2 = listed.members().iter().find(|m| m.id() == id2).unwrap();
-        assert_eq!(
-            m2.peer_urls(),
-            std::slice::from_ref(&moved),
-            "member {member}: the restarted member kept the updated URL"
-        );
+        let mut via = connect_to(&cluster, other).await;
+        let updated = via.member_update(id2, vec![moved.clone()]).await.unwrap();
+        let m2 = updated.members().iter().find(|m| m.id() == id2).unwrap();
+        assert_eq!(m2.peer_urls(), std::slice::from_ref(&moved), "{round}");
+        assert_eq!(m2.name(), moved_name, "the name is kept");
+        assert!(cluster.terminate(mv));
+        cluster.members[mv].peer_listen = Some(moved.clone());
+        cluster.spawn(mv, "new");
+        // After the leader moved and stopped, the others elect a new one.
+        let key = format!("after-update-{round}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while via.put(key.as_str(), "1", None).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{round}: no write after the move"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        loop {
+            let mut m2 = connect_to(&cluster, mv).await;
+            let seen = m2
+                .get(key.as_str(), Some(GetOptions::new().with_serializable()))
+                .await
+                .is_ok_and(|r| r.count() == 1);
+            if seen {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{round}: the moved member gets no writes at its new peer URL"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for member in 0..3 {
+            let listed = connect_to(&cluster, member)
+                .await
+                .member_list()
+                .await
+                .unwrap();
+            let m2 = listed.members().iter().find(|m| m.id() == id2).unwrap();
+            assert_eq!(
+                m2.peer_urls(),
+                std::slice::from_ref(&moved),
+                "{round}: member {member} lists the updated URL"
+            );
+        }
     }
 
     // Auth is not enabled; nothing hangs.

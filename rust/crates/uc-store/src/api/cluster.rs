@@ -143,7 +143,19 @@ impl Cluster for ClusterService {
                 peer_urls: request.peer_ur_ls.clone(),
             })
             .await?;
-        self.caught_up().await?;
+        // Wait for this member to apply it, as etcd does; a read barrier
+        // would ask the leader, which may be the member that just moved.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !self
+            .members()
+            .iter()
+            .any(|m| m.id == request.id && m.peer_ur_ls == request.peer_ur_ls)
+        {
+            if tokio::time::Instant::now() > deadline {
+                return Err(errors::timeout());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         tracing::info!(id = format!("{:x}", request.id), peer_urls = ?request.peer_ur_ls, "member peer URLs updated");
         Ok(Response::new(pb::MemberUpdateResponse {
             header: self.response_header(),
