@@ -53,6 +53,9 @@ pub struct Shared {
 #[derive(Debug, Clone, PartialEq)]
 struct Wanted {
     plan: InstancePlan,
+    /// `plan.fingerprint()`, computed once per read of the store rather
+    /// than on every reconcile pass.
+    fingerprint: String,
     max_unavailable: u32,
 }
 
@@ -223,7 +226,7 @@ async fn reconcile(
         .filter(|(name, handle)| {
             desired
                 .get(*name)
-                .is_none_or(|wanted| wanted.plan.fingerprint() != handle.fingerprint)
+                .is_none_or(|wanted| wanted.fingerprint != handle.fingerprint)
         })
         .map(|(name, _)| name.clone())
         .collect();
@@ -414,7 +417,7 @@ impl RollingUpdates {
                     instances.get(&holder.instance),
                     desired.get(&holder.instance),
                 ) {
-                    (Some(handle), Some(wanted)) => handle.fingerprint == wanted.plan.fingerprint(),
+                    (Some(handle), Some(wanted)) => handle.fingerprint == wanted.fingerprint,
                     _ => true,
                 };
                 let done = current
@@ -560,6 +563,7 @@ async fn read_desired(
                 plans.insert(
                     plan.name.clone(),
                     Wanted {
+                        fingerprint: plan.fingerprint(),
                         plan,
                         max_unavailable,
                     },
