@@ -98,5 +98,22 @@ fn metrics(node: &Node) -> String {
         "Members with an active NOSPACE alarm.",
         alarms as f64,
     );
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    let accepted = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    counter(
+        "uc_store_peer_connections_accepted_total",
+        "Connections accepted on the peer URLs (members keep one to each other).",
+        accepted(&node.accepted.peer),
+    );
+    counter(
+        "uc_store_client_connections_accepted_total",
+        "Connections accepted on the client URLs.",
+        accepted(&node.accepted.client),
+    );
     out
 }

@@ -11,14 +11,13 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, Raf
 use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use uc_proto::etcdserverpb::ResponseHeader;
 use uc_proto::ucpeer::peer_client::PeerClient;
 use uc_proto::ucpeer::Payload;
 
 use crate::errors;
-use crate::raft::network::peer_channel;
+use crate::raft::network::PeerChannels;
 use crate::raft::state_machine::Shared;
 use crate::raft::{Member, NodeId, Raft};
 use crate::state::{AlarmAction, Applied, Command, Reply};
@@ -37,9 +36,11 @@ pub struct Node {
     /// --election-timeout.
     pub election_timeout: Duration,
     pub db_path: std::path::PathBuf,
-    /// Forwarding connections to leaders, by id and peer URL.
-    pub(crate) peers: Mutex<BTreeMap<(NodeId, String), PeerClient<Channel>>>,
+    /// Connections to peers, shared with Raft's network.
+    pub(crate) channels: PeerChannels,
     pub(crate) reads: ReadBatcher,
+    /// Connections accepted on the peer and the client listeners.
+    pub accepted: Accepted,
     pub(crate) proposals: tokio::sync::mpsc::Sender<Proposal>,
 }
 
@@ -52,6 +53,14 @@ pub type Proposal = (Command, tokio::sync::oneshot::Sender<WriteResult>);
 
 /// Commands per batched log entry at most.
 const MAX_BATCH: usize = 128;
+
+/// Connections accepted, by listener kind (a metric: members keep one
+/// connection to each other, so the peer count should stay small).
+#[derive(Default)]
+pub struct Accepted {
+    pub peer: std::sync::atomic::AtomicU64,
+    pub client: std::sync::atomic::AtomicU64,
+}
 
 /// Coalesces concurrent read-index rounds (see `Node::batched_read_index`).
 pub struct ReadBatcher {
@@ -457,21 +466,7 @@ impl Node {
         if leader == self.id {
             return Err(errors::leader_changed());
         }
-        let mut client = {
-            let mut peers = self.peers.lock().await;
-            let key = (
-                leader,
-                member.peer_urls.first().cloned().unwrap_or_default(),
-            );
-            match peers.get(&key) {
-                Some(client) => client.clone(),
-                None => {
-                    let client = PeerClient::new(peer_channel(member).map_err(Status::internal)?);
-                    peers.insert(key, client.clone());
-                    client
-                }
-            }
-        };
+        let mut client = PeerClient::new(self.channels.member(member).map_err(Status::internal)?);
         let data = crate::raft::encode(&request).map_err(|e| errors::internal(e.to_string()))?;
         let mut grpc = tonic::Request::new(Payload { data });
         grpc.set_timeout(self.request_timeout);

@@ -25,7 +25,7 @@ use crate::api;
 use crate::ids;
 use crate::node::Node;
 use crate::raft::log_store::LogStore;
-use crate::raft::network::{Network, PeerUrls};
+use crate::raft::network::{Network, PeerChannels, PeerUrls};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{Member, NodeId, Raft};
 
@@ -295,8 +295,10 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         ))
     })?;
     let peer_urls = PeerUrls::default();
+    let channels = PeerChannels::default();
     let network = Network {
         peer_urls: peer_urls.clone(),
+        channels: channels.clone(),
     };
     let raft = Raft::new(id, Arc::new(config), network, log_store, state_machine)
         .await
@@ -347,8 +349,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         request_timeout: Duration::from_secs(5),
         election_timeout: Duration::from_millis(settings.election_timeout_ms),
         db_path,
-        peers: Default::default(),
+        channels,
         reads: Default::default(),
+        accepted: Default::default(),
         proposals,
     });
     tokio::spawn(node.clone().run_proposer(proposal_queue));
@@ -375,6 +378,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             listener,
             stopped.clone(),
             url.clone(),
+            node.clone(),
+            Listener::Peer,
         )));
     }
     for (url, listener) in client_listeners {
@@ -409,6 +414,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             listener,
             stopped.clone(),
             url.clone(),
+            node.clone(),
+            Listener::Client,
         )));
     }
     for (url, listener) in metrics_listeners {
@@ -458,16 +465,28 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     })
 }
 
+enum Listener {
+    Peer,
+    Client,
+}
+
 async fn serve_grpc(
     router: tonic::transport::server::Router,
     listener: TcpListener,
     mut stopped: watch::Receiver<bool>,
     url: String,
+    node: Arc<Node>,
+    kind: Listener,
 ) {
     // Small request/response messages: without TCP_NODELAY every answer
     // waits for the peer's delayed ACK (~40 ms).
-    let incoming = TcpListenerStream::new(listener).map(|stream| {
+    let incoming = TcpListenerStream::new(listener).map(move |stream| {
         let stream = stream?;
+        let accepted = match kind {
+            Listener::Peer => &node.accepted.peer,
+            Listener::Client => &node.accepted.client,
+        };
+        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         stream.set_nodelay(true)?;
         Ok::<_, std::io::Error>(crate::authority_fix::AuthorityFix::new(stream))
     });

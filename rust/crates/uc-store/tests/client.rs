@@ -748,3 +748,51 @@ async fn cluster_and_maintenance() {
     // SIGTERM stops a member cleanly.
     assert!(cluster.terminate(2), "uc-store exits 0 on SIGTERM");
 }
+
+/// A metric's value from a member's /metrics.
+fn metric(cluster: &Cluster, member: usize, name: &str) -> u64 {
+    let text = cluster.metrics_text(member).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics of member {member}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_keep_their_peer_connections_across_linearizable_reads_and_writes() {
+    // Each linearizable read round makes openraft 0.9 ask for a new network
+    // client to every follower; those must share the member's one connection
+    // (a connection each had left tens of thousands in TIME-WAIT under load).
+    let cluster = Cluster::start(Kind::UcStore, 3, "client-connections", &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let follower = (leader + 1) % 3;
+    let mut via_leader = connect_to(&cluster, leader).await;
+    let mut via_follower = connect_to(&cluster, follower).await;
+    via_leader.put("c", "0", None).await.unwrap();
+    let peer = "uc_store_peer_connections_accepted_total";
+    let before: Vec<u64> = (0..3).map(|m| metric(&cluster, m, peer)).collect();
+    for i in 0..200 {
+        let value = i.to_string();
+        via_follower.put("c", value.as_str(), None).await.unwrap();
+        for client in [&mut via_leader, &mut via_follower] {
+            let got = client.get("c", None).await.unwrap();
+            assert_eq!(got.kvs()[0].value(), value.as_bytes());
+        }
+    }
+    let after: Vec<u64> = (0..3).map(|m| metric(&cluster, m, peer)).collect();
+    for member in 0..3 {
+        assert!(
+            after[member] - before[member] <= 2,
+            "member {member} accepted {} peer connections during 400 linearizable reads (before {before:?}, after {after:?})",
+            after[member] - before[member]
+        );
+    }
+    assert!(
+        metric(
+            &cluster,
+            leader,
+            "uc_store_client_connections_accepted_total"
+        ) >= 1
+    );
+}

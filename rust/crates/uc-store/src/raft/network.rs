@@ -2,7 +2,7 @@
 //! gRPC service on the peer URL (one HTTP/2 connection per peer).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
@@ -26,6 +26,36 @@ pub type PeerUrls = Arc<RwLock<BTreeMap<NodeId, String>>>;
 
 pub struct Network {
     pub peer_urls: PeerUrls,
+    pub channels: PeerChannels,
+}
+
+/// One HTTP/2 connection per peer URL, shared by every client openraft asks
+/// for: openraft 0.9 asks for a new one for each leadership check of a
+/// linearizable read, and a connection each would mean a TCP handshake per
+/// read round (and tens of thousands of sockets in TIME-WAIT under load).
+#[derive(Clone, Default)]
+pub struct PeerChannels(Arc<Mutex<BTreeMap<String, Channel>>>);
+
+impl PeerChannels {
+    pub fn get(&self, url: &str) -> Result<Channel, String> {
+        let mut channels = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = url_channel(url)?;
+        channels.insert(url.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// The channel to a member's first peer URL.
+    pub fn member(&self, member: &Member) -> Result<Channel, String> {
+        let url = member
+            .peer_urls
+            .first()
+            .ok_or_else(|| format!("member {} has no peer URL", member.name))?;
+        self.get(url)
+            .map_err(|e| format!("member {}: {e}", member.name))
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -34,22 +64,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &Member) -> Self::Network {
         PeerConnection {
             target,
-            client: peer_channel(node).map(PeerClient::new),
+            client: self.channels.member(node).map(PeerClient::new),
             url: node.peer_urls.first().cloned().unwrap_or_default(),
             peer_urls: self.peer_urls.clone(),
+            channels: self.channels.clone(),
         }
     }
 }
 
-/// A lazily connected channel to a member's first peer URL.
-pub fn peer_channel(member: &Member) -> Result<Channel, String> {
-    let url = member
-        .peer_urls
-        .first()
-        .ok_or_else(|| format!("member {} has no peer URL", member.name))?;
-    url_channel(url).map_err(|e| format!("member {}: {e}", member.name))
-}
-
+/// A lazily connected channel (reconnects by itself after a failure).
 fn url_channel(url: &str) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| format!("bad peer URL {url}: {e}"))?
@@ -63,6 +86,7 @@ pub struct PeerConnection {
     client: Result<PeerClient<Channel>, String>,
     url: String,
     peer_urls: PeerUrls,
+    channels: PeerChannels,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +113,7 @@ impl PeerConnection {
             .and_then(|urls| urls.get(&self.target).cloned());
         if let Some(latest) = latest.filter(|u| *u != self.url) {
             tracing::info!(target = self.target, from = %self.url, to = %latest, "peer URL changed; reconnecting");
-            self.client = url_channel(&latest).map(PeerClient::new);
+            self.client = self.channels.get(&latest).map(PeerClient::new);
             self.url = latest;
         }
         let client = self.client.as_mut().map_err(|e| network(e.clone()))?;
