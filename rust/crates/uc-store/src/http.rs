@@ -111,6 +111,21 @@ fn metrics(node: &Node) -> String {
         accepted(&node.accepted.peer),
     );
     counter(
+        "uc_store_read_rounds_lease_total",
+        "Linearizable read rounds served on the leader lease.",
+        accepted(&node.read_rounds.lease),
+    );
+    counter(
+        "uc_store_read_rounds_quorum_total",
+        "Linearizable read rounds that confirmed leadership with a quorum.",
+        accepted(&node.read_rounds.quorum),
+    );
+    counter(
+        "uc_store_read_rounds_forwarded_total",
+        "Linearizable read rounds this follower asked the leader to confirm.",
+        accepted(&node.read_rounds.forwarded),
+    );
+    counter(
         "uc_store_client_connections_accepted_total",
         "Connections accepted on the client URLs.",
         accepted(&node.accepted.client),

@@ -70,6 +70,12 @@ struct Args {
     /// For tests only, as etcd's flag of the same name.
     #[arg(long)]
     unsafe_no_fsync: bool,
+    /// Serve linearizable reads on the leader's lease while a quorum of
+    /// followers acknowledged it within half the leader lease (no heartbeat
+    /// round per read; assumes members' clocks run at nearly the same rate).
+    /// false: confirm leadership with a quorum for every read round, as etcd.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    lease_reads: bool,
     /// Seconds between progress notifications to watchers that asked for them.
     #[arg(long, default_value_t = 600)]
     watch_progress_notify_interval: u64,
@@ -186,6 +192,7 @@ fn settings(args: Args) -> Result<Settings, String> {
         unsafe_no_fsync: args.unsafe_no_fsync,
         snapshot_count: args.snapshot_count.max(1),
         progress_interval: Duration::from_secs(args.watch_progress_notify_interval.max(1)),
+        lease_reads: args.lease_reads,
         name,
     })
 }

@@ -17,7 +17,8 @@ use uc_proto::ucpeer::peer_client::PeerClient;
 use uc_proto::ucpeer::Payload;
 
 use crate::errors;
-use crate::raft::network::PeerChannels;
+use crate::raft::log_store::CommitIndex;
+use crate::raft::network::{Acks, PeerChannels};
 use crate::raft::state_machine::Shared;
 use crate::raft::{Member, NodeId, Raft};
 use crate::state::{AlarmAction, Applied, Command, Reply};
@@ -39,6 +40,18 @@ pub struct Node {
     /// Connections to peers, shared with Raft's network.
     pub(crate) channels: PeerChannels,
     pub(crate) reads: ReadBatcher,
+    /// Followers' acknowledgements of this member as leader (lease reads).
+    pub(crate) acks: Acks,
+    pub(crate) commit_index: CommitIndex,
+    /// How long after a send time a quorum's acknowledgement lets the leader
+    /// serve linearizable reads without a heartbeat round; None: always ask
+    /// a quorum (--lease-reads false).
+    pub lease_window: Option<Duration>,
+    /// A restarted member forgot the leases it gave: it grants no vote
+    /// before this, so no leader is elected while an old one may still
+    /// serve reads on its lease.
+    pub votes_from: Instant,
+    pub read_rounds: ReadRounds,
     /// Connections accepted on the peer and the client listeners.
     pub accepted: Accepted,
     pub(crate) proposals: tokio::sync::mpsc::Sender<Proposal>,
@@ -60,6 +73,15 @@ const MAX_BATCH: usize = 128;
 pub struct Accepted {
     pub peer: std::sync::atomic::AtomicU64,
     pub client: std::sync::atomic::AtomicU64,
+}
+
+/// Read-index rounds, by how leadership was confirmed (a metric).
+#[derive(Default)]
+pub struct ReadRounds {
+    pub lease: std::sync::atomic::AtomicU64,
+    pub quorum: std::sync::atomic::AtomicU64,
+    /// A follower asked the leader.
+    pub forwarded: std::sync::atomic::AtomicU64,
 }
 
 /// Coalesces concurrent read-index rounds (see `Node::batched_read_index`).
@@ -353,6 +375,10 @@ impl Node {
     /// Waits until this member may serve a linearizable read.
     pub async fn read_barrier(&self) -> Result<(), Status> {
         if let Some(index) = self.batched_read_index().await? {
+            let applied = self.shared.read().last_applied.map(|id| id.index);
+            if applied >= Some(index) {
+                return Ok(());
+            }
             self.raft
                 .wait(Some(self.request_timeout))
                 .applied_index_at_least(Some(index), "linearizable read")
@@ -397,10 +423,21 @@ impl Node {
     }
 
     async fn read_index_once(&self) -> Result<Option<u64>, Status> {
+        let count = |counter: &std::sync::atomic::AtomicU64| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        if let Some(index) = self.lease_read_index().await {
+            count(&self.read_rounds.lease);
+            return Ok(Some(index));
+        }
         match tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id()).await {
             Err(_) => Err(errors::timeout()),
-            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map(|id| id.index)),
+            Ok(Ok((read_log_id, _))) => {
+                count(&self.read_rounds.quorum);
+                Ok(read_log_id.map(|id| id.index))
+            }
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to)))) => {
+                count(&self.read_rounds.forwarded);
                 match self.forward(&to, Forward::ReadIndex).await? {
                     Forwarded::ReadIndex(index) => Ok(Some(index)),
                     other => Err(errors::internal(format!("leader answered {other:?}"))),
@@ -411,6 +448,44 @@ impl Node {
             }
             Ok(Err(RaftError::Fatal(err))) => Err(errors::stopped(err.to_string())),
         }
+    }
+
+    /// The read index without a heartbeat round, when this member leads, a
+    /// quorum acknowledged it recently enough that no other member can have
+    /// been elected since (followers refuse votes for the leader lease after
+    /// an AppendEntries; `lease_window` is half of that), and an entry of its
+    /// term is committed (its commit index then covers every acknowledged
+    /// write). Checked again after reading the commit index, so the lease
+    /// held throughout. No round through the Raft core: the commit index is
+    /// the one openraft saved last (see `CommitIndex`).
+    async fn lease_read_index(&self) -> Option<u64> {
+        let window = self.lease_window?;
+        let (vote, membership) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            if metrics.state != ServerState::Leader {
+                return None;
+            }
+            (metrics.vote, metrics.membership_config.clone())
+        };
+        let holds = || {
+            Instant::now().checked_sub(window).is_some_and(|since| {
+                self.acks
+                    .quorum_since(self.id, &vote, membership.membership(), since)
+            })
+        };
+        if !holds() {
+            return None;
+        }
+        let committed = self.commit_index.get()?;
+        let leader = vote.leader_id();
+        if committed.leader_id.term != leader.term
+            || committed.leader_id.node_id != leader.node_id
+            || !holds()
+        {
+            return None;
+        }
+        Some(committed.index)
     }
 
     /// Lease keep-alive: the leader's clock decides, so a follower asks it.

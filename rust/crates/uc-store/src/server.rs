@@ -25,7 +25,7 @@ use crate::api;
 use crate::ids;
 use crate::node::Node;
 use crate::raft::log_store::LogStore;
-use crate::raft::network::{Network, PeerChannels, PeerUrls};
+use crate::raft::network::{Acks, Network, PeerChannels, PeerUrls};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{Member, NodeId, Raft};
 
@@ -49,6 +49,10 @@ pub struct Settings {
     pub unsafe_no_fsync: bool,
     pub snapshot_count: u64,
     pub progress_interval: Duration,
+    /// Linearizable reads on a leader lease when a quorum acknowledged the
+    /// leader recently (see `Node::lease_read_index`); false: a heartbeat
+    /// round to a quorum for every read round, as etcd.
+    pub lease_reads: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -296,10 +300,16 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     })?;
     let peer_urls = PeerUrls::default();
     let channels = PeerChannels::default();
+    let acks = Acks::default();
     let network = Network {
         peer_urls: peer_urls.clone(),
         channels: channels.clone(),
+        acks: acks.clone(),
     };
+    // openraft's leader lease: how long a follower refuses other candidates
+    // after hearing from its leader.
+    let leader_lease = Duration::from_millis(config.election_timeout_max);
+    let commit_index = log_store.commit_index();
     let raft = Raft::new(id, Arc::new(config), network, log_store, state_machine)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -352,6 +362,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         channels,
         reads: Default::default(),
         accepted: Default::default(),
+        acks,
+        commit_index,
+        lease_window: settings.lease_reads.then_some(leader_lease / 2),
+        votes_from: std::time::Instant::now() + leader_lease,
+        read_rounds: Default::default(),
         proposals,
     });
     tokio::spawn(node.clone().run_proposer(proposal_queue));

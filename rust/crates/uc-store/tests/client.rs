@@ -796,3 +796,41 @@ async fn members_keep_their_peer_connections_across_linearizable_reads_and_write
         ) >= 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn linearizable_reads_use_the_leader_lease_unless_disabled() {
+    for lease_reads in ["true", "false"] {
+        let cluster = Cluster::start(
+            Kind::UcStore,
+            3,
+            &format!("client-lease-{lease_reads}"),
+            &["--lease-reads", lease_reads],
+        );
+        let leader = cluster.wait_leader(Duration::from_secs(10));
+        let follower = (leader + 1) % 3;
+        let mut via_leader = connect_to(&cluster, leader).await;
+        let mut via_follower = connect_to(&cluster, follower).await;
+        for i in 0..50 {
+            let value = i.to_string();
+            via_leader.put("l", value.as_str(), None).await.unwrap();
+            // Read-your-writes through either member, every time.
+            for client in [&mut via_leader, &mut via_follower] {
+                let got = client.get("l", None).await.unwrap();
+                assert_eq!(got.kvs()[0].value(), value.as_bytes());
+            }
+        }
+        let lease = metric(&cluster, leader, "uc_store_read_rounds_lease_total");
+        let quorum = metric(&cluster, leader, "uc_store_read_rounds_quorum_total");
+        let forwarded = metric(&cluster, follower, "uc_store_read_rounds_forwarded_total");
+        assert!(
+            forwarded >= 1,
+            "the follower asked the leader {forwarded} times"
+        );
+        if lease_reads == "true" {
+            assert!(lease >= 50, "lease rounds {lease}, quorum rounds {quorum}");
+        } else {
+            assert_eq!(lease, 0, "--lease-reads false still used the lease");
+            assert!(quorum >= 50, "quorum rounds {quorum}");
+        }
+    }
+}

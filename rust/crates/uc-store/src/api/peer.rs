@@ -34,6 +34,15 @@ impl Peer for PeerService {
     }
 
     async fn vote(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        // Just started: this member may have acknowledged a leader whose
+        // lease it no longer remembers (see `Node::votes_from`).
+        let wait = self
+            .node
+            .votes_from
+            .saturating_duration_since(std::time::Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let result = self.node.raft.vote(decode(request)?).await;
         encode(&result)
     }

@@ -36,6 +36,22 @@ pub struct LogStore {
     durability: Durability,
     volatile: Arc<Mutex<Volatile>>,
     jobs: mpsc::Sender<Job>,
+    committed: CommitIndex,
+}
+
+/// The commit index as openraft last saved it: it saves it before applying
+/// up to it, so every acknowledged write is at or below it.
+#[derive(Clone, Default)]
+pub struct CommitIndex(Arc<Mutex<Option<LogId<NodeId>>>>);
+
+impl CommitIndex {
+    pub fn get(&self) -> Option<LogId<NodeId>> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, committed: Option<LogId<NodeId>>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = committed;
+    }
 }
 
 /// What readers must see that the database does not have yet.
@@ -55,6 +71,8 @@ enum Job {
     Append(Vec<(LogId<NodeId>, Vec<u8>)>, LogFlushed<TypeConfig>),
     Truncate(u64, Done),
     Purge(LogId<NodeId>, Done),
+    /// The commit index, encoded; nobody waits for it.
+    Committed(Vec<u8>),
 }
 
 /// Commits queued jobs in batches, in order, until every `LogStore` is gone.
@@ -69,6 +87,13 @@ fn writer(
         while let Ok(next) = jobs.try_recv() {
             batch.push(next);
         }
+        // A commit index alone need not reach the disk now (see save_committed).
+        let only_commit_index = batch.iter().all(|job| matches!(job, Job::Committed(_)));
+        let durability = if only_commit_index {
+            Durability::None
+        } else {
+            durability
+        };
         let result = commit_batch(&db, durability, &batch).map_err(|e| e.to_string());
         tracing::trace!(jobs = batch.len(), "raft log batch committed");
         if let Err(err) = &result {
@@ -89,6 +114,7 @@ fn writer(
                 Job::Purge(_, done) => {
                     let _ = done.send(result.clone());
                 }
+                Job::Committed(_) => {}
             }
         }
         if result.is_ok() {
@@ -131,6 +157,9 @@ fn commit_batch(db: &Database, durability: Durability, batch: &[Job]) -> Result<
                         |_, _| false,
                     )?;
                 }
+                Job::Committed(bytes) => {
+                    meta.insert(COMMITTED, bytes.as_slice())?;
+                }
             }
         }
     }
@@ -153,6 +182,7 @@ impl LogStore {
             durability,
             volatile: Arc::new(Mutex::new(Volatile::default())),
             jobs,
+            committed: CommitIndex::default(),
         };
         let purged = store.meta(LAST_PURGED).ok().flatten().flatten();
         store.volatile().last_purged = purged;
@@ -162,6 +192,10 @@ impl LogStore {
             .spawn(move || writer(db, durability, volatile, queue))
             .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
         Ok(store)
+    }
+
+    pub fn commit_index(&self) -> CommitIndex {
+        self.committed.clone()
     }
 
     fn volatile(&self) -> MutexGuard<'_, Volatile> {
@@ -324,13 +358,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta(VOTE)
     }
 
-    // Not synced on its own: it becomes durable with the next append, and a
-    // lost commit index only means re-applying from the snapshot on start.
+    // Queued for the writer, not waited for and not synced on its own: it
+    // becomes durable with the next append, and a lost commit index only
+    // means re-applying less on start (the leader tells the rest). Writing
+    // it here would wait for redb's one writer, i.e. for the fsync of the
+    // appends in flight, and stall the Raft core behind every commit.
     async fn save_committed(
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError> {
-        self.set_meta(COMMITTED, &committed, Durability::None)
+        self.committed.set(committed);
+        let bytes = super::encode(&committed).map_err(write_error)?;
+        self.queue(Job::Committed(bytes))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -11,6 +11,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::{Membership, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
@@ -27,6 +28,54 @@ pub type PeerUrls = Arc<RwLock<BTreeMap<NodeId, String>>>;
 pub struct Network {
     pub peer_urls: PeerUrls,
     pub channels: PeerChannels,
+    pub acks: Acks,
+}
+
+/// For leader-lease reads: per follower, the send time of the newest
+/// AppendEntries (replication or heartbeat) it accepted, and the vote it
+/// carried. A follower that accepts one will not vote for anybody else for
+/// openraft's leader lease (the max election timeout) after receiving it.
+#[derive(Clone, Default)]
+pub struct Acks(Arc<Mutex<BTreeMap<NodeId, Ack>>>);
+
+/// The vote a follower accepted and when the message carrying it was sent.
+type Ack = (Vote<NodeId>, Instant);
+
+impl Acks {
+    fn record(&self, target: NodeId, vote: Vote<NodeId>, sent: Instant) {
+        let mut acks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match acks.get(&target) {
+            Some((v, at)) if *v == vote && *at >= sent => {}
+            _ => {
+                acks.insert(target, (vote, sent));
+            }
+        }
+    }
+
+    /// Whether, in every configuration of `membership`, a quorum (counting
+    /// `me` as acknowledging itself) accepted `vote` in a message sent at or
+    /// after `since`.
+    pub fn quorum_since(
+        &self,
+        me: NodeId,
+        vote: &Vote<NodeId>,
+        membership: &Membership<NodeId, Member>,
+        since: Instant,
+    ) -> bool {
+        let acks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        membership.get_joint_config().iter().all(|voters| {
+            let acked = voters
+                .iter()
+                .filter(|id| {
+                    **id == me
+                        || acks
+                            .get(id)
+                            .is_some_and(|(v, at)| v == vote && *at >= since)
+                })
+                .count();
+            acked * 2 > voters.len()
+        })
+    }
 }
 
 /// One HTTP/2 connection per peer URL, shared by every client openraft asks
@@ -68,6 +117,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             url: node.peer_urls.first().cloned().unwrap_or_default(),
             peer_urls: self.peer_urls.clone(),
             channels: self.channels.clone(),
+            acks: self.acks.clone(),
         }
     }
 }
@@ -87,6 +137,7 @@ pub struct PeerConnection {
     url: String,
     peer_urls: PeerUrls,
     channels: PeerChannels,
+    acks: Acks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +195,15 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        self.call(Rpc::AppendEntries, &rpc, &option).await
+        let (vote, sent) = (rpc.vote, Instant::now());
+        let response: AppendEntriesResponse<NodeId> =
+            self.call(Rpc::AppendEntries, &rpc, &option).await?;
+        // Every answer but HigherVote means the follower took the vote as
+        // its leader's and restarted its lease (conflicts are about logs).
+        if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+            self.acks.record(self.target, vote, sent);
+        }
+        Ok(response)
     }
 
     async fn install_snapshot(
@@ -164,5 +223,55 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
         self.call(Rpc::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn membership(configs: &[&[NodeId]]) -> Membership<NodeId, Member> {
+        let configs: Vec<BTreeSet<NodeId>> = configs
+            .iter()
+            .map(|c| c.iter().copied().collect())
+            .collect();
+        let nodes: BTreeMap<NodeId, Member> = configs
+            .iter()
+            .flatten()
+            .map(|id| (*id, Member::default()))
+            .collect();
+        Membership::new(configs, nodes)
+    }
+
+    #[test]
+    fn a_lease_needs_a_quorum_of_fresh_acks_for_the_same_vote_in_every_config() {
+        let acks = Acks::default();
+        let vote = Vote::new_committed(3, 1);
+        let start = Instant::now();
+        let later = start + Duration::from_millis(100);
+        let three = membership(&[&[1, 2, 3]]);
+        // Only the leader itself.
+        assert!(!acks.quorum_since(1, &vote, &three, start));
+        // An ack for an older vote does not count.
+        acks.record(2, Vote::new_committed(2, 2), later);
+        assert!(!acks.quorum_since(1, &vote, &three, start));
+        acks.record(2, vote, start);
+        assert!(acks.quorum_since(1, &vote, &three, start));
+        // Too old for a later `since`; an older send does not move it back.
+        assert!(!acks.quorum_since(1, &vote, &three, later));
+        acks.record(3, vote, later);
+        acks.record(3, vote, start);
+        assert!(acks.quorum_since(1, &vote, &three, later));
+        // Joint consensus: the new config {3, 4, 5} has only 3 fresh.
+        let joint = membership(&[&[1, 2, 3], &[3, 4, 5]]);
+        assert!(!acks.quorum_since(1, &vote, &joint, later));
+        acks.record(4, vote, later);
+        assert!(acks.quorum_since(1, &vote, &joint, later));
+        // A leader outside the config does not count itself.
+        let without_me = membership(&[&[2, 3, 4, 5, 6]]);
+        assert!(!acks.quorum_since(1, &vote, &without_me, later));
     }
 }
