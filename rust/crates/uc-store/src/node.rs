@@ -292,7 +292,9 @@ impl Node {
 
     /// Proposes writes one log entry at a time; the writes that queue up
     /// while an entry is being committed go together into the next one, so
-    /// concurrent clients share the fsyncs (etcd batches proposals too).
+    /// concurrent clients share the fsyncs (etcd batches proposals too). A
+    /// follower forwards each batch to the leader as soon as it has one,
+    /// without waiting for the previous one: the leader batches them again.
     pub async fn run_proposer(self: Arc<Self>, mut queue: tokio::sync::mpsc::Receiver<Proposal>) {
         while let Some(first) = queue.recv().await {
             let mut batch = vec![first];
@@ -302,58 +304,85 @@ impl Node {
                     Err(_) => break,
                 }
             }
-            let (commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
-            let single = commands.len() == 1;
-            let commands_copy = if single { Vec::new() } else { commands.clone() };
-            let command = if single {
-                commands
-                    .into_iter()
-                    .next()
-                    .unwrap_or(Command::Batch(Vec::new()))
-            } else {
-                Command::Batch(commands)
-            };
-            match self.raft.client_write(command).await {
-                Ok(response) => match response.data.reply {
-                    Reply::Batch(items) if !single => {
-                        for (waiter, item) in waiters.into_iter().zip(items) {
-                            let _ = waiter.send(Ok(item));
-                        }
-                    }
-                    _ => {
-                        for waiter in waiters {
-                            let _ = waiter.send(Ok(response.data.clone()));
-                        }
-                    }
-                },
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) if !single => {
-                    // A follower: one question to the leader for the batch.
-                    let forwarded = self
-                        .forward(&to, Forward::Write(Command::Batch(commands_copy)))
-                        .await;
-                    match forwarded {
-                        Ok(Forwarded::Applied(Applied {
-                            reply: Reply::Batch(items),
-                            ..
-                        })) if items.len() == waiters.len() => {
-                            for (waiter, item) in waiters.into_iter().zip(items) {
-                                let _ = waiter.send(Ok(item));
-                            }
-                        }
-                        // Each write then asks the leader on its own.
-                        _ => {
-                            for waiter in waiters {
-                                let _ = waiter.send(Err(RaftError::APIError(
-                                    ClientWriteError::ForwardToLeader(to.clone()),
-                                )));
-                            }
-                        }
+            match self.leader_elsewhere() {
+                Some(to) => {
+                    let node = self.clone();
+                    tokio::spawn(async move { node.forward_batch(to, batch).await });
+                }
+                None => self.propose_batch(batch).await,
+            }
+        }
+    }
+
+    /// The leader, when this member knows it and is not it.
+    fn leader_elsewhere(&self) -> Option<ForwardToLeader<NodeId, Member>> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader.filter(|id| *id != self.id)?;
+        let node = metrics.membership_config.membership().get_node(&leader)?;
+        Some(ForwardToLeader {
+            leader_id: Some(leader),
+            leader_node: Some(node.clone()),
+        })
+    }
+
+    /// A follower's batch: one question to the leader. If that fails, each
+    /// write asks the leader on its own (see `propose`).
+    async fn forward_batch(&self, to: ForwardToLeader<NodeId, Member>, batch: Vec<Proposal>) {
+        let (commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+        let forwarded = self
+            .forward(&to, Forward::Write(Command::Batch(commands)))
+            .await;
+        match forwarded {
+            Ok(Forwarded::Applied(Applied {
+                reply: Reply::Batch(items),
+                ..
+            })) if items.len() == waiters.len() => {
+                for (waiter, item) in waiters.into_iter().zip(items) {
+                    let _ = waiter.send(Ok(item));
+                }
+            }
+            _ => {
+                for waiter in waiters {
+                    let _ = waiter.send(Err(RaftError::APIError(
+                        ClientWriteError::ForwardToLeader(to.clone()),
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The leader's batch (or one proposed while no leader is known): one
+    /// log entry, committed before the next batch is proposed.
+    async fn propose_batch(&self, batch: Vec<Proposal>) {
+        let (commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+        let single = commands.len() == 1;
+        let command = if single {
+            commands
+                .into_iter()
+                .next()
+                .unwrap_or(Command::Batch(Vec::new()))
+        } else {
+            Command::Batch(commands)
+        };
+        match self.raft.client_write(command).await {
+            Ok(response) => match response.data.reply {
+                Reply::Batch(items) if !single => {
+                    for (waiter, item) in waiters.into_iter().zip(items) {
+                        let _ = waiter.send(Ok(item));
                     }
                 }
-                Err(err) => {
+                _ => {
                     for waiter in waiters {
-                        let _ = waiter.send(Err(err.clone()));
+                        let _ = waiter.send(Ok(response.data.clone()));
                     }
+                }
+            },
+            // Includes ForwardToLeader: each write then asks the leader on
+            // its own.
+            Err(err) => {
+                for waiter in waiters {
+                    let _ = waiter.send(Err(err.clone()));
                 }
             }
         }
