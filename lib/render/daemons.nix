@@ -26,7 +26,7 @@
       common
       // {
         name = n;
-        inherit (cfg.store) dataDir electionTimeoutMs heartbeatIntervalMs autoCompactionRetention quotaBackendBytes;
+        inherit (cfg.store) dataDir electionTimeoutMs heartbeatIntervalMs autoCompactionRetention quotaBackendBytes leaseReads;
         listenClientUrls = [(url cfg.store.clientPort)];
         advertiseClientUrls = [(url cfg.store.clientPort)];
         listenPeerUrls = [(url cfg.store.peerPort)];

@@ -60,5 +60,10 @@ in {
       default = 2147483648;
       description = "Size at which the store raises the NOSPACE alarm and refuses writes.";
     };
+    leaseReads = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Serve linearizable reads on the leader's lease while a quorum acknowledged it recently (no heartbeat round per read; assumes members' clocks run at nearly the same rate). `false`: a quorum round per read round, as etcd.";
+    };
   };
 }

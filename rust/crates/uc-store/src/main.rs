@@ -74,8 +74,9 @@ struct Args {
     /// followers acknowledged it within half the leader lease (no heartbeat
     /// round per read; assumes members' clocks run at nearly the same rate).
     /// false: confirm leadership with a quorum for every read round, as etcd.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    lease_reads: bool,
+    /// [default: true]
+    #[arg(long, action = clap::ArgAction::Set)]
+    lease_reads: Option<bool>,
     /// Seconds between progress notifications to watchers that asked for them.
     #[arg(long, default_value_t = 600)]
     watch_progress_notify_interval: u64,
@@ -192,7 +193,10 @@ fn settings(args: Args) -> Result<Settings, String> {
         unsafe_no_fsync: args.unsafe_no_fsync,
         snapshot_count: args.snapshot_count.max(1),
         progress_interval: Duration::from_secs(args.watch_progress_notify_interval.max(1)),
-        lease_reads: args.lease_reads,
+        lease_reads: args
+            .lease_reads
+            .or(base.as_ref().map(|c| c.lease_reads))
+            .unwrap_or(true),
         name,
     })
 }

@@ -132,6 +132,8 @@ pub struct StoreConfig {
     /// etcd's --auto-compaction-retention: hours, or a duration such as `30m`; `0` is off.
     pub auto_compaction_retention: String,
     pub quota_backend_bytes: u64,
+    /// Linearizable reads on the leader's lease (uc-store's --lease-reads).
+    pub lease_reads: bool,
 }
 
 impl DaemonConfig for StoreConfig {
