@@ -98,37 +98,39 @@ fn metrics(node: &Node) -> String {
         "Members with an active NOSPACE alarm.",
         alarms as f64,
     );
-    let mut counter = |name: &str, help: &str, value: u64| {
+    let counters = [
+        (
+            "uc_store_peer_connections_accepted_total",
+            "Connections accepted on the peer URLs (members keep one to each other).",
+            &node.accepted.peer,
+        ),
+        (
+            "uc_store_client_connections_accepted_total",
+            "Connections accepted on the client URLs.",
+            &node.accepted.client,
+        ),
+        (
+            "uc_store_read_rounds_lease_total",
+            "Linearizable read rounds served on the leader lease.",
+            &node.read_rounds.lease,
+        ),
+        (
+            "uc_store_read_rounds_quorum_total",
+            "Linearizable read rounds that confirmed leadership with a quorum.",
+            &node.read_rounds.quorum,
+        ),
+        (
+            "uc_store_read_rounds_forwarded_total",
+            "Linearizable read rounds this follower asked the leader to confirm.",
+            &node.read_rounds.forwarded,
+        ),
+    ];
+    for (name, help, count) in counters {
+        let value = count.load(std::sync::atomic::Ordering::Relaxed);
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
-    };
-    let accepted = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    counter(
-        "uc_store_peer_connections_accepted_total",
-        "Connections accepted on the peer URLs (members keep one to each other).",
-        accepted(&node.accepted.peer),
-    );
-    counter(
-        "uc_store_read_rounds_lease_total",
-        "Linearizable read rounds served on the leader lease.",
-        accepted(&node.read_rounds.lease),
-    );
-    counter(
-        "uc_store_read_rounds_quorum_total",
-        "Linearizable read rounds that confirmed leadership with a quorum.",
-        accepted(&node.read_rounds.quorum),
-    );
-    counter(
-        "uc_store_read_rounds_forwarded_total",
-        "Linearizable read rounds this follower asked the leader to confirm.",
-        accepted(&node.read_rounds.forwarded),
-    );
-    counter(
-        "uc_store_client_connections_accepted_total",
-        "Connections accepted on the client URLs.",
-        accepted(&node.accepted.client),
-    );
+    }
     out
 }
