@@ -98,6 +98,7 @@ pub async fn run(
     tracing::info!(node = %config.node, backend = options.backend.name(), http = %http_url, endpoints = ?config.store_endpoints, state_dir = %state_dir.display(), "uc-node-agent running");
 
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+    let to_store = relay_statuses(shared.clone(), updates_rx);
     let context = Arc::new(Context {
         backend: options.backend,
         state_dir: state_dir.clone(),
@@ -113,7 +114,7 @@ pub async fn run(
     let writer = tokio::spawn(write_statuses(
         config.clone(),
         heartbeat,
-        updates_rx,
+        to_store,
         shared.clone(),
     ));
     let (desired_tx, mut desired_rx) = watch::channel::<Desired>(None);
@@ -580,6 +581,25 @@ async fn read_desired(
     Ok(revision)
 }
 
+/// Keeps the statuses this agent shows (/instances, /metrics, rolling
+/// updates) current whether or not the store is reachable, and passes each
+/// update on to the store writer.
+fn relay_statuses(
+    shared: Arc<Shared>,
+    mut updates: mpsc::UnboundedReceiver<Update>,
+) -> mpsc::UnboundedReceiver<Update> {
+    let (to_store, store_updates) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(update) = updates.recv().await {
+            apply(&shared, &update);
+            if to_store.send(update).is_err() {
+                break;
+            }
+        }
+    });
+    store_updates
+}
+
 /// Heartbeat on a lease, and every instance status on the same lease.
 async fn write_statuses(
     config: NodeAgentConfig,
@@ -641,10 +661,9 @@ async fn keep_writing(
             put(lease),
         )
         .await?;
-    // Everything queued while away, then the whole picture, minus stale keys.
-    while let Ok(update) = updates.try_recv() {
-        apply(shared, &update);
-    }
+    // The whole picture (it already holds what was queued while away: see
+    // relay_statuses), minus stale keys.
+    while updates.try_recv().is_ok() {}
     let snapshot: Statuses = shared
         .statuses
         .lock()
@@ -691,7 +710,6 @@ async fn keep_writing(
             }
             update = updates.recv() => {
                 let Some(update) = update else { return Ok(()) };
-                apply(shared, &update);
                 match &update {
                     Update::Status(status) => {
                         let name = keys::instance_name(&status.service, &status.id);
@@ -745,4 +763,63 @@ async fn reuse_or_grant(
         tracing::warn!(%err, "cannot record the heartbeat lease");
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use uc_types::{InstancePhase, InstanceState, InstanceStatus};
+
+    fn status(state: InstanceState, restarts: u32) -> InstanceStatus {
+        InstanceStatus {
+            service: "web".into(),
+            id: "0".into(),
+            state,
+            phase: InstancePhase::Running,
+            pid: Some(42),
+            restarts,
+            address: "127.0.0.1".parse().unwrap(),
+            ports: BTreeMap::new(),
+            since: 1,
+            message: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn local_statuses_follow_the_instances_while_the_store_is_unreachable() {
+        let shared = Arc::new(Shared {
+            node: "n1".into(),
+            state_dir: PathBuf::from("/nonexistent"),
+            backend: Backend::Process,
+            statuses: Mutex::new(Statuses::new()),
+            store_connected: AtomicBool::new(false),
+            lease: AtomicI64::new(0),
+        });
+        let (updates, from_instances) = mpsc::unbounded_channel();
+        // Nobody writes to the store: the receiver is held, never read.
+        let _to_store = relay_statuses(shared.clone(), from_instances);
+        let local = |shared: &Shared| shared.statuses.lock().unwrap().get("web-0").cloned();
+        updates
+            .send(Update::Status(status(InstanceState::Healthy, 0)))
+            .unwrap();
+        updates
+            .send(Update::Status(status(InstanceState::Unhealthy, 1)))
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while local(&shared).map(|s| s.restarts) != Some(1) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", local(&shared));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(local(&shared).unwrap().state, InstanceState::Unhealthy);
+        updates
+            .send(Update::Gone {
+                name: "web-0".into(),
+            })
+            .unwrap();
+        while local(&shared).is_some() {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
