@@ -4,6 +4,7 @@
 //! the leader's own duties (lease expiry, auto-compaction).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,23 +72,23 @@ const MAX_BATCH: usize = 128;
 /// connection to each other, so the peer count should stay small).
 #[derive(Default)]
 pub struct Accepted {
-    pub peer: std::sync::atomic::AtomicU64,
-    pub client: std::sync::atomic::AtomicU64,
+    pub peer: AtomicU64,
+    pub client: AtomicU64,
 }
 
 /// Read-index rounds, by how leadership was confirmed (a metric).
 #[derive(Default)]
 pub struct ReadRounds {
-    pub lease: std::sync::atomic::AtomicU64,
-    pub quorum: std::sync::atomic::AtomicU64,
+    pub lease: AtomicU64,
+    pub quorum: AtomicU64,
     /// A follower asked the leader.
-    pub forwarded: std::sync::atomic::AtomicU64,
+    pub forwarded: AtomicU64,
 }
 
 /// Coalesces concurrent read-index rounds (see `Node::batched_read_index`).
 pub struct ReadBatcher {
     /// Reads that asked so far (tickets).
-    arrived: std::sync::atomic::AtomicU64,
+    arrived: AtomicU64,
     /// Held while a round runs.
     round: Mutex<()>,
     /// The last finished round: the tickets it covers and its answer.
@@ -97,7 +98,7 @@ pub struct ReadBatcher {
 impl Default for ReadBatcher {
     fn default() -> Self {
         ReadBatcher {
-            arrived: std::sync::atomic::AtomicU64::new(0),
+            arrived: AtomicU64::new(0),
             round: Mutex::new(()),
             done: tokio::sync::watch::Sender::new((0, Ok(None))),
         }
@@ -423,11 +424,7 @@ impl Node {
     /// linearizable read loop does.
     pub async fn batched_read_index(&self) -> Result<Option<u64>, Status> {
         let mut done = self.reads.done.subscribe();
-        let ticket = self
-            .reads
-            .arrived
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
+        let ticket = self.reads.arrived.fetch_add(1, Ordering::SeqCst) + 1;
         loop {
             {
                 let (covered, result) = &*done.borrow_and_update();
@@ -437,7 +434,7 @@ impl Node {
             }
             match self.reads.round.try_lock() {
                 Ok(_round) => {
-                    let covered = self.reads.arrived.load(std::sync::atomic::Ordering::SeqCst);
+                    let covered = self.reads.arrived.load(Ordering::SeqCst);
                     let result = self.read_index_once().await;
                     let _previous = self.reads.done.send_replace((covered, result.clone()));
                     return result;
@@ -452,8 +449,8 @@ impl Node {
     }
 
     async fn read_index_once(&self) -> Result<Option<u64>, Status> {
-        let count = |counter: &std::sync::atomic::AtomicU64| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let count = |counter: &AtomicU64| {
+            counter.fetch_add(1, Ordering::Relaxed);
         };
         if let Some(index) = self.lease_read_index().await {
             count(&self.read_rounds.lease);
