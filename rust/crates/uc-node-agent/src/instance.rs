@@ -286,7 +286,6 @@ async fn start(
     let running = context.backend.start(plan, &env, log, work_dir).await?;
     let record = Record {
         plan: plan.clone(),
-        fingerprint: plan.fingerprint(),
         pid: running.pid,
         start_ticks: running.start_ticks,
         unit: running.unit().map(str::to_owned),

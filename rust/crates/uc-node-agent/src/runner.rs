@@ -43,12 +43,12 @@ impl Backend {
 
 /// Kept in `<stateDir>/instances/<instance>.json` while the instance runs:
 /// enough to recognise its process after an agent restart and to go on
-/// supervising it under the same plan.
+/// supervising it under the same plan. Unknown fields are ignored, so
+/// records written by older agents (with a `fingerprint`) still load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     pub plan: InstancePlan,
-    pub fingerprint: String,
     pub pid: u32,
     /// /proc start time of `pid`: a recycled pid is not our process.
     pub start_ticks: u64,
@@ -330,6 +330,21 @@ mod tests {
         assert_eq!(args[dashdash + 1..], plan.argv[..]);
     }
 
+    #[test]
+    fn records_of_older_agents_still_load() {
+        let record: Record = serde_json::from_value(serde_json::json!({
+            "plan": {
+                "name": "t-0", "service": "t", "id": "0", "argv": ["true"],
+                "env": {}, "secretFiles": {}, "address": "127.0.0.1",
+                "ports": {}, "health": null
+            },
+            "fingerprint": "written by agents before 2026-12",
+            "pid": 7, "startTicks": 9, "unit": null, "restarts": 2
+        }))
+        .unwrap();
+        assert_eq!((record.pid, record.restarts), (7, 2));
+    }
+
     #[tokio::test]
     async fn a_process_group_is_started_adopted_and_stopped() {
         let dir = std::env::temp_dir().join(format!("uc-node-agent-runner-{}", std::process::id()));
@@ -345,7 +360,6 @@ mod tests {
         let backend = Backend::Process;
         let mut running = backend.start(&plan, &plan.env, &log, &dir).await.unwrap();
         let record = Record {
-            fingerprint: plan.fingerprint(),
             plan: plan.clone(),
             pid: running.pid,
             start_ticks: running.start_ticks,
