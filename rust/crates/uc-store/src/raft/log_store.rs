@@ -21,6 +21,7 @@ use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::zero_filled::ZeroFilledFile;
 use super::{read_error, write_error, NodeId, StorageError, TypeConfig};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -170,7 +171,13 @@ fn commit_batch(db: &Database, durability: Durability, batch: &[Job]) -> Result<
 impl LogStore {
     /// Opens (or creates) the log database at `path` and starts its writer.
     pub fn open(path: &Path, fsync: bool) -> Result<LogStore, redb::DatabaseError> {
-        let db = Arc::new(Database::create(path)?);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let db = Arc::new(Database::builder().create_with_backend(ZeroFilledFile::new(file)?)?);
         let durability = if fsync {
             Durability::Immediate
         } else {

@@ -4,6 +4,7 @@
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
+pub mod zero_filled;
 
 use std::io::Cursor;
 
