@@ -315,16 +315,27 @@ impl Node {
         }
     }
 
-    /// The leader, when this member knows it and is not it.
-    fn leader_elsewhere(&self) -> Option<ForwardToLeader<NodeId, Member>> {
+    /// The leader as this member knows it, with its member info if known.
+    fn known_leader(&self) -> ForwardToLeader<NodeId, Member> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        let leader = metrics.current_leader.filter(|id| *id != self.id)?;
-        let node = metrics.membership_config.membership().get_node(&leader)?;
-        Some(ForwardToLeader {
-            leader_id: Some(leader),
-            leader_node: Some(node.clone()),
-        })
+        ForwardToLeader {
+            leader_id: metrics.current_leader,
+            leader_node: metrics.current_leader.and_then(|id| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .cloned()
+            }),
+        }
+    }
+
+    /// The leader, when this member knows it and is not it.
+    fn leader_elsewhere(&self) -> Option<ForwardToLeader<NodeId, Member>> {
+        let to = self.known_leader();
+        let elsewhere = to.leader_id.is_some_and(|id| id != self.id) && to.leader_node.is_some();
+        elsewhere.then_some(to)
     }
 
     /// A follower's batch: one question to the leader. If that fails, each
@@ -542,18 +553,7 @@ impl Node {
 
     /// Sends a request to the current leader (the caller is not it).
     pub async fn forward_to_leader(&self, request: Forward) -> Result<Forwarded, Status> {
-        let metrics = self.raft.metrics().borrow().clone();
-        let to = ForwardToLeader {
-            leader_id: metrics.current_leader,
-            leader_node: metrics.current_leader.and_then(|id| {
-                metrics
-                    .membership_config
-                    .membership()
-                    .get_node(&id)
-                    .cloned()
-            }),
-        };
-        self.forward(&to, request).await
+        self.forward(&self.known_leader(), request).await
     }
 
     async fn forward(

@@ -240,15 +240,11 @@ impl LogStore {
         }
     }
 
-    fn set_meta<T: Serialize>(
-        &self,
-        name: &str,
-        value: &T,
-        durability: Durability,
-    ) -> Result<(), StorageError> {
+    /// Writes one meta value with the log's durability, waiting for it.
+    fn set_meta<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
         let bytes = super::encode(value).map_err(write_error)?;
         let mut txn = self.db.begin_write().map_err(write_error)?;
-        txn.set_durability(durability).map_err(write_error)?;
+        txn.set_durability(self.durability).map_err(write_error)?;
         {
             let mut table = txn.open_table(META).map_err(write_error)?;
             table.insert(name, bytes.as_slice()).map_err(write_error)?;
@@ -358,7 +354,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.set_meta(VOTE, vote, self.durability)
+        self.set_meta(VOTE, vote)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
