@@ -389,3 +389,73 @@ fn etcdctl_maintenance_commands_work_with_either_endpoint_form() {
     assert!(printed[0].contains("alarm:NOSPACE"), "{}", printed[0]);
     assert_eq!(printed[0], printed[1], "uc-store vs etcd");
 }
+
+/// `etcdctl make-mirror` moves a prefix from etcd to uc-store and back,
+/// live changes included: the way to migrate between the two.
+#[test]
+fn etcdctl_make_mirror_copies_between_etcd_and_uc_store() {
+    let uc = Cluster::start(Kind::UcStore, 1, "mirror-uc", &[]);
+    let etcd = Cluster::start(Kind::Etcd, 1, "mirror-etcd", &[]);
+    let listing = |cluster: &Cluster, prefix: &str| {
+        let out = cluster.ctl(&["get", prefix, "--prefix"], None);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let settle = |from: &Cluster, to: &Cluster, prefix: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (want, got) = (listing(from, prefix), listing(to, prefix));
+            if want == got {
+                return want;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mirror of {prefix} did not converge:\nsource:\n{want}\ndestination:\n{got}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mirror = |from: &Cluster, to: &Cluster, prefix: &str| {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &from.endpoints(),
+                "make-mirror",
+                "--prefix",
+                prefix,
+            ])
+            .arg(to.members[0].client_url())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+
+    for (from, to, prefix) in [(&etcd, &uc, "m/"), (&uc, &etcd, "n/")] {
+        for i in 0..20 {
+            assert!(from
+                .ctl(&["put", &format!("{prefix}{i:02}"), &format!("v{i}")], None)
+                .status
+                .success());
+        }
+        let outside = format!("outside-{prefix}");
+        from.ctl(&["put", &outside, "x"], None);
+        let mut child = mirror(from, to, prefix);
+        let copied = settle(from, to, prefix);
+        assert_eq!(copied.lines().count(), 40, "{copied}");
+        // Changes made while it runs follow.
+        from.ctl(&["put", &format!("{prefix}new"), "n"], None);
+        from.ctl(&["put", &format!("{prefix}05"), "changed"], None);
+        from.ctl(&["del", &format!("{prefix}07")], None);
+        let followed = settle(from, to, prefix);
+        assert!(followed.contains("changed") && !followed.contains(&format!("{prefix}07\n")));
+        assert_eq!(followed.lines().count(), 40, "{followed}");
+        assert!(
+            listing(to, &outside).is_empty(),
+            "only the prefix is mirrored"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
