@@ -181,6 +181,7 @@ pub struct Running {
     pub metrics_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    log: LogStore,
 }
 
 impl Running {
@@ -191,6 +192,9 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         let _ = self.node.raft.shutdown().await;
+        if let Err(err) = self.log.sync().await {
+            tracing::warn!(%err, "writing the commit index on shutdown failed");
+        }
     }
 }
 
@@ -310,6 +314,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     // after hearing from its leader.
     let leader_lease = Duration::from_millis(config.election_timeout_max);
     let commit_index = log_store.commit_index();
+    let log = log_store.clone();
     let raft = Raft::new(id, Arc::new(config), network, log_store, state_machine)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -477,6 +482,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         metrics_addrs,
         stop,
         tasks,
+        log,
     })
 }
 
