@@ -51,6 +51,9 @@ struct Args {
     keys: usize,
 }
 
+/// Longer than any healthy request takes; counted as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn key(size: usize, n: u64) -> String {
     let text = format!("bench/{n:010}");
     format!("{text:0>size$}")
@@ -109,30 +112,36 @@ async fn run(args: Args) -> Result<(), etcd_client::Error> {
             };
             while Instant::now() < deadline {
                 let start = Instant::now();
-                let ok = match op {
-                    Op::Put => {
-                        let k = key(key_size, (worker as u64) << 40 | n);
-                        client.put(k, value.clone(), None).await.is_ok()
-                    }
-                    Op::Range => client.get(key(key_size, n % keys), None).await.is_ok(),
-                    Op::RangeSerializable => client
-                        .get(
-                            key(key_size, n % keys),
-                            Some(GetOptions::new().with_serializable()),
-                        )
-                        .await
-                        .is_ok(),
-                    Op::Watch => match stream.as_mut() {
-                        None => false,
-                        Some(stream) => {
-                            client
-                                .put(watch_key.clone(), value.clone(), None)
-                                .await
-                                .is_ok()
-                                && matches!(stream.message().await, Ok(Some(_)))
+                let request = async {
+                    match op {
+                        Op::Put => {
+                            let k = key(key_size, (worker as u64) << 40 | n);
+                            client.put(k, value.clone(), None).await.is_ok()
                         }
-                    },
+                        Op::Range => client.get(key(key_size, n % keys), None).await.is_ok(),
+                        Op::RangeSerializable => client
+                            .get(
+                                key(key_size, n % keys),
+                                Some(GetOptions::new().with_serializable()),
+                            )
+                            .await
+                            .is_ok(),
+                        Op::Watch => match stream.as_mut() {
+                            None => false,
+                            Some(stream) => {
+                                client
+                                    .put(watch_key.clone(), value.clone(), None)
+                                    .await
+                                    .is_ok()
+                                    && matches!(stream.message().await, Ok(Some(_)))
+                            }
+                        },
+                    }
                 };
+                // A request that hangs is an error, not a stalled run.
+                let ok = tokio::time::timeout(REQUEST_TIMEOUT, request)
+                    .await
+                    .unwrap_or(false);
                 if ok {
                     mine.push(start.elapsed());
                 } else {
