@@ -1,7 +1,9 @@
 //! What every UltraCloud daemon's `main` does the same way: structured logs
 //! to stderr (`RUST_LOG` overrides the default filter), a multi-threaded
 //! runtime, its HTTP listener, and a future that resolves on SIGTERM or
-//! Ctrl-C.
+//! Ctrl-C; and histograms for `/metrics`.
+
+pub mod metrics;
 
 use std::process::ExitCode;
 

@@ -132,5 +132,28 @@ fn metrics(node: &Node) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
+    let timings = &node.timings;
+    timings.log_commits.render(
+        &mut out,
+        "uc_store_disk_log_commit_duration_seconds",
+        "Raft log commits (appends of one or more entries) including their fsync; etcd's etcd_disk_wal_fsync_duration_seconds.",
+    );
+    timings.round_trips.render(
+        &mut out,
+        "uc_store_replication_round_trip_seconds",
+        "AppendEntries with entries from this leader to a follower, sent to answered (the follower's log commit included).",
+    );
+    timings.proposals.render(
+        &mut out,
+        "uc_store_proposal_duration_seconds",
+        "Log entries this leader proposed, proposed to applied here (one entry carries a batch of writes).",
+    );
+    let writes = timings
+        .proposed_writes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP uc_store_proposed_writes_total Writes in the entries this leader proposed (divided by uc_store_proposal_duration_seconds_count: the batch size).\n# TYPE uc_store_proposed_writes_total counter\nuc_store_proposed_writes_total {writes}"
+    );
     out
 }

@@ -13,6 +13,7 @@ use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tonic::{Code, Status};
+use uc_daemon::metrics::Histogram;
 use uc_proto::etcdserverpb::ResponseHeader;
 use uc_proto::ucpeer::peer_client::PeerClient;
 use uc_proto::ucpeer::Payload;
@@ -53,6 +54,7 @@ pub struct Node {
     /// serve reads on its lease.
     pub votes_from: Instant,
     pub read_rounds: ReadRounds,
+    pub timings: Timings,
     /// Connections accepted on the peer and the client listeners.
     pub accepted: Accepted,
     pub(crate) proposals: tokio::sync::mpsc::Sender<Proposal>,
@@ -77,6 +79,18 @@ pub struct Accepted {
 }
 
 /// Read-index rounds, by how leadership was confirmed (a metric).
+/// Where a write's time goes, for `/metrics`.
+pub struct Timings {
+    /// The Raft log writer's commits, fsync included.
+    pub log_commits: Arc<Histogram>,
+    /// Replication round trips to followers (this member leading).
+    pub round_trips: Arc<Histogram>,
+    /// Proposals of this member as leader: proposed to applied here.
+    pub proposals: Histogram,
+    /// Writes in those proposals (one proposal carries a batch).
+    pub proposed_writes: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct ReadRounds {
     pub lease: AtomicU64,
@@ -402,7 +416,15 @@ impl Node {
         } else {
             Command::Batch(commands)
         };
-        match self.raft.client_write(command).await {
+        let proposed = Instant::now();
+        let written = self.raft.client_write(command).await;
+        if written.is_ok() {
+            self.timings.proposals.observe(proposed.elapsed());
+            self.timings
+                .proposed_writes
+                .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+        }
+        match written {
             Ok(response) => match response.data.reply {
                 Reply::Batch(items) if !single => {
                     for (waiter, item) in waiters.into_iter().zip(items) {

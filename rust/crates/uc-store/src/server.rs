@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
+use uc_daemon::metrics::{Histogram, LATENCY_SECONDS};
 use uc_proto::etcdserverpb::auth_server::AuthServer;
 use uc_proto::etcdserverpb::cluster_server::ClusterServer;
 use uc_proto::etcdserverpb::kv_server::KvServer;
@@ -23,7 +24,7 @@ use uc_types::{ClusterState, InitialMember};
 
 use crate::api;
 use crate::ids;
-use crate::node::Node;
+use crate::node::{Node, Timings};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Acks, Network, PeerChannels, PeerUrls};
 use crate::raft::state_machine::StateMachine;
@@ -305,16 +306,19 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let peer_urls = PeerUrls::default();
     let channels = PeerChannels::default();
     let acks = Acks::default();
+    let round_trips = Arc::new(Histogram::new(LATENCY_SECONDS));
     let network = Network {
         peer_urls: peer_urls.clone(),
         channels: channels.clone(),
         acks: acks.clone(),
+        round_trips: round_trips.clone(),
     };
     // openraft's leader lease: how long a follower refuses other candidates
     // after hearing from its leader.
     let leader_lease = Duration::from_millis(config.election_timeout_max);
     let commit_index = log_store.commit_index();
     let log = log_store.clone();
+    let log_commits = log_store.commit_durations();
     let raft = Raft::new(id, Arc::new(config), network, log_store, state_machine)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -372,6 +376,12 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         lease_window: settings.lease_reads.then_some(leader_lease / 2),
         votes_from: std::time::Instant::now() + leader_lease,
         read_rounds: Default::default(),
+        timings: Timings {
+            log_commits,
+            round_trips,
+            proposals: Histogram::new(LATENCY_SECONDS),
+            proposed_writes: Default::default(),
+        },
         proposals,
     });
     tokio::spawn(node.clone().run_proposer(proposal_queue));

@@ -834,3 +834,43 @@ async fn linearizable_reads_use_the_leader_lease_unless_disabled() {
         }
     }
 }
+
+/// Where writes spend their time shows in /metrics as histograms: the log
+/// writer's commits on every member, replication round trips and proposals
+/// on the leader, and the writes per proposal.
+#[tokio::test(flavor = "multi_thread")]
+async fn write_timings_show_in_metrics() {
+    let cluster = Cluster::start(Kind::UcStore, 3, "client-timings", &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let follower = (leader + 1) % 3;
+    let mut client = connect_to(&cluster, follower).await;
+    for i in 0..30 {
+        client.put(format!("t{i}"), "v", None).await.unwrap();
+    }
+    let proposals = metric(&cluster, leader, "uc_store_proposal_duration_seconds_count");
+    let writes = metric(&cluster, leader, "uc_store_proposed_writes_total");
+    assert!(writes >= 30, "proposed writes {writes}");
+    assert!((1..=writes).contains(&proposals), "{proposals} proposals");
+    assert!(
+        metric(
+            &cluster,
+            leader,
+            "uc_store_replication_round_trip_seconds_count"
+        ) >= 1
+    );
+    for member in 0..3 {
+        let name = "uc_store_disk_log_commit_duration_seconds";
+        let text = cluster.metrics_text(member).unwrap();
+        let commits: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_count ")))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(commits >= 1, "member {member}: {commits} log commits");
+        assert!(
+            text.contains(&format!("{name}_bucket{{le=\"+Inf\"}} {commits}\n")),
+            "member {member}: the +Inf bucket holds every commit"
+        );
+    }
+}

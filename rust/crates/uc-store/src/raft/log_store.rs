@@ -21,6 +21,7 @@ use openraft::{Entry, LogId, OptionalSend, RaftLogReader, Vote};
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use uc_daemon::metrics::{Histogram, LATENCY_SECONDS};
 
 use super::zero_filled::ZeroFilledFile;
 use super::{read_error, write_error, NodeId, StorageError, TypeConfig};
@@ -42,6 +43,7 @@ pub struct LogStore {
     volatile: Arc<Mutex<Volatile>>,
     jobs: mpsc::Sender<Job>,
     committed: CommitIndex,
+    commits: Arc<Histogram>,
 }
 
 /// The commit index as openraft last saved it: it saves it before applying
@@ -88,6 +90,7 @@ fn writer(
     durability: Durability,
     volatile: Arc<Mutex<Volatile>>,
     jobs: mpsc::Receiver<Job>,
+    commits: Arc<Histogram>,
 ) {
     // The newest commit index not yet written. It rides along with a batch
     // that goes to the disk anyway, at most once per COMMIT_INDEX_EVERY:
@@ -114,7 +117,9 @@ fn writer(
                 written_at = Some(Instant::now());
             }
         }
+        let started = Instant::now();
         let result = commit_batch(&db, durability, &batch).map_err(|e| e.to_string());
+        commits.observe(started.elapsed());
         tracing::trace!(jobs = batch.len(), "raft log batch committed");
         if let Err(err) = &result {
             tracing::error!(%err, "writing the Raft log failed");
@@ -216,13 +221,14 @@ impl LogStore {
             volatile: Arc::new(Mutex::new(Volatile::default())),
             jobs,
             committed: CommitIndex::default(),
+            commits: Arc::new(Histogram::new(LATENCY_SECONDS)),
         };
         let purged = store.meta(LAST_PURGED).ok().flatten().flatten();
         store.volatile().last_purged = purged;
-        let volatile = store.volatile.clone();
+        let (volatile, commits) = (store.volatile.clone(), store.commits.clone());
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer(db, durability, volatile, queue))
+            .spawn(move || writer(db, durability, volatile, queue, commits))
             .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
         Ok(store)
     }
@@ -230,6 +236,11 @@ impl LogStore {
     /// Writes what the writer holds back (the commit index) and waits.
     pub async fn sync(&self) -> Result<(), StorageError> {
         self.queue_and_wait(Job::Sync).await
+    }
+
+    /// How long the writer's commits take (with their fsync).
+    pub fn commit_durations(&self) -> Arc<Histogram> {
+        self.commits.clone()
     }
 
     pub fn commit_index(&self) -> CommitIndex {

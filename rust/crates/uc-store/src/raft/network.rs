@@ -15,6 +15,7 @@ use openraft::{Membership, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
+use uc_daemon::metrics::Histogram;
 use uc_proto::ucpeer::peer_client::PeerClient;
 use uc_proto::ucpeer::Payload;
 
@@ -29,6 +30,8 @@ pub struct Network {
     pub peer_urls: PeerUrls,
     pub channels: PeerChannels,
     pub acks: Acks,
+    /// Replication round trips: AppendEntries with entries, sent to answered.
+    pub round_trips: Arc<Histogram>,
 }
 
 /// For leader-lease reads: per follower, the send time of the newest
@@ -118,6 +121,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             peer_urls: self.peer_urls.clone(),
             channels: self.channels.clone(),
             acks: self.acks.clone(),
+            round_trips: self.round_trips.clone(),
         }
     }
 }
@@ -138,6 +142,7 @@ pub struct PeerConnection {
     peer_urls: PeerUrls,
     channels: PeerChannels,
     acks: Acks,
+    round_trips: Arc<Histogram>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,9 +200,12 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        let (vote, sent) = (rpc.vote, Instant::now());
+        let (vote, sent, replicates) = (rpc.vote, Instant::now(), !rpc.entries.is_empty());
         let response: AppendEntriesResponse<NodeId> =
             self.call(Rpc::AppendEntries, &rpc, &option).await?;
+        if replicates {
+            self.round_trips.observe(sent.elapsed());
+        }
         // Every answer but HigherVote means the follower took the vote as
         // its leader's and restarted its lease (conflicts are about logs).
         if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
