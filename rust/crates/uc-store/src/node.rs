@@ -389,6 +389,10 @@ impl Node {
                 reply: Reply::Batch(items),
                 ..
             })) if items.len() == waiters.len() => {
+                // Applied here too before anyone is answered (read-your-
+                // writes, see `propose`): one wait for the whole batch.
+                let newest = items.iter().map(|item| item.revision).max();
+                let _ = self.wait_applied_revision(newest.unwrap_or(0)).await;
                 for (waiter, item) in waiters.into_iter().zip(items) {
                     let _ = waiter.send(Ok(item));
                 }
@@ -448,6 +452,9 @@ impl Node {
     }
 
     async fn wait_applied_revision(&self, revision: i64) -> Result<(), Status> {
+        if self.revision() >= revision {
+            return Ok(());
+        }
         let deadline = Instant::now() + self.request_timeout;
         let mut events = self.shared.events.subscribe();
         while self.revision() < revision {

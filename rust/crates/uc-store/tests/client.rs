@@ -874,3 +874,35 @@ async fn write_timings_show_in_metrics() {
         );
     }
 }
+
+/// A write answered by a follower is applied there before the answer, so
+/// a serializable read on that follower right after sees it, for every
+/// writer of a batch the follower forwarded together.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_answers_writes_only_once_it_applied_them() {
+    let cluster = Cluster::start(Kind::UcStore, 3, "client-follower-ryw", &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let follower = (leader + 1) % 3;
+    let mut writers = Vec::new();
+    for writer in 0..6 {
+        let mut client = connect_to(&cluster, follower).await;
+        writers.push(tokio::spawn(async move {
+            let key = format!("ryw/{writer}");
+            for i in 0..60 {
+                let value = i.to_string();
+                client
+                    .put(key.as_str(), value.as_str(), None)
+                    .await
+                    .unwrap();
+                let got = client
+                    .get(key.as_str(), Some(GetOptions::new().with_serializable()))
+                    .await
+                    .unwrap();
+                assert_eq!(got.kvs()[0].value(), value.as_bytes(), "{key}");
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+}
