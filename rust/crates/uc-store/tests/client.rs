@@ -751,12 +751,14 @@ async fn cluster_and_maintenance() {
 
 /// A metric's value from a member's /metrics.
 fn metric(cluster: &Cluster, member: usize, name: &str) -> u64 {
-    let text = cluster.metrics_text(member).unwrap();
+    metric_in(&cluster.metrics_text(member).unwrap(), name)
+        .unwrap_or_else(|| panic!("no {name} in /metrics of member {member}"))
+}
+
+fn metric_in(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in /metrics of member {member}"))
-        .parse()
-        .unwrap()
+        .map(|value| value.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -861,12 +863,7 @@ async fn write_timings_show_in_metrics() {
     for member in 0..3 {
         let name = "uc_store_disk_log_commit_duration_seconds";
         let text = cluster.metrics_text(member).unwrap();
-        let commits: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}_count ")))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let commits = metric_in(&text, &format!("{name}_count")).unwrap();
         assert!(commits >= 1, "member {member}: {commits} log commits");
         assert!(
             text.contains(&format!("{name}_bucket{{le=\"+Inf\"}} {commits}\n")),
