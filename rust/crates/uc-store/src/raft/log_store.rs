@@ -99,6 +99,7 @@ fn writer(
     // harmless (see save_committed).
     let mut deferred: Option<Job> = None;
     let mut written_at: Option<Instant> = None;
+    let mut slow = SlowCommits::default();
     while let Ok(first) = jobs.recv() {
         let mut batch = Vec::with_capacity(1);
         for job in std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
@@ -119,7 +120,19 @@ fn writer(
         }
         let started = Instant::now();
         let result = commit_batch(&db, durability, &batch).map_err(|e| e.to_string());
-        commits.observe(started.elapsed());
+        let took = started.elapsed();
+        commits.observe(took);
+        if let Some((count, worst)) = slow.note(took, Instant::now()) {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                slow_commits = count,
+                worst_ms = worst.as_millis() as u64,
+                "a Raft log commit (fsync included) took over {} ms: writes wait for the disk; \
+                 check it (uc_store_disk_log_commit_duration_seconds; etcd's guidance is a p99 \
+                 under 10 ms)",
+                SLOW_COMMIT.as_millis()
+            );
+        }
         tracing::trace!(jobs = batch.len(), "raft log batch committed");
         if let Err(err) = &result {
             tracing::error!(%err, "writing the Raft log failed");
@@ -161,6 +174,40 @@ fn writer(
         if let Err(err) = commit_batch(&db, durability, &[job]) {
             tracing::warn!(%err, "saving the commit index failed");
         }
+    }
+}
+
+/// A log commit slower than this is logged as a warning.
+const SLOW_COMMIT: Duration = Duration::from_millis(100);
+/// At most one such warning this often; it counts the ones in between.
+const SLOW_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct SlowCommits {
+    warned_at: Option<Instant>,
+    count: u64,
+    worst: Duration,
+}
+
+impl SlowCommits {
+    /// A commit took `took`; if a warning is due, the slow commits since
+    /// the last one (this one included) and the slowest of them.
+    fn note(&mut self, took: Duration, now: Instant) -> Option<(u64, Duration)> {
+        if took < SLOW_COMMIT {
+            return None;
+        }
+        self.count += 1;
+        self.worst = self.worst.max(took);
+        if self
+            .warned_at
+            .is_some_and(|at| now.duration_since(at) < SLOW_WARNING_EVERY)
+        {
+            return None;
+        }
+        self.warned_at = Some(now);
+        let due = (self.count, self.worst);
+        (self.count, self.worst) = (0, Duration::ZERO);
+        Some(due)
     }
 }
 
@@ -475,6 +522,27 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use openraft::CommittedLeaderId;
+
+    #[test]
+    fn slow_commits_are_warned_about_at_most_every_ten_seconds() {
+        let mut slow = SlowCommits::default();
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            slow.note(ms(5), start),
+            None,
+            "fast commits are not counted"
+        );
+        assert_eq!(slow.note(ms(150), start), Some((1, ms(150))));
+        assert_eq!(slow.note(ms(400), start + ms(1000)), None);
+        assert_eq!(slow.note(ms(120), start + ms(5000)), None);
+        assert_eq!(slow.note(ms(1), start + ms(11000)), None);
+        assert_eq!(
+            slow.note(ms(110), start + ms(11000)),
+            Some((3, ms(400))),
+            "the next warning counts the slow commits in between"
+        );
+    }
 
     /// The commit index is not written on its own (see `writer`) but is by
     /// `sync` and when the store closes, so a clean restart applies up to it.
