@@ -162,6 +162,8 @@ pub enum MembershipChange {
         id: NodeId,
         member: Member,
     },
+    /// Not sent by this version (MemberAdd adds a learner and promotes it
+    /// once caught up); kept so the variants after it keep their encoding.
     AddVoter {
         id: NodeId,
         member: Member,

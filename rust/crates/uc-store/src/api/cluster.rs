@@ -80,13 +80,9 @@ impl Cluster for ClusterService {
             peer_urls: request.peer_ur_ls.clone(),
             client_urls: Vec::new(),
         };
-        let change = if request.is_learner {
-            MembershipChange::AddLearner { id, member }
-        } else {
-            // A voter that has not started yet would count against the
-            // quorum; it joins as a learner and is promoted once it caught up.
-            MembershipChange::AddLearner { id, member }
-        };
+        // Always as a learner: a voter that has not started yet would count
+        // against the quorum; a voter is promoted once it caught up (below).
+        let change = MembershipChange::AddLearner { id, member };
         self.node.change_membership(change).await?;
         self.caught_up().await?;
         if !request.is_learner {
