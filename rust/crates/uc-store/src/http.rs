@@ -124,6 +124,11 @@ fn metrics(node: &Node) -> String {
             "Linearizable read rounds this follower asked the leader to confirm.",
             &node.read_rounds.forwarded,
         ),
+        (
+            "uc_store_proposed_writes_total",
+            "Writes in the entries this leader proposed (divided by uc_store_proposal_duration_seconds_count: the batch size).",
+            &node.timings.proposed_writes,
+        ),
     ];
     for (name, help, count) in counters {
         let value = count.load(std::sync::atomic::Ordering::Relaxed);
@@ -147,13 +152,6 @@ fn metrics(node: &Node) -> String {
         &mut out,
         "uc_store_proposal_duration_seconds",
         "Log entries this leader proposed, proposed to applied here (one entry carries a batch of writes).",
-    );
-    let writes = timings
-        .proposed_writes
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP uc_store_proposed_writes_total Writes in the entries this leader proposed (divided by uc_store_proposal_duration_seconds_count: the batch size).\n# TYPE uc_store_proposed_writes_total counter\nuc_store_proposed_writes_total {writes}"
     );
     out
 }

@@ -78,7 +78,6 @@ pub struct Accepted {
     pub client: AtomicU64,
 }
 
-/// Read-index rounds, by how leadership was confirmed (a metric).
 /// Where a write's time goes, for `/metrics`.
 pub struct Timings {
     /// The Raft log writer's commits, fsync included.
@@ -91,6 +90,7 @@ pub struct Timings {
     pub proposed_writes: AtomicU64,
 }
 
+/// Read-index rounds, by how leadership was confirmed (a metric).
 #[derive(Default)]
 pub struct ReadRounds {
     pub lease: AtomicU64,
@@ -423,26 +423,25 @@ impl Node {
             Command::Batch(commands)
         };
         let proposed = Instant::now();
-        let written = self.raft.client_write(command).await;
-        if written.is_ok() {
-            self.timings.proposals.observe(proposed.elapsed());
-            self.timings
-                .proposed_writes
-                .fetch_add(waiters.len() as u64, Ordering::Relaxed);
-        }
-        match written {
-            Ok(response) => match response.data.reply {
-                Reply::Batch(items) if !single => {
-                    for (waiter, item) in waiters.into_iter().zip(items) {
-                        let _ = waiter.send(Ok(item));
+        match self.raft.client_write(command).await {
+            Ok(response) => {
+                self.timings.proposals.observe(proposed.elapsed());
+                self.timings
+                    .proposed_writes
+                    .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+                match response.data.reply {
+                    Reply::Batch(items) if !single => {
+                        for (waiter, item) in waiters.into_iter().zip(items) {
+                            let _ = waiter.send(Ok(item));
+                        }
+                    }
+                    _ => {
+                        for waiter in waiters {
+                            let _ = waiter.send(Ok(response.data.clone()));
+                        }
                     }
                 }
-                _ => {
-                    for waiter in waiters {
-                        let _ = waiter.send(Ok(response.data.clone()));
-                    }
-                }
-            },
+            }
             // Includes ForwardToLeader: each write then asks the leader on
             // its own.
             Err(err) => {

@@ -567,8 +567,7 @@ mod tests {
         let mut reopened = loop {
             match LogStore::open(&path, true) {
                 Ok(store) => break store,
-                Err(err) if Instant::now() < deadline => {
-                    let _ = err;
+                Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(err) => panic!("reopening the log: {err}"),
