@@ -58,6 +58,10 @@ pub struct Node {
     /// Connections accepted on the peer and the client listeners.
     pub accepted: Accepted,
     pub(crate) proposals: tokio::sync::mpsc::Sender<Proposal>,
+    /// Held by the leader while it changes the membership: openraft refuses
+    /// a change while another is uncommitted, so concurrent ones (members
+    /// publishing their URLs at start, a MemberAdd) wait their turn instead.
+    pub(crate) membership_changes: tokio::sync::Mutex<()>,
 }
 
 // openraft's error types are large; they are what `client_write` returns.
@@ -667,6 +671,7 @@ impl Node {
                 other => Err(errors::internal(format!("leader answered {other:?}"))),
             };
         }
+        let _turn = self.membership_changes.lock().await;
         let voters = || -> std::collections::BTreeSet<NodeId> {
             self.raft
                 .metrics()

@@ -383,6 +383,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             proposed_writes: Default::default(),
         },
         proposals,
+        membership_changes: tokio::sync::Mutex::new(()),
     });
     tokio::spawn(node.clone().run_proposer(proposal_queue));
     node.publish(me_published);

@@ -903,3 +903,36 @@ async fn a_follower_answers_writes_only_once_it_applied_them() {
         writer.await.unwrap();
     }
 }
+
+/// Membership changes made at the same time through different members all
+/// succeed: the leader makes them one after another, where openraft alone
+/// refuses one while another is uncommitted.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_membership_changes_wait_their_turn() {
+    let cluster = Cluster::start(Kind::UcStore, 3, "client-membership-turns", &[]);
+    let members = connect(&cluster).await.member_list().await.unwrap();
+    let mut updates = Vec::new();
+    for (via, member) in cluster.members.iter().enumerate() {
+        let id = members
+            .members()
+            .iter()
+            .find(|m| m.name() == member.name)
+            .unwrap()
+            .id();
+        let peer_url = member.peer_url();
+        for _ in 0..3 {
+            let mut client = connect_to(&cluster, via).await;
+            let peer_url = peer_url.clone();
+            updates.push(tokio::spawn(async move {
+                client.member_update(id, vec![peer_url]).await.map(drop)
+            }));
+        }
+    }
+    for update in updates {
+        let outcome = tokio::time::timeout(Duration::from_secs(20), update)
+            .await
+            .expect("a membership change did not finish within 20 s")
+            .unwrap();
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+}
