@@ -3,6 +3,7 @@
 //! concurrency and the same key and value sizes. Prints one line:
 //! `<op> ops=<n> secs=<s> ops_per_sec=<r> p50_ms=<x> p99_ms=<y> errors=<e>`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,7 +83,7 @@ async fn run(args: Args) -> Result<(), etcd_client::Error> {
         }
     }
     let latencies = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -116,36 +117,40 @@ async fn run(args: Args) -> Result<(), etcd_client::Error> {
                     match op {
                         Op::Put => {
                             let k = key(key_size, (worker as u64) << 40 | n);
-                            client.put(k, value.clone(), None).await.is_ok()
+                            client.put(k, value.clone(), None).await.map(drop)
                         }
-                        Op::Range => client.get(key(key_size, n % keys), None).await.is_ok(),
+                        Op::Range => client.get(key(key_size, n % keys), None).await.map(drop),
                         Op::RangeSerializable => client
                             .get(
                                 key(key_size, n % keys),
                                 Some(GetOptions::new().with_serializable()),
                             )
                             .await
-                            .is_ok(),
+                            .map(drop),
                         Op::Watch => match stream.as_mut() {
-                            None => false,
+                            None => Err(etcd_client::Error::WatchError(
+                                "the watch was not created".into(),
+                            )),
                             Some(stream) => {
-                                client
-                                    .put(watch_key.clone(), value.clone(), None)
-                                    .await
-                                    .is_ok()
-                                    && matches!(stream.message().await, Ok(Some(_)))
+                                client.put(watch_key.clone(), value.clone(), None).await?;
+                                match stream.message().await? {
+                                    Some(_) => Ok(()),
+                                    None => Err(etcd_client::Error::WatchError(
+                                        "the watch stream ended".into(),
+                                    )),
+                                }
                             }
                         },
                     }
                 };
                 // A request that hangs is an error, not a stalled run.
-                let ok = tokio::time::timeout(REQUEST_TIMEOUT, request)
-                    .await
-                    .unwrap_or(false);
-                if ok {
-                    mine.push(start.elapsed());
-                } else {
-                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+                    Ok(outcome) => outcome.map_err(|err| err.to_string()),
+                    Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
+                };
+                match outcome {
+                    Ok(()) => mine.push(start.elapsed()),
+                    Err(err) => *errors.lock().await.entry(err).or_default() += 1,
                 }
                 n += 1;
             }
@@ -157,6 +162,11 @@ async fn run(args: Args) -> Result<(), etcd_client::Error> {
     }
     let secs = started.elapsed().as_secs_f64();
     let mut all = latencies.lock().await.clone();
+    let errors = errors.lock().await;
+    // The summary line stays one line for scripts; what went wrong goes to stderr.
+    for (err, count) in errors.iter() {
+        eprintln!("error x{count}: {err}");
+    }
     all.sort_unstable();
     println!(
         "{:?} ops={} secs={secs:.2} ops_per_sec={:.0} p50_ms={:.3} p99_ms={:.3} errors={}",
@@ -165,7 +175,7 @@ async fn run(args: Args) -> Result<(), etcd_client::Error> {
         all.len() as f64 / secs,
         percentile(&all, 0.50),
         percentile(&all, 0.99),
-        errors.load(std::sync::atomic::Ordering::Relaxed)
+        errors.values().sum::<u64>()
     );
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::ops::Bound;
 /// A key's value at some revision, as etcd's `mvccpb.KeyValue`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyValue {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Revision of the put that created this generation of the key.
     pub create_revision: i64,
@@ -11,6 +12,7 @@ pub struct KeyValue {
     pub mod_revision: i64,
     /// Puts since creation, starting at 1; a delete ends the generation.
     pub version: i64,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease id, 0 for none.
     pub lease: i64,
@@ -60,12 +62,19 @@ pub enum MvccError {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     Put {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         lease: i64,
     },
     /// etcd's range conventions (see `Keyspace::range`).
-    Delete { key: Vec<u8>, range_end: Vec<u8> },
+    Delete {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        range_end: Vec<u8>,
+    },
 }
 
 /// What a range sorts by, as etcd's `RangeRequest.SortTarget`.

@@ -25,14 +25,16 @@ pub enum CompareTarget {
     Version(i64),
     CreateRevision(i64),
     ModRevision(i64),
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     Lease(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Compare {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// etcd's range conventions; every key in the range must satisfy the compare.
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     pub result: CompareResult,
     pub target: CompareTarget,
@@ -41,8 +43,10 @@ pub struct Compare {
 /// etcd's `RangeRequest`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeRequest {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// etcd's range conventions (see `Keyspace::range`).
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     pub options: RangeOptions,
 }
@@ -50,7 +54,9 @@ pub struct RangeRequest {
 /// etcd's `PutRequest`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PutRequest {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease id, 0 for none.
     pub lease: i64,
@@ -65,8 +71,10 @@ pub struct PutRequest {
 /// etcd's `DeleteRangeRequest`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRangeRequest {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// etcd's range conventions (see `Keyspace::range`).
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Return the deleted values.
     pub prev_kv: bool,

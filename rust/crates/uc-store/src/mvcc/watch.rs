@@ -8,8 +8,10 @@ use super::{Event, EventKind, KeyValue, MvccError};
 /// The part of etcd's `WatchCreateRequest` that selects events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WatchFilter {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// etcd's range conventions (see `Keyspace::range`).
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Keep each event's previous value; otherwise it is dropped.
     pub prev_kv: bool,

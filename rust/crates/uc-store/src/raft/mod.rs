@@ -35,7 +35,9 @@ pub type StorageError = openraft::StorageError<NodeId>;
 
 /// The encoding of log entries, votes and peer messages: postcard (compact
 /// binary, no field names). JSON spent a tenth of each member's CPU writing
-/// keys and values as arrays of numbers.
+/// keys and values as arrays of numbers. Keys and values are byte strings to
+/// serde (`serde_bytes`): one copy instead of a call per byte, in the same
+/// encoding as a sequence of bytes.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
     postcard::to_allocvec(value)
 }
@@ -77,5 +79,49 @@ mod codec_tests {
         let back = back.unwrap();
         assert!(back.vote_granted);
         assert_eq!(back.vote, vote);
+    }
+
+    /// Keys and values as byte strings encode exactly as the sequences of
+    /// bytes they were before, in the log (postcard) and in snapshots (JSON),
+    /// so members read what older versions wrote and the other way round.
+    #[test]
+    fn byte_strings_keep_the_encoding_of_byte_sequences() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Before {
+            key: Vec<u8>,
+            create_revision: i64,
+            mod_revision: i64,
+            version: i64,
+            value: Vec<u8>,
+            lease: i64,
+        }
+        let now = crate::mvcc::KeyValue {
+            key: b"ab".to_vec(),
+            create_revision: 1,
+            mod_revision: 2,
+            version: 1,
+            value: vec![0, 255, 7],
+            lease: 0,
+        };
+        let before = Before {
+            key: now.key.clone(),
+            create_revision: 1,
+            mod_revision: 2,
+            version: 1,
+            value: now.value.clone(),
+            lease: 0,
+        };
+        let bytes = encode(&now).unwrap();
+        assert_eq!(bytes, encode(&before).unwrap());
+        assert_eq!(bytes, [2, b'a', b'b', 2, 4, 2, 3, 0, 255, 7, 0]);
+        assert_eq!(decode::<Before>(&bytes).unwrap(), before);
+        assert_eq!(decode::<crate::mvcc::KeyValue>(&bytes).unwrap(), now);
+
+        let json = serde_json::to_string(&now).unwrap();
+        assert_eq!(json, serde_json::to_string(&before).unwrap());
+        assert_eq!(
+            serde_json::from_str::<crate::mvcc::KeyValue>(&json).unwrap(),
+            now
+        );
     }
 }
