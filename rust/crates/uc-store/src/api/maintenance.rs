@@ -50,7 +50,10 @@ impl MaintenanceService {
 
     fn db_size(&self) -> i64 {
         let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let snapshot = self.node.db_path.with_file_name("snapshot.json");
+        let snapshot = self
+            .node
+            .db_path
+            .with_file_name(crate::raft::state_machine::SNAPSHOT_FILE);
         (size(&self.node.db_path) + size(&snapshot)) as i64
     }
 }
@@ -176,17 +179,22 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        let (bytes, revision) = {
-            let machine = self.node.shared.read();
-            let mut data = serde_json::to_vec(&machine.state.snapshot())
-                .map_err(|e| errors::internal(e.to_string()))?;
+        // A copy under the lock; encoding it (seconds for a large keyspace)
+        // neither holds up writes nor an async worker.
+        let file = self.node.shared.snapshot_file();
+        let revision = file.state.keyspace.revision;
+        let bytes = tokio::task::spawn_blocking(move || {
+            let mut data = file.encode()?;
             // As etcd's: a multiple of 512 bytes followed by its SHA-256, which
-            // etcdctl checks for. JSON allows the padding spaces.
-            data.resize(data.len().div_ceil(512) * 512, b' ');
+            // etcdctl checks for. The decoder ignores the padding.
+            data.resize(data.len().div_ceil(512) * 512, 0);
             let digest = sha2::Sha256::digest(&data);
             data.extend_from_slice(&digest);
-            (data, machine.state.keyspace.revision())
-        };
+            Ok::<_, postcard::Error>(data)
+        })
+        .await
+        .map_err(|e| errors::internal(e.to_string()))?
+        .map_err(|e| errors::internal(e.to_string()))?;
         let header = self.node.header(revision);
         let (out, rx) = mpsc::channel(4);
         tokio::spawn(async move {

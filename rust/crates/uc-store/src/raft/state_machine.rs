@@ -1,5 +1,5 @@
 //! openraft's state machine over `State`. The state lives in memory; a
-//! snapshot of it is written to `<data-dir>/snapshot.json` (atomically, with
+//! snapshot of it is written to `<data-dir>/snapshot.bin` (atomically, with
 //! fsync) whenever openraft builds or installs one, and on start the member
 //! loads it and openraft re-applies the committed log after it. Watchers
 //! hear every applied change through `Shared::events`.
@@ -76,6 +76,25 @@ impl Shared {
         deadlines.clear();
         for lease in machine.state.leases.values() {
             deadlines.insert(lease.id, now + ttl_duration(lease.ttl));
+        }
+    }
+
+    /// A copy of the applied state as a snapshot. Only the copy is made
+    /// under the lock; encoding it, which takes longer, is the caller's.
+    pub fn snapshot_file(&self) -> SnapshotFile {
+        let machine = self.read();
+        let counter = self.snapshot_counter.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match machine.last_applied {
+            Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
+            None => format!("none-{counter}"),
+        };
+        SnapshotFile {
+            meta: SnapshotMeta {
+                last_log_id: machine.last_applied,
+                last_membership: machine.last_membership.clone(),
+                snapshot_id,
+            },
+            state: machine.state.snapshot(),
         }
     }
 
@@ -166,12 +185,53 @@ fn ttl_duration(ttl: i64) -> Duration {
     Duration::from_secs(ttl.max(0) as u64)
 }
 
-/// What `snapshot.json` holds and what is sent to a member that is behind.
+/// What `snapshot.bin` holds, what is sent to a member that is behind, and
+/// what Maintenance.Snapshot streams.
 #[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    meta: SnapshotMeta<NodeId, Member>,
-    state: StateSnapshot,
+pub struct SnapshotFile {
+    pub meta: SnapshotMeta<NodeId, Member>,
+    pub state: StateSnapshot,
 }
+
+pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Where versions before the binary format kept their snapshot (JSON).
+const LEGACY_SNAPSHOT_FILE: &str = "snapshot.json";
+/// Starts every snapshot; what follows is the postcard encoding of a
+/// `SnapshotFile`, meta first so it can be read without decoding the state.
+/// JSON took twice the space (keys and values as arrays of numbers) and
+/// several times the time.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ucsnap\x00\x01";
+
+impl SnapshotFile {
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_extend(self, SNAPSHOT_MAGIC.to_vec())
+    }
+
+    /// Reads a snapshot in the binary format or in the JSON of older versions.
+    pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, String> {
+        match bytes.strip_prefix(SNAPSHOT_MAGIC) {
+            Some(rest) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+            None if bytes.first() == Some(&b'{') => {
+                serde_json::from_slice(bytes).map_err(|e| e.to_string())
+            }
+            None => Err("not a uc-store snapshot (no known header)".to_string()),
+        }
+    }
+
+    /// The meta alone: cheap for the binary format.
+    fn decode_meta(bytes: &[u8]) -> Result<SnapshotMeta<NodeId, Member>, String> {
+        match bytes.strip_prefix(SNAPSHOT_MAGIC) {
+            Some(rest) => postcard::take_from_bytes(rest)
+                .map(|(meta, _)| meta)
+                .map_err(|e| e.to_string()),
+            None => SnapshotFile::decode(bytes).map(|file| file.meta),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SnapshotDecodeError(String);
 
 #[derive(Clone)]
 pub struct StateMachine {
@@ -181,24 +241,19 @@ pub struct StateMachine {
 impl StateMachine {
     /// Loads the last snapshot from `data_dir`, if any.
     pub fn open(data_dir: &Path) -> Result<StateMachine, String> {
-        let snapshot_path = data_dir.join("snapshot.json");
+        let snapshot_path = data_dir.join(SNAPSHOT_FILE);
         let mut machine = Machine {
             state: State::default(),
             last_applied: None,
             last_membership: StoredMembership::default(),
         };
-        match std::fs::read(&snapshot_path) {
-            Ok(bytes) => {
-                let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(|e| {
-                    format!("{}: not a uc-store snapshot: {e}", snapshot_path.display())
-                })?;
-                machine.state = State::restore(&file.state)
-                    .map_err(|e| format!("{}: {e}", snapshot_path.display()))?;
-                machine.last_applied = file.meta.last_log_id;
-                machine.last_membership = file.meta.last_membership;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(format!("{}: {err}", snapshot_path.display())),
+        if let Some((path, bytes)) = read_snapshot(&snapshot_path)? {
+            let file =
+                SnapshotFile::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            machine.state =
+                State::restore(&file.state).map_err(|e| format!("{}: {e}", path.display()))?;
+            machine.last_applied = file.meta.last_log_id;
+            machine.last_membership = file.meta.last_membership;
         }
         let (events, _) = broadcast::channel(4096);
         Ok(StateMachine {
@@ -216,15 +271,46 @@ impl StateMachine {
         self.shared.clone()
     }
 
-    fn save(&self, file: &SnapshotFile) -> Result<Vec<u8>, StorageError> {
-        let bytes = serde_json::to_vec(file).map_err(write_error)?;
-        write_atomically(&self.shared.snapshot_path, &bytes).map_err(write_error)?;
-        Ok(bytes)
+    /// Encodes and writes a snapshot on a blocking thread: for a large
+    /// keyspace that takes seconds, which the async workers must not lose.
+    async fn save(&self, file: SnapshotFile) -> Result<(SnapshotFile, Vec<u8>), StorageError> {
+        let path = self.shared.snapshot_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = file.encode().map_err(write_error)?;
+            write_atomically(&path, &bytes).map_err(write_error)?;
+            // The binary snapshot is durable: an older JSON one is stale.
+            let legacy = path.with_file_name(LEGACY_SNAPSHOT_FILE);
+            match std::fs::remove_file(&legacy) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(write_error(err))
+                }
+                _ => {}
+            }
+            Ok((file, bytes))
+        })
+        .await
+        .map_err(write_error)?
     }
 }
 
+/// The snapshot file's path and bytes: the binary one, else the JSON one an
+/// older version wrote, else none.
+fn read_snapshot(path: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
+    for path in [
+        path.to_path_buf(),
+        path.with_file_name(LEGACY_SNAPSHOT_FILE),
+    ] {
+        match std::fs::read(&path) {
+            Ok(bytes) => return Ok(Some((path, bytes))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(format!("{}: {err}", path.display())),
+        }
+    }
+    Ok(None)
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
+    let tmp = path.with_extension("tmp");
     {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -239,24 +325,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let file = {
-            let machine = self.shared.read();
-            let counter = self.shared.snapshot_counter.fetch_add(1, Ordering::Relaxed);
-            let snapshot_id = match machine.last_applied {
-                Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
-                None => format!("none-{counter}"),
-            };
-            SnapshotFile {
-                meta: SnapshotMeta {
-                    last_log_id: machine.last_applied,
-                    last_membership: machine.last_membership.clone(),
-                    snapshot_id,
-                },
-                state: machine.state.snapshot(),
-            }
-        };
-        let bytes = self.save(&file)?;
-        tracing::info!(last_log_id = ?file.meta.last_log_id, bytes = bytes.len(), "snapshot built");
+        let started = Instant::now();
+        let (file, bytes) = self.save(self.shared.snapshot_file()).await?;
+        tracing::info!(
+            last_log_id = ?file.meta.last_log_id,
+            bytes = bytes.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "snapshot built"
+        );
         Ok(Snapshot {
             meta: file.meta,
             snapshot: Box::new(Cursor::new(bytes)),
@@ -343,13 +419,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(read_error)?;
-        let state = State::restore(&file.state).map_err(read_error)?;
+        let (file, state) = tokio::task::spawn_blocking(move || {
+            let file =
+                SnapshotFile::decode(&bytes).map_err(|e| read_error(SnapshotDecodeError(e)))?;
+            let state = State::restore(&file.state).map_err(read_error)?;
+            Ok::<_, StorageError>((file, state))
+        })
+        .await
+        .map_err(read_error)??;
         let file = SnapshotFile {
             meta: meta.clone(),
             state: file.state,
         };
-        self.save(&file)?;
+        self.save(file).await?;
         let revision = state.keyspace.revision();
         {
             let mut machine = self.shared.write();
@@ -368,16 +450,100 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        match std::fs::read(&self.shared.snapshot_path) {
-            Ok(bytes) => {
-                let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(read_error)?;
-                Ok(Some(Snapshot {
-                    meta: file.meta,
-                    snapshot: Box::new(Cursor::new(bytes)),
-                }))
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(read_error(err)),
+        let Some((_, bytes)) = read_snapshot(&self.shared.snapshot_path)
+            .map_err(|e| read_error(SnapshotDecodeError(e)))?
+        else {
+            return Ok(None);
+        };
+        let meta =
+            SnapshotFile::decode_meta(&bytes).map_err(|e| read_error(SnapshotDecodeError(e)))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::mvcc::PutRequest;
+
+    /// A state with a few keys and a lease, as a snapshot with its meta.
+    fn sample() -> SnapshotFile {
+        let mut state = State::default();
+        for (i, key) in ["a", "b", "c"].iter().enumerate() {
+            let put = Command::Put(PutRequest {
+                key: key.as_bytes().to_vec(),
+                value: vec![i as u8, 0, 255],
+                ..Default::default()
+            });
+            state.apply(i as u64 + 1, &put);
         }
+        SnapshotFile {
+            meta: SnapshotMeta {
+                last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(2, 7), 3)),
+                last_membership: StoredMembership::default(),
+                snapshot_id: "2-7-3-0".to_string(),
+            },
+            state: state.snapshot(),
+        }
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_their_meta_reads_alone() {
+        let file = sample();
+        let bytes = file.encode().unwrap();
+        assert!(bytes.starts_with(SNAPSHOT_MAGIC));
+        let back = SnapshotFile::decode(&bytes).unwrap();
+        assert_eq!(back.state, file.state);
+        assert_eq!(back.meta, file.meta);
+        assert_eq!(SnapshotFile::decode_meta(&bytes).unwrap(), file.meta);
+        // Maintenance.Snapshot pads to 512 bytes: still the same snapshot.
+        let mut padded = bytes.clone();
+        padded.resize(bytes.len().div_ceil(512) * 512, 0);
+        assert_eq!(SnapshotFile::decode(&padded).unwrap().state, file.state);
+        // Half the size of the JSON that older versions wrote, or less.
+        let json = serde_json::to_vec(&file).unwrap();
+        assert!(bytes.len() * 2 <= json.len(), "{} vs {}", bytes.len(), json.len());
+    }
+
+    #[test]
+    fn a_snapshot_that_is_neither_format_is_refused_by_name() {
+        let err = SnapshotFile::decode(b"PK\x03\x04 not ours").err().unwrap();
+        assert!(err.contains("not a uc-store snapshot"), "{err}");
+        let mut cut = sample().encode().unwrap();
+        cut.truncate(cut.len() / 2);
+        assert!(SnapshotFile::decode(&cut).is_err());
+    }
+
+    /// A data dir written by a version that kept `snapshot.json` opens with
+    /// its state; the next snapshot replaces the JSON with `snapshot.bin`.
+    #[tokio::test]
+    async fn a_json_snapshot_of_an_older_version_is_read_then_replaced() {
+        let dir = uc_testkit::TestDir::new("uc-store-legacy-snapshot");
+        let file = sample();
+        std::fs::write(
+            dir.join(LEGACY_SNAPSHOT_FILE),
+            serde_json::to_vec(&file).unwrap(),
+        )
+        .unwrap();
+        let mut machine = StateMachine::open(&dir).unwrap();
+        {
+            let shared = machine.shared();
+            let read = shared.read();
+            assert_eq!(read.last_applied, file.meta.last_log_id);
+            assert_eq!(read.state.snapshot(), file.state);
+        }
+        let current = machine.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, file.meta);
+
+        machine.build_snapshot().await.unwrap();
+        assert!(!dir.join(LEGACY_SNAPSHOT_FILE).exists());
+        let bytes = std::fs::read(dir.join(SNAPSHOT_FILE)).unwrap();
+        assert_eq!(SnapshotFile::decode(&bytes).unwrap().state, file.state);
+        let reopened = StateMachine::open(&dir).unwrap();
+        assert_eq!(reopened.shared().read().state.snapshot(), file.state);
     }
 }
