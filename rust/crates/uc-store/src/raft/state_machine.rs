@@ -506,7 +506,12 @@ mod tests {
         assert_eq!(SnapshotFile::decode(&padded).unwrap().state, file.state);
         // Half the size of the JSON that older versions wrote, or less.
         let json = serde_json::to_vec(&file).unwrap();
-        assert!(bytes.len() * 2 <= json.len(), "{} vs {}", bytes.len(), json.len());
+        assert!(
+            bytes.len() * 2 <= json.len(),
+            "{} vs {}",
+            bytes.len(),
+            json.len()
+        );
     }
 
     #[test]
