@@ -3,8 +3,9 @@
 //! last commit into one redb write transaction, commits it with fsync
 //! (unless the operator chose `unsafe_no_fsync`, as etcd's
 //! --unsafe-no-fsync), and only then tells openraft the entries are durable,
-//! so an acknowledged write survives a crash. Entries waiting for the writer
-//! are served to readers from memory.
+//! so an acknowledged write survives a crash. Entries waiting for the writer,
+//! and the newest ones it wrote, are served to readers from memory: the
+//! leader's replication reads each entry right after appending it.
 
 // openraft's traits return its (large) StorageError; helpers return it too.
 #![allow(clippy::result_large_err)]
@@ -36,6 +37,10 @@ const LAST_PURGED: &str = "last_purged";
 /// How often the commit index goes to the disk (with appends) at most.
 const COMMIT_INDEX_EVERY: Duration = Duration::from_secs(1);
 
+/// Written entries kept in memory for readers (followers this close behind
+/// are sent entries without a database read and decode).
+const RECENT_ENTRIES: usize = 128;
+
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
@@ -61,11 +66,16 @@ impl CommitIndex {
     }
 }
 
-/// What readers must see that the database does not have yet.
+/// What readers must see that the database does not have yet, and the
+/// newest entries it has. `recent` and `unflushed` together always hold a
+/// gap-free tail of the log: appends extend it, truncates and purges cut
+/// both, and an entry moves from one to the other only as it is written.
 #[derive(Default)]
 struct Volatile {
     /// Appended, not yet committed by the writer.
     unflushed: BTreeMap<u64, Entry<TypeConfig>>,
+    /// The newest written entries, at most RECENT_ENTRIES.
+    recent: BTreeMap<u64, Entry<TypeConfig>>,
     /// Database entries from this index on are truncated (queued).
     hide_from: Option<u64>,
     truncates_queued: u64,
@@ -75,7 +85,11 @@ struct Volatile {
 type Done = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 enum Job {
-    Append(Vec<(LogId<NodeId>, Vec<u8>)>, LogFlushed<TypeConfig>),
+    /// Entries and openraft's callback (None: tests, which wait with Sync).
+    Append(
+        Vec<(LogId<NodeId>, Vec<u8>)>,
+        Option<LogFlushed<TypeConfig>>,
+    ),
     Truncate(u64, Done),
     Purge(LogId<NodeId>, Done),
     /// The commit index, encoded; nobody waits for it (see `writer`).
@@ -143,7 +157,9 @@ fn writer(
             match job {
                 Job::Append(entries, callback) => {
                     written.extend(entries.into_iter().map(|(id, _)| id));
-                    callback.log_io_completed(result.clone().map_err(std::io::Error::other));
+                    if let Some(callback) = callback {
+                        callback.log_io_completed(result.clone().map_err(std::io::Error::other));
+                    }
                 }
                 Job::Truncate(_, done) => {
                     truncates += 1;
@@ -164,8 +180,13 @@ fn writer(
             for id in written {
                 // Unless a later append replaced it meanwhile.
                 if v.unflushed.get(&id.index).is_some_and(|e| e.log_id == id) {
-                    v.unflushed.remove(&id.index);
+                    if let Some(entry) = v.unflushed.remove(&id.index) {
+                        v.recent.insert(id.index, entry);
+                    }
                 }
+            }
+            while v.recent.len() > RECENT_ENTRIES {
+                v.recent.pop_first();
             }
         }
     }
@@ -298,6 +319,26 @@ impl LogStore {
         self.volatile.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn queue_append(
+        &self,
+        entries: impl IntoIterator<Item = Entry<TypeConfig>>,
+        callback: Option<LogFlushed<TypeConfig>>,
+    ) -> Result<(), StorageError> {
+        let mut encoded = Vec::new();
+        let mut staged = Vec::new();
+        for entry in entries {
+            encoded.push((entry.log_id, super::encode(&entry).map_err(write_error)?));
+            staged.push(entry);
+        }
+        {
+            let mut v = self.volatile();
+            for entry in staged {
+                v.unflushed.insert(entry.log_id.index, entry);
+            }
+        }
+        self.queue(Job::Append(encoded, callback))
+    }
+
     fn queue(&self, job: Job) -> Result<(), StorageError> {
         self.jobs
             .send(job)
@@ -350,6 +391,21 @@ impl LogStore {
     ) -> Result<BTreeMap<u64, Entry<TypeConfig>>, StorageError> {
         let (unflushed, hide_from, purged) = {
             let v = self.volatile();
+            let first_in_memory = v.recent.keys().chain(v.unflushed.keys()).next().copied();
+            let from = match start {
+                Bound::Included(index) => index,
+                Bound::Excluded(index) => index.saturating_add(1),
+                Bound::Unbounded => 0,
+            };
+            if first_in_memory.is_some_and(|first| from >= first) {
+                // Everything from `first` on is in memory (see `Volatile`).
+                return Ok(v
+                    .recent
+                    .range((start, end))
+                    .chain(v.unflushed.range((start, end)))
+                    .map(|(i, e)| (*i, e.clone()))
+                    .collect());
+            }
             let unflushed: Vec<(u64, Entry<TypeConfig>)> = v
                 .unflushed
                 .range((start, end))
@@ -395,7 +451,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let (unflushed_last, hide_from, last_purged) = {
             let v = self.volatile();
-            let last = v.unflushed.values().next_back().map(|e| e.log_id);
+            let last = (v.unflushed.values().next_back())
+                .or(v.recent.values().next_back())
+                .map(|e| e.log_id);
             (last, v.hide_from, v.last_purged)
         };
         // The newest entry: in memory if anything waits for the writer,
@@ -481,25 +539,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded = Vec::new();
-        let mut staged = Vec::new();
-        for entry in entries {
-            encoded.push((entry.log_id, super::encode(&entry).map_err(write_error)?));
-            staged.push(entry);
-        }
-        {
-            let mut v = self.volatile();
-            for entry in staged {
-                v.unflushed.insert(entry.log_id.index, entry);
-            }
-        }
-        self.queue(Job::Append(encoded, callback))
+        self.queue_append(entries, Some(callback))
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
         {
             let mut v = self.volatile();
             v.unflushed.retain(|index, _| *index < log_id.index);
+            v.recent.retain(|index, _| *index < log_id.index);
             v.hide_from = Some(v.hide_from.map_or(log_id.index, |h| h.min(log_id.index)));
             v.truncates_queued += 1;
         }
@@ -511,6 +558,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut v = self.volatile();
             v.unflushed.retain(|index, _| *index > log_id.index);
+            v.recent.retain(|index, _| *index > log_id.index);
             v.last_purged = Some(log_id);
         }
         self.queue_and_wait(|done| Job::Purge(log_id, done)).await
@@ -574,5 +622,88 @@ mod tests {
             }
         };
         assert_eq!(reopened.read_committed().await.unwrap(), Some(last));
+    }
+
+    fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
+        openraft::testing::blank_ent::<TypeConfig>(term, 1, index)
+    }
+
+    async fn reopen(path: &Path) -> LogStore {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match LogStore::open(path, true) {
+                Ok(store) => return store,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("reopening the log: {err}"),
+            }
+        }
+    }
+
+    /// Reads served from memory (recent and unflushed entries) give what
+    /// the database gives after a restart, through appends, truncates and
+    /// purges, for ranges that start inside and before what memory holds.
+    #[tokio::test]
+    async fn entries_from_memory_match_the_database() {
+        let dir = uc_testkit::TestDir::new("log-store-recent");
+        let path = dir.join("raft-log.redb");
+        let mut store = LogStore::open(&path, true).unwrap();
+        let total = RECENT_ENTRIES as u64 * 3;
+        for index in 1..=total {
+            store.queue_append([entry(1, index)], None).unwrap();
+        }
+        store.sync().await.unwrap();
+        // A conflict: the tail is replaced by entries of a later term, and
+        // the head is purged.
+        let cut = total - 20;
+        store
+            .truncate(LogId::new(CommittedLeaderId::new(1, 1), cut))
+            .await
+            .unwrap();
+        store
+            .queue_append((cut..cut + 10).map(|i| entry(2, i)), None)
+            .unwrap();
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 1), 5))
+            .await
+            .unwrap();
+        // Some of the new term's entries are written, the last not yet.
+        store.sync().await.unwrap();
+        store.queue_append([entry(2, cut + 10)], None).unwrap();
+        let ranges = [
+            (0, total + 10),
+            (6, 40),
+            (cut - RECENT_ENTRIES as u64 - 3, cut + 3),
+            (cut - 5, cut + 11),
+            (cut + 9, cut + 11),
+        ];
+        let mut from_memory = Vec::new();
+        for (start, end) in ranges {
+            from_memory.push(store.try_get_log_entries(start..end).await.unwrap());
+        }
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id.unwrap().index, cut + 10);
+        store.sync().await.unwrap();
+        drop(store);
+        let mut reopened = reopen(&path).await;
+        assert_eq!(
+            reopened.get_log_state().await.unwrap().last_log_id,
+            state.last_log_id
+        );
+        for ((start, end), memory) in ranges.into_iter().zip(from_memory) {
+            let disk = reopened.try_get_log_entries(start..end).await.unwrap();
+            let ids = |entries: &[Entry<TypeConfig>]| -> Vec<LogId<NodeId>> {
+                entries.iter().map(|e| e.log_id).collect()
+            };
+            assert_eq!(ids(&memory), ids(&disk), "{start}..{end}");
+            assert!(!disk.is_empty(), "{start}..{end}");
+        }
+        let all = reopened.try_get_log_entries(0..u64::MAX).await.unwrap();
+        assert_eq!(all.first().unwrap().log_id.index, 6, "purged up to 5");
+        assert_eq!(all.len() as u64, cut + 10 - 5);
+        assert!(all
+            .iter()
+            .all(|e| (e.log_id.leader_id.term == 2) == (e.log_id.index >= cut)));
     }
 }
