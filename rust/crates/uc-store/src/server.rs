@@ -293,7 +293,10 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         // after losing the leader, close to etcd's [1, 2).
         election_timeout_min: settings.election_timeout_ms * 35 / 100,
         election_timeout_max: settings.election_timeout_ms * 65 / 100,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_count),
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_interval(
+            settings.snapshot_count,
+            id,
+        )),
         max_in_snapshot_log_to_keep: 1000.min(settings.snapshot_count),
         ..Default::default()
     }
@@ -530,5 +533,42 @@ async fn serve_grpc(
         .await
     {
         tracing::error!(%err, url, "gRPC listener failed");
+    }
+}
+
+/// Entries between this member's snapshots: --snapshot-count plus a fixed
+/// offset of up to a quarter of it, from the member id. A snapshot copies
+/// the state under its lock and writes it out; members that all did so at
+/// the same index stalled every write of the cluster at once, where with
+/// staggered snapshots a quorum of the others goes on.
+fn snapshot_interval(snapshot_count: u64, member: u64) -> u64 {
+    snapshot_count + member % (snapshot_count / 4 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_interval;
+
+    #[test]
+    fn members_snapshot_apart_within_a_quarter_of_the_count() {
+        let ids = [
+            0x8e1d_07a2_55c3_19f4_u64,
+            0x1b2c_3d4e_5f60_7182,
+            0xfeed_beef_0000_0003,
+        ];
+        let intervals: Vec<u64> = ids
+            .iter()
+            .map(|id| snapshot_interval(10_000, *id))
+            .collect();
+        assert!(
+            intervals.iter().all(|n| (10_000..=12_500).contains(n)),
+            "{intervals:?}"
+        );
+        assert!(
+            intervals[0] != intervals[1] && intervals[1] != intervals[2],
+            "{intervals:?}"
+        );
+        assert_eq!(snapshot_interval(1, ids[0]), 1);
+        assert_eq!(snapshot_interval(4, 7), 4 + 7 % 2);
     }
 }
