@@ -16,6 +16,13 @@ pub enum NixError {
     Failed { what: String, detail: String },
 }
 
+/// Attempts at fetching a closure when a download fails (1, 2, 4 s apart):
+/// a cache that restarts mid-transfer, e.g. the deployer's during a
+/// rollout, cuts downloads short ("Transferred a partial file"), and a
+/// wave should not fail for it. Other failures (no such path, a signature
+/// the node does not trust) fail at once.
+const FETCH_ATTEMPTS: u32 = 4;
+
 #[derive(Debug, Clone)]
 pub struct NixSystem {
     /// The system profile (`/nix/var/nix/profiles/system` on NixOS).
@@ -79,13 +86,29 @@ impl NixSystem {
     /// by Nix), then verifies that a trusted key signed the path itself, which
     /// also covers a path that was already present.
     pub fn realise_trusted(&self, store_path: &str) -> Result<(), NixError> {
-        let mut realise = self.nix_command("nix-store");
-        realise.args(["--realise", store_path]);
-        self.cache_options(&mut realise);
-        self.run(
-            &format!("fetching {store_path} from {}", self.cache_urls.join(", ")),
-            realise,
-        )?;
+        for attempt in 1..=FETCH_ATTEMPTS {
+            let mut realise = self.nix_command("nix-store");
+            realise.args(["--realise", store_path]);
+            self.cache_options(&mut realise);
+            let what = format!("fetching {store_path} from {}", self.cache_urls.join(", "));
+            match self.run(&what, realise) {
+                Ok(_) => break,
+                Err(NixError::Failed { detail, .. })
+                    if attempt < FETCH_ATTEMPTS && detail.contains("unable to download") =>
+                {
+                    let wait = std::time::Duration::from_secs(1 << (attempt - 1));
+                    tracing::warn!(
+                        store_path,
+                        attempt,
+                        retry_in_s = wait.as_secs(),
+                        %detail,
+                        "a download from the cache failed; retrying"
+                    );
+                    std::thread::sleep(wait);
+                }
+                Err(err) => return Err(err),
+            }
+        }
 
         let mut verify = self.nix_command("nix");
         verify

@@ -148,3 +148,91 @@ fn switches_rolls_back_and_recovers() {
     assert_eq!(activations(&dir)[before..], ["gen1 switch"]);
     assert!(agent.recover().is_none(), "the marker is gone once handled");
 }
+
+/// Between Nix and `upstream`, one connection per request: the first NAR
+/// download is cut off halfway, as when the deployer restarts mid-rollout.
+/// Returns the proxy's URL and the number of transfers it cut.
+fn cutting_proxy(upstream: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+    let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+    let cut = std::sync::Arc::new(AtomicU32::new(0));
+    let counter = cut.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            // The request head (Nix sends no body for GET).
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let request = String::from_utf8_lossy(&head).into_owned();
+            let is_nar = request.starts_with("GET /nar/");
+            let mut server = std::net::TcpStream::connect(&upstream).expect("reach the cache");
+            let request = request.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+            server
+                .write_all(request.as_bytes())
+                .expect("forward the request");
+            let mut response = Vec::new();
+            let _ = server.read_to_end(&mut response);
+            let body_at = response
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(0, |p| p + 4);
+            let cut_now = is_nar
+                && response.len() > body_at + 1
+                && counter
+                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+            let end = if cut_now {
+                body_at + (response.len() - body_at) / 2
+            } else {
+                response.len()
+            };
+            let _ = client.write_all(&response[..end]);
+        }
+    });
+    (url, cut)
+}
+
+/// A download cut off halfway is retried, and the switch succeeds.
+#[test]
+fn a_cut_download_is_retried() {
+    let dir = test_dir("uc-nix-agent-cut-download");
+    let systems = build_systems(&dir);
+    let gen1 = &systems[0];
+    let (secret, public) = key_pair(&dir, "uc-cut-test-1");
+    let upstream = serve_cache(SigningKey::load(&secret).expect("key"), vec![gen1.clone()]);
+    let (url, cut) = cutting_proxy(&upstream);
+    let root = dir.join("node-store");
+    let agent = Switcher {
+        nix: NixSystem {
+            profile: root.join("profiles/system"),
+            store_root: Some(root.clone()),
+            cache_urls: vec![url],
+            trusted_public_keys: vec![public],
+        },
+        state_dir: dir.join("agent-state"),
+        action: "switch".into(),
+        checks: Vec::new(),
+        health_gate: Duration::from_secs(2),
+    };
+    let report = agent.switch(&DesiredSystem {
+        store_path: gen1.clone(),
+        generation: 1,
+        rollout: None,
+    });
+    assert_eq!(
+        cut.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no download was cut"
+    );
+    assert_eq!(
+        (report.state, report.store_path.as_ref()),
+        (SystemState::Healthy, Some(gen1)),
+        "{report:?}"
+    );
+}
