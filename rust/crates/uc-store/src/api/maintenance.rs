@@ -179,18 +179,19 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        // A copy under the lock; encoding it (seconds for a large keyspace)
-        // neither holds up writes nor an async worker.
-        let file = self.node.shared.snapshot_file();
-        let revision = file.state.keyspace.revision;
-        let bytes = tokio::task::spawn_blocking(move || {
+        // A copy under the lock, then the encoding (seconds for a large
+        // keyspace), both off the async workers; only the copy holds up writes.
+        let shared = self.node.shared.clone();
+        let (bytes, revision) = tokio::task::spawn_blocking(move || {
+            let file = shared.snapshot_file();
+            let revision = file.state.keyspace.revision;
             let mut data = file.encode()?;
             // As etcd's: a multiple of 512 bytes followed by its SHA-256, which
             // etcdctl checks for. The decoder ignores the padding.
             data.resize(data.len().div_ceil(512) * 512, 0);
             let digest = sha2::Sha256::digest(&data);
             data.extend_from_slice(&digest);
-            Ok::<_, postcard::Error>(data)
+            Ok::<_, postcard::Error>((data, revision))
         })
         .await
         .map_err(|e| errors::internal(e.to_string()))?
