@@ -86,11 +86,11 @@ impl NixSystem {
     /// by Nix), then verifies that a trusted key signed the path itself, which
     /// also covers a path that was already present.
     pub fn realise_trusted(&self, store_path: &str) -> Result<(), NixError> {
+        let what = format!("fetching {store_path} from {}", self.cache_urls.join(", "));
         for attempt in 1..=FETCH_ATTEMPTS {
             let mut realise = self.nix_command("nix-store");
             realise.args(["--realise", store_path]);
             self.cache_options(&mut realise);
-            let what = format!("fetching {store_path} from {}", self.cache_urls.join(", "));
             match self.run(&what, realise) {
                 Ok(_) => break,
                 Err(NixError::Failed { detail, .. })

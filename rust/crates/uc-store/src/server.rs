@@ -321,7 +321,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let leader_lease = Duration::from_millis(config.election_timeout_max);
     let commit_index = log_store.commit_index();
     let log = log_store.clone();
-    let log_commits = log_store.commit_durations();
     let raft = Raft::new(id, Arc::new(config), network, log_store, state_machine)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -380,7 +379,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         votes_from: std::time::Instant::now() + leader_lease,
         read_rounds: Default::default(),
         timings: Timings {
-            log_commits,
+            log_commits: log.commit_durations(),
             round_trips,
             proposals: Histogram::new(LATENCY_SECONDS),
             proposed_writes: Default::default(),

@@ -610,17 +610,7 @@ mod tests {
         let last = LogId::new(CommittedLeaderId::new(1, 1), 8);
         store.save_committed(Some(last)).await.unwrap();
         drop(store);
-        // The writer lets go of the file once it has written what it held.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut reopened = loop {
-            match LogStore::open(&path, true) {
-                Ok(store) => break store,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(err) => panic!("reopening the log: {err}"),
-            }
-        };
+        let mut reopened = reopen(&path).await;
         assert_eq!(reopened.read_committed().await.unwrap(), Some(last));
     }
 
@@ -628,6 +618,8 @@ mod tests {
         openraft::testing::blank_ent::<TypeConfig>(term, 1, index)
     }
 
+    /// Opens the log at `path` again once the writer of the dropped store
+    /// has let go of the file (after writing what it held).
     async fn reopen(path: &Path) -> LogStore {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
