@@ -196,6 +196,9 @@ impl Running {
         if let Err(err) = self.log.sync().await {
             tracing::warn!(%err, "writing the commit index on shutdown failed");
         }
+        if let Err(err) = self.node.shared.flush().await {
+            tracing::warn!(%err, "writing the applied state on shutdown failed");
+        }
     }
 }
 
@@ -278,9 +281,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
                 other => format!("raft.redb: {other}"),
             },
         })?;
-    let state_machine = StateMachine::open(dir).map_err(|detail| StartError::DataDir {
-        dir: dir.display().to_string(),
-        detail,
+    let state_machine = StateMachine::open(dir, !settings.unsafe_no_fsync).map_err(|detail| {
+        StartError::DataDir {
+            dir: dir.display().to_string(),
+            detail,
+        }
     })?;
     let shared = state_machine.shared();
 

@@ -114,6 +114,9 @@ pub struct State {
     pub nospace: BTreeSet<u64>,
     /// Bytes the retained versions take (see `Keyspace::retained_bytes`).
     pub size: u64,
+    /// Revisions (main, sub) that compactions dropped since the state
+    /// machine last took them (it drops them from its database too).
+    pub(crate) compacted_away: Vec<(i64, i64)>,
 }
 
 /// `State` as plain data (Raft snapshots).
@@ -141,6 +144,7 @@ impl State {
             leases: snapshot.leases.iter().map(|l| (l.id, l.clone())).collect(),
             nospace: snapshot.nospace.iter().copied().collect(),
             size,
+            compacted_away: Vec::new(),
         })
     }
 
@@ -230,7 +234,8 @@ impl State {
         if revision <= self.keyspace.compacted_revision() {
             return Err(MvccError::Compacted.into());
         }
-        self.keyspace.compact(revision)?;
+        let dropped = self.keyspace.compact(revision)?;
+        self.compacted_away.extend(dropped);
         self.size = self.keyspace.retained_bytes();
         Ok((Reply::Compact, Vec::new()))
     }

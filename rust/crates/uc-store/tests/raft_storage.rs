@@ -23,7 +23,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TestDir> for Builder {
         ));
         std::fs::create_dir_all(&*dir).unwrap();
         let log = LogStore::open(&dir.join("raft.redb"), true).unwrap();
-        let state_machine = StateMachine::open(&dir).unwrap();
+        let state_machine = StateMachine::open(&dir, true).unwrap();
         Ok((dir, log, state_machine))
     }
 }

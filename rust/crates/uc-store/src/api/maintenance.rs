@@ -50,11 +50,10 @@ impl MaintenanceService {
 
     fn db_size(&self) -> i64 {
         let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let snapshot = self
-            .node
-            .db_path
-            .with_file_name(crate::raft::state_machine::SNAPSHOT_FILE);
-        (size(&self.node.db_path) + size(&snapshot)) as i64
+        let file = |name| self.node.db_path.with_file_name(name);
+        let snapshot = file(crate::raft::state_machine::SNAPSHOT_FILE);
+        let state = file(crate::raft::state_machine::STATE_FILE);
+        (size(&self.node.db_path) + size(&snapshot) + size(&state)) as i64
     }
 }
 
@@ -179,19 +178,17 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        // A copy under the lock, then the encoding (seconds for a large
-        // keyspace), both off the async workers; only the copy holds up writes.
+        // Encoded from the state database (seconds for a large keyspace),
+        // off the async workers and without holding up writes.
         let shared = self.node.shared.clone();
         let (bytes, revision) = tokio::task::spawn_blocking(move || {
-            let file = shared.snapshot_file();
-            let revision = file.state.keyspace.revision;
-            let mut data = file.encode()?;
+            let (mut data, revision) = shared.snapshot_bytes()?;
             // As etcd's: a multiple of 512 bytes followed by its SHA-256, which
             // etcdctl checks for. The decoder ignores the padding.
             data.resize(data.len().div_ceil(512) * 512, 0);
             let digest = sha2::Sha256::digest(&data);
             data.extend_from_slice(&digest);
-            Ok::<_, postcard::Error>((data, revision))
+            Ok::<_, String>((data, revision))
         })
         .await
         .map_err(|e| errors::internal(e.to_string()))?

@@ -404,26 +404,32 @@ impl Keyspace {
     }
 
     /// Forgets history before `revision`; reads at `revision` and later keep
-    /// working, earlier ones fail with `Compacted`.
-    pub fn compact(&mut self, revision: i64) -> Result<(), MvccError> {
+    /// working, earlier ones fail with `Compacted`. Returns the revisions
+    /// (main, sub) of the changes it dropped.
+    pub fn compact(&mut self, revision: i64) -> Result<Vec<(i64, i64)>, MvccError> {
         if revision > self.revision {
             return Err(MvccError::FutureRevision);
         }
         if revision <= self.compacted {
             return Err(MvccError::Compacted);
         }
+        let mut dropped = Vec::new();
         self.keys.retain(|_, changes| {
             // The last change at or before `revision` is the state there: keep
             // it if it is a value, drop it if it is a delete.
             let keep_from = changes.iter().rposition(|c| c.main <= revision);
             if let Some(i) = keep_from {
                 let deleted = changes[i].kv.is_none();
-                changes.drain(..if deleted { i + 1 } else { i });
+                dropped.extend(
+                    changes
+                        .drain(..if deleted { i + 1 } else { i })
+                        .map(|c| (c.main, c.sub)),
+                );
             }
             !changes.is_empty()
         });
         self.compacted = revision;
-        Ok(())
+        Ok(dropped)
     }
 }
 

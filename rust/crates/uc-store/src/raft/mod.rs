@@ -1,8 +1,10 @@
-//! Raft (openraft 0.9): the log and vote in redb, the state machine in
-//! memory with snapshots on disk, the peer network over gRPC.
+//! Raft (openraft 0.9): the log and vote in redb, the state machine in redb
+//! (with a copy in memory for reads) and snapshots on disk, the peer network
+//! over gRPC.
 
 pub mod log_store;
 pub mod network;
+pub mod state_db;
 pub mod state_machine;
 pub mod zero_filled;
 

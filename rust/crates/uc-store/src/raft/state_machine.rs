@@ -1,8 +1,10 @@
-//! openraft's state machine over `State`. The state lives in memory; a
-//! snapshot of it is written to `<data-dir>/snapshot.bin` (atomically, with
-//! fsync) whenever openraft builds or installs one, and on start the member
-//! loads it and openraft re-applies the committed log after it. Watchers
-//! hear every applied change through `Shared::events`.
+//! openraft's state machine over `State`. Every applied batch goes to the
+//! state database (`state_db`), which a restart loads; openraft re-applies
+//! the committed log after what it holds. The state is in memory too, for
+//! reads. A snapshot is encoded from the database and written to
+//! `<data-dir>/snapshot.bin` (atomically, with fsync) for members that are
+//! behind and for Maintenance.Snapshot. Watchers hear every applied change
+//! through `Shared::events`.
 
 // openraft's traits return its (large) StorageError; helpers return it too.
 #![allow(clippy::result_large_err)]
@@ -21,6 +23,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::state_db::{self, Batch, Position, StateDb, Step};
 use super::{read_error, write_error, Member, NodeId, StorageError, TypeConfig};
 use crate::mvcc::Event;
 use crate::state::{Applied, Command, Reply, State, StateSnapshot};
@@ -47,6 +50,7 @@ pub struct Shared {
     pub events: broadcast::Sender<Arc<Changes>>,
     /// Leader-side lease deadlines (not replicated: see `lease_clock`).
     pub lease_deadlines: Mutex<HashMap<i64, Instant>>,
+    db: StateDb,
     snapshot_path: PathBuf,
     snapshot_counter: AtomicU64,
 }
@@ -79,23 +83,28 @@ impl Shared {
         }
     }
 
-    /// A copy of the applied state as a snapshot. Only the copy is made
-    /// under the lock; encoding it, which takes longer, is the caller's.
-    pub fn snapshot_file(&self) -> SnapshotFile {
-        let machine = self.read();
+    /// The state as the database has it now, as a snapshot file (without
+    /// fsync: for Maintenance.Snapshot). Holds no lock on the state.
+    /// Returns the bytes and their revision.
+    pub fn snapshot_bytes(&self) -> Result<(Vec<u8>, i64), String> {
+        let txn = self.db.begin_read()?;
+        let encoded =
+            state_db::encode_snapshot(&txn, |p| self.snapshot_id(p)).map_err(|e| e.to_string())?;
+        Ok((encoded.bytes, encoded.revision))
+    }
+
+    fn snapshot_id(&self, position: &Position) -> String {
         let counter = self.snapshot_counter.fetch_add(1, Ordering::Relaxed);
-        let snapshot_id = match machine.last_applied {
+        match position.last_applied {
             Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
             None => format!("none-{counter}"),
-        };
-        SnapshotFile {
-            meta: SnapshotMeta {
-                last_log_id: machine.last_applied,
-                last_membership: machine.last_membership.clone(),
-                snapshot_id,
-            },
-            state: machine.state.snapshot(),
         }
+    }
+
+    /// Writes everything applied to the disk (on shutdown: a restart then
+    /// re-applies nothing).
+    pub async fn flush(&self) -> Result<(), String> {
+        self.db.checkpoint().await.map(drop)
     }
 
     /// Extends a lease; returns its TTL, or None if it does not exist.
@@ -139,14 +148,12 @@ fn apply_command(
     state: &mut State,
     index: u64,
     command: &Command,
-    granted: &mut Vec<(i64, i64)>,
-    revoked: &mut Vec<i64>,
-    changes: &mut Vec<Changes>,
+    steps: &mut Vec<Step>,
 ) -> Applied {
     if let Command::Batch(commands) = command {
         let items = commands
             .iter()
-            .map(|c| apply_command(state, index, c, granted, revoked, changes))
+            .map(|c| apply_command(state, index, c, steps))
             .collect();
         return Applied {
             revision: state.keyspace.revision(),
@@ -154,30 +161,29 @@ fn apply_command(
         };
     }
     let (applied, events) = state.apply(index, command);
-    note(command, &applied, events, granted, revoked, changes);
+    note(command, &applied, events, steps);
+    if !state.compacted_away.is_empty() {
+        steps.push(Step::Compacted(std::mem::take(&mut state.compacted_away)));
+    }
     applied
 }
 
-/// Records what an applied command means for lease clocks and watchers.
-fn note(
-    command: &Command,
-    applied: &Applied,
-    events: Vec<Event>,
-    granted: &mut Vec<(i64, i64)>,
-    revoked: &mut Vec<i64>,
-    changes: &mut Vec<Changes>,
-) {
-    match (command, &applied.reply) {
-        (Command::LeaseGrant { .. }, Reply::LeaseGrant { id, ttl }) => granted.push((*id, *ttl)),
-        (Command::LeaseRevoke { id }, Reply::LeaseRevoke) => revoked.push(*id),
-        _ => {}
-    }
+/// Records what an applied command changed, in order: for the database,
+/// lease clocks and watchers.
+fn note(command: &Command, applied: &Applied, events: Vec<Event>, steps: &mut Vec<Step>) {
     if !events.is_empty() {
-        changes.push(Changes {
+        steps.push(Step::Changes(Arc::new(Changes {
             revision: applied.revision,
             events,
             reset: false,
-        });
+        })));
+    }
+    match (command, &applied.reply) {
+        (Command::LeaseGrant { .. }, Reply::LeaseGrant { id, ttl }) => {
+            steps.push(Step::Grant { id: *id, ttl: *ttl })
+        }
+        (Command::LeaseRevoke { id }, Reply::LeaseRevoke) => steps.push(Step::Revoke(*id)),
+        _ => {}
     }
 }
 
@@ -194,13 +200,15 @@ pub struct SnapshotFile {
 }
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// The state database, in the data dir.
+pub const STATE_FILE: &str = "state.redb";
 /// Where versions before the binary format kept their snapshot (JSON).
 const LEGACY_SNAPSHOT_FILE: &str = "snapshot.json";
 /// Starts every snapshot; what follows is the postcard encoding of a
 /// `SnapshotFile`, meta first so it can be read without decoding the state.
 /// JSON took twice the space (keys and values as arrays of numbers) and
 /// several times the time.
-const SNAPSHOT_MAGIC: &[u8; 8] = b"ucsnap\x00\x01";
+pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"ucsnap\x00\x01";
 
 impl SnapshotFile {
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
@@ -231,7 +239,7 @@ impl SnapshotFile {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct SnapshotDecodeError(String);
+struct Failure(String);
 
 #[derive(Clone)]
 pub struct StateMachine {
@@ -239,28 +247,47 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// Loads the last snapshot from `data_dir`, if any.
-    pub fn open(data_dir: &Path) -> Result<StateMachine, String> {
+    /// Opens the state database in `data_dir` and loads what it holds. A
+    /// data dir of a version that kept the state only in its snapshot file
+    /// is loaded from that file, which then seeds the database. `fsync`
+    /// as for the log (false: `--unsafe-no-fsync`).
+    pub fn open(data_dir: &Path, fsync: bool) -> Result<StateMachine, String> {
         let snapshot_path = data_dir.join(SNAPSHOT_FILE);
-        let mut machine = Machine {
-            state: State::default(),
-            last_applied: None,
-            last_membership: StoredMembership::default(),
+        let (db, loaded) = StateDb::open(&data_dir.join(STATE_FILE), fsync)?;
+        let machine = match loaded {
+            Some((state, position)) => Machine {
+                state,
+                last_applied: position.last_applied,
+                last_membership: position.last_membership,
+            },
+            None => match read_snapshot(&snapshot_path)? {
+                Some((path, bytes)) => {
+                    let failed = |e: String| format!("{}: {e}", path.display());
+                    let file = SnapshotFile::decode(&bytes).map_err(failed)?;
+                    let state = State::restore(&file.state).map_err(|e| failed(e.to_string()))?;
+                    let machine = Machine {
+                        state,
+                        last_applied: file.meta.last_log_id,
+                        last_membership: file.meta.last_membership,
+                    };
+                    db.seed(&file.state, &machine.position())?;
+                    tracing::info!(from = %path.display(), "state database created from the snapshot");
+                    machine
+                }
+                None => Machine {
+                    state: State::default(),
+                    last_applied: None,
+                    last_membership: StoredMembership::default(),
+                },
+            },
         };
-        if let Some((path, bytes)) = read_snapshot(&snapshot_path)? {
-            let file =
-                SnapshotFile::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-            machine.state =
-                State::restore(&file.state).map_err(|e| format!("{}: {e}", path.display()))?;
-            machine.last_applied = file.meta.last_log_id;
-            machine.last_membership = file.meta.last_membership;
-        }
         let (events, _) = broadcast::channel(4096);
         Ok(StateMachine {
             shared: Arc::new(Shared {
                 machine: RwLock::new(machine),
                 events,
                 lease_deadlines: Mutex::new(HashMap::new()),
+                db,
                 snapshot_path,
                 snapshot_counter: AtomicU64::new(0),
             }),
@@ -271,25 +298,38 @@ impl StateMachine {
         self.shared.clone()
     }
 
-    /// Encodes and writes a snapshot on a blocking thread: for a large
-    /// keyspace that takes seconds, which the async workers must not lose.
-    async fn save(&self, file: SnapshotFile) -> Result<(SnapshotFile, Vec<u8>), StorageError> {
+    /// Writes a snapshot file on a blocking thread: for a large keyspace
+    /// that takes seconds, which the async workers must not lose.
+    async fn save(&self, bytes: Vec<u8>) -> Result<Vec<u8>, StorageError> {
         let path = self.shared.snapshot_path.clone();
         tokio::task::spawn_blocking(move || {
-            let bytes = file.encode().map_err(write_error)?;
-            write_atomically(&path, &bytes).map_err(write_error)?;
-            // The binary snapshot is durable: an older JSON one is stale.
-            let legacy = path.with_file_name(LEGACY_SNAPSHOT_FILE);
-            match std::fs::remove_file(&legacy) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(write_error(err))
-                }
-                _ => {}
-            }
-            Ok((file, bytes))
+            save_blocking(&path, &bytes)?;
+            Ok(bytes)
         })
         .await
         .map_err(write_error)?
+    }
+}
+
+impl Machine {
+    fn position(&self) -> Position {
+        Position {
+            revision: self.state.keyspace.revision(),
+            compacted: self.state.keyspace.compacted_revision(),
+            nospace: self.state.nospace.iter().copied().collect(),
+            last_applied: self.last_applied,
+            last_membership: self.last_membership.clone(),
+        }
+    }
+}
+
+/// Writes `snapshot.bin`; the JSON file of older versions is then stale.
+fn save_blocking(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    write_atomically(path, bytes).map_err(write_error)?;
+    let legacy = path.with_file_name(LEGACY_SNAPSHOT_FILE);
+    match std::fs::remove_file(&legacy) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(write_error(err)),
+        _ => Ok(()),
     }
 }
 
@@ -326,22 +366,33 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let started = Instant::now();
-        // The copy too runs off the async workers: it takes as long as the
-        // state is large (~0.3 s for 160 MB) and holds the state's lock,
-        // and a worker blocked that long delays every task queued on it.
-        let shared = self.shared.clone();
-        let file = tokio::task::spawn_blocking(move || shared.snapshot_file())
+        // The snapshot is of what is durable: openraft purges the log
+        // behind it, and a restart re-applies the log from what is on disk.
+        let txn = self
+            .shared
+            .db
+            .checkpoint()
             .await
-            .map_err(write_error)?;
-        let (file, bytes) = self.save(file).await?;
+            .map_err(|e| write_error(Failure(e)))?;
+        // Encoding takes as long as the state is large (seconds for
+        // hundreds of MB): off the async workers, and without the state's lock.
+        let shared = self.shared.clone();
+        let (meta, bytes) = tokio::task::spawn_blocking(move || {
+            let encoded =
+                state_db::encode_snapshot(&txn, |p| shared.snapshot_id(p)).map_err(read_error)?;
+            save_blocking(&shared.snapshot_path, &encoded.bytes)?;
+            Ok::<_, StorageError>((encoded.meta, encoded.bytes))
+        })
+        .await
+        .map_err(write_error)??;
         tracing::info!(
-            last_log_id = ?file.meta.last_log_id,
+            last_log_id = ?meta.last_log_id,
             bytes = bytes.len(),
             took_ms = started.elapsed().as_millis() as u64,
             "snapshot built"
         );
         Ok(Snapshot {
-            meta: file.meta,
+            meta,
             snapshot: Box::new(Cursor::new(bytes)),
         })
     }
@@ -363,10 +414,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut replies = Vec::new();
-        let mut changes = Vec::new();
-        let mut granted = Vec::new();
-        let mut revoked = Vec::new();
-        {
+        let mut steps = Vec::new();
+        let position = {
             let mut machine = self.shared.write();
             for entry in entries {
                 machine.last_applied = Some(entry.log_id);
@@ -383,32 +432,39 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             reply: Reply::None,
                         }
                     }
-                    EntryPayload::Normal(command) => apply_command(
-                        &mut machine.state,
-                        entry.log_id.index,
-                        &command,
-                        &mut granted,
-                        &mut revoked,
-                        &mut changes,
-                    ),
+                    EntryPayload::Normal(command) => {
+                        apply_command(&mut machine.state, entry.log_id.index, &command, &mut steps)
+                    }
                 };
                 replies.push(applied);
             }
-        }
+            machine.position()
+        };
         {
             let now = Instant::now();
             let mut deadlines = self.shared.deadlines();
-            for (id, ttl) in granted {
-                deadlines.insert(id, now + ttl_duration(ttl));
-            }
-            for id in revoked {
-                deadlines.remove(&id);
+            for step in &steps {
+                match step {
+                    Step::Grant { id, ttl } => {
+                        deadlines.insert(*id, now + ttl_duration(*ttl));
+                    }
+                    Step::Revoke(id) => {
+                        deadlines.remove(id);
+                    }
+                    Step::Changes(_) | Step::Compacted(_) => {}
+                }
             }
         }
-        for change in changes {
-            // No receivers is fine: nobody watches.
-            let _ = self.shared.events.send(Arc::new(change));
+        for step in &steps {
+            if let Step::Changes(change) = step {
+                // No receivers is fine: nobody watches.
+                let _ = self.shared.events.send(change.clone());
+            }
         }
+        self.shared
+            .db
+            .apply(Batch { steps, position })
+            .map_err(|e| write_error(Failure(e)))?;
         Ok(replies)
     }
 
@@ -427,25 +483,39 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
         let (file, state) = tokio::task::spawn_blocking(move || {
-            let file =
-                SnapshotFile::decode(&bytes).map_err(|e| read_error(SnapshotDecodeError(e)))?;
+            let file = SnapshotFile::decode(&bytes).map_err(|e| read_error(Failure(e)))?;
             let state = State::restore(&file.state).map_err(read_error)?;
-            Ok::<_, StorageError>((file, state))
+            Ok::<_, StorageError>(((file, bytes), state))
         })
         .await
         .map_err(read_error)??;
-        let file = SnapshotFile {
-            meta: meta.clone(),
-            state: file.state,
+        let ((file, bytes), state) = (file, state);
+        // The sender's file carries the same meta; if not, ours is written.
+        let bytes = if file.meta == *meta {
+            bytes
+        } else {
+            SnapshotFile {
+                meta: meta.clone(),
+                state: file.state.clone(),
+            }
+            .encode()
+            .map_err(write_error)?
         };
-        self.save(file).await?;
-        let revision = state.keyspace.revision();
-        {
-            let mut machine = self.shared.write();
-            machine.state = state;
-            machine.last_applied = meta.last_log_id;
-            machine.last_membership = meta.last_membership.clone();
-        }
+        let machine = Machine {
+            state,
+            last_applied: meta.last_log_id,
+            last_membership: meta.last_membership.clone(),
+        };
+        // The database first: a crash before the file is written leaves an
+        // older snapshot beside a newer state, which is consistent.
+        self.shared
+            .db
+            .replace(file.state, machine.position())
+            .await
+            .map_err(|e| write_error(Failure(e)))?;
+        self.save(bytes).await?;
+        let revision = machine.state.keyspace.revision();
+        *self.shared.write() = machine;
         self.shared.refresh_leases();
         tracing::info!(last_log_id = ?meta.last_log_id, revision, "snapshot installed");
         let _ = self.shared.events.send(Arc::new(Changes {
@@ -457,13 +527,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some((_, bytes)) = read_snapshot(&self.shared.snapshot_path)
-            .map_err(|e| read_error(SnapshotDecodeError(e)))?
+        let Some((_, bytes)) =
+            read_snapshot(&self.shared.snapshot_path).map_err(|e| read_error(Failure(e)))?
         else {
             return Ok(None);
         };
-        let meta =
-            SnapshotFile::decode_meta(&bytes).map_err(|e| read_error(SnapshotDecodeError(e)))?;
+        let meta = SnapshotFile::decode_meta(&bytes).map_err(|e| read_error(Failure(e)))?;
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
@@ -531,7 +600,8 @@ mod tests {
     }
 
     /// A data dir written by a version that kept `snapshot.json` opens with
-    /// its state; the next snapshot replaces the JSON with `snapshot.bin`.
+    /// its state, which seeds the state database; the next snapshot
+    /// replaces the JSON with `snapshot.bin`.
     #[tokio::test]
     async fn a_json_snapshot_of_an_older_version_is_read_then_replaced() {
         let dir = uc_testkit::TestDir::new("uc-store-legacy-snapshot");
@@ -541,7 +611,7 @@ mod tests {
             serde_json::to_vec(&file).unwrap(),
         )
         .unwrap();
-        let mut machine = StateMachine::open(&dir).unwrap();
+        let mut machine = StateMachine::open(&dir, true).unwrap();
         {
             let shared = machine.shared();
             let read = shared.read();
@@ -555,7 +625,182 @@ mod tests {
         assert!(!dir.join(LEGACY_SNAPSHOT_FILE).exists());
         let bytes = std::fs::read(dir.join(SNAPSHOT_FILE)).unwrap();
         assert_eq!(SnapshotFile::decode(&bytes).unwrap().state, file.state);
-        let reopened = StateMachine::open(&dir).unwrap();
+        drop(machine);
+        // Loaded from the database now: the snapshot file is not needed.
+        std::fs::remove_file(dir.join(SNAPSHOT_FILE)).unwrap();
+        let reopened = reopen(&dir).await;
         assert_eq!(reopened.shared().read().state.snapshot(), file.state);
+        assert_eq!(reopened.shared().read().last_applied, file.meta.last_log_id);
+    }
+
+    /// Opens the state machine again once the last one's writer let go.
+    async fn reopen(dir: &Path) -> StateMachine {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match StateMachine::open(dir, true) {
+                Ok(machine) => return machine,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("reopening the state machine: {err}"),
+            }
+        }
+    }
+
+    fn put(key: &str, lease: i64) -> Command {
+        Command::Put(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value: key.repeat(3).into_bytes(),
+            lease,
+            ..Default::default()
+        })
+    }
+
+    /// Every kind of change the state database records: puts, deletes and
+    /// a txn, leases granted, attached, revoked and granted again under the
+    /// same id, a compaction, an alarm, and batches.
+    fn history() -> Vec<Command> {
+        use crate::mvcc::{DeleteRangeRequest, RequestOp, TxnRequest};
+        vec![
+            put("a", 0),
+            Command::LeaseGrant { id: 7, ttl: 60 },
+            put("b", 7),
+            put("c", 7),
+            Command::Txn(TxnRequest {
+                compare: vec![],
+                success: vec![
+                    RequestOp::Put(PutRequest {
+                        key: b"d".to_vec(),
+                        value: b"dd".to_vec(),
+                        ..Default::default()
+                    }),
+                    RequestOp::DeleteRange(DeleteRangeRequest {
+                        key: b"a".to_vec(),
+                        range_end: vec![],
+                        prev_kv: false,
+                    }),
+                ],
+                failure: vec![],
+            }),
+            put("a", 0),
+            put("b", 0),
+            Command::DeleteRange(DeleteRangeRequest {
+                key: b"c".to_vec(),
+                range_end: vec![],
+                prev_kv: false,
+            }),
+            Command::Compact { revision: 5 },
+            Command::Alarm {
+                action: crate::state::AlarmAction::Activate,
+                member: 3,
+            },
+            Command::Alarm {
+                action: crate::state::AlarmAction::Deactivate,
+                member: 3,
+            },
+            Command::LeaseGrant { id: 8, ttl: 30 },
+            put("e", 8),
+            put("f", 7),
+            Command::Batch(vec![
+                Command::LeaseRevoke { id: 7 },
+                Command::LeaseGrant { id: 7, ttl: 5 },
+                put("g", 7),
+                put("a", 8),
+            ]),
+            Command::LeaseGrant { id: 11, ttl: 30 },
+            Command::LeaseRevoke { id: 11 },
+            Command::Alarm {
+                action: crate::state::AlarmAction::Activate,
+                member: 9,
+            },
+        ]
+    }
+
+    fn entries(commands: Vec<Command>, from: u64) -> Vec<Entry<TypeConfig>> {
+        commands
+            .into_iter()
+            .zip(from..)
+            .map(|(command, index)| Entry {
+                log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Normal(command),
+            })
+            .collect()
+    }
+
+    /// What the database holds after applying is what memory holds: after
+    /// a flush and a reopen, and as the snapshot encoded from it, which is
+    /// byte for byte the encoding of the state in memory.
+    #[tokio::test]
+    async fn the_state_database_holds_what_memory_holds() {
+        let dir = uc_testkit::TestDir::new("uc-store-state-db");
+        let mut machine = StateMachine::open(&dir, true).unwrap();
+        let commands = history();
+        let count = commands.len() as u64;
+        machine.apply(entries(commands, 1)).await.unwrap();
+        let (expected, last_applied) = {
+            let shared = machine.shared();
+            let read = shared.read();
+            assert_eq!(read.state.nospace.len(), 1);
+            assert_eq!(read.state.leases.len(), 2, "{:?}", read.state.leases);
+            (read.state.snapshot(), read.last_applied)
+        };
+        assert_eq!(last_applied.unwrap().index, count);
+        assert_eq!(expected.keyspace.compacted_revision, 5);
+
+        let snapshot = machine.build_snapshot().await.unwrap();
+        assert_eq!(snapshot.meta.last_log_id, last_applied);
+        let bytes = snapshot.snapshot.into_inner();
+        let file = SnapshotFile::decode(&bytes).unwrap();
+        assert_eq!(file.state, expected);
+        assert_eq!(file.encode().unwrap(), bytes);
+
+        machine.shared().flush().await.unwrap();
+        drop(machine);
+        let reopened = reopen(&dir).await;
+        let shared = reopened.shared();
+        let read = shared.read();
+        assert_eq!(read.state.snapshot(), expected);
+        assert_eq!(read.last_applied, last_applied);
+        assert_eq!(read.state.size, read.state.keyspace.retained_bytes());
+    }
+
+    /// A member that installs a snapshot replaces its whole database; what
+    /// it applies after that lands on top, and a reopen gives the same.
+    #[tokio::test]
+    async fn an_installed_snapshot_replaces_the_database() {
+        let source_dir = uc_testkit::TestDir::new("uc-store-state-db-source");
+        let mut source = StateMachine::open(&source_dir, true).unwrap();
+        source.apply(entries(history(), 1)).await.unwrap();
+        let snapshot = source.build_snapshot().await.unwrap();
+
+        let dir = uc_testkit::TestDir::new("uc-store-state-db-install");
+        let mut machine = StateMachine::open(&dir, true).unwrap();
+        machine
+            .apply(entries(vec![put("old", 0), put("zz", 0)], 1))
+            .await
+            .unwrap();
+        let index = snapshot.meta.last_log_id.unwrap().index;
+        machine
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        machine
+            .apply(entries(vec![put("after", 0)], index + 1))
+            .await
+            .unwrap();
+        source
+            .apply(entries(vec![put("after", 0)], index + 1))
+            .await
+            .unwrap();
+        let expected = source.shared().read().state.snapshot();
+        assert_eq!(machine.shared().read().state.snapshot(), expected);
+        machine.shared().flush().await.unwrap();
+        drop(machine);
+        let reopened = reopen(&dir).await;
+        assert_eq!(reopened.shared().read().state.snapshot(), expected);
+        assert_eq!(
+            reopened.shared().read().last_applied.unwrap().index,
+            index + 1
+        );
     }
 }
