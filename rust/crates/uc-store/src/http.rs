@@ -143,6 +143,11 @@ fn metrics(node: &Node) -> String {
         "uc_store_disk_log_commit_duration_seconds",
         "Raft log commits (appends of one or more entries) including their fsync; etcd's etcd_disk_wal_fsync_duration_seconds.",
     );
+    timings.state_commits.render(
+        &mut out,
+        "uc_store_disk_state_commit_duration_seconds",
+        "Commits of applied batches to state.redb (fsync at most once a second); etcd's etcd_disk_backend_commit_duration_seconds.",
+    );
     timings.round_trips.render(
         &mut out,
         "uc_store_replication_round_trip_seconds",

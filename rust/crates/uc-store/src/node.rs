@@ -86,6 +86,8 @@ pub struct Accepted {
 pub struct Timings {
     /// The Raft log writer's commits, fsync included.
     pub log_commits: Arc<Histogram>,
+    /// The state writer's commits of applied batches.
+    pub state_commits: Arc<Histogram>,
     /// Replication round trips to followers (this member leading).
     pub round_trips: Arc<Histogram>,
     /// Proposals of this member as leader: proposed to applied here.

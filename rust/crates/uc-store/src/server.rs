@@ -288,6 +288,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         }
     })?;
     let shared = state_machine.shared();
+    let state_commits = shared.state_commit_durations();
 
     let config = openraft::Config {
         cluster_name: token.clone(),
@@ -385,6 +386,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         read_rounds: Default::default(),
         timings: Timings {
             log_commits: log.commit_durations(),
+            state_commits,
             round_trips,
             proposals: Histogram::new(LATENCY_SECONDS),
             proposed_writes: Default::default(),

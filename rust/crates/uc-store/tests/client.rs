@@ -861,14 +861,18 @@ async fn write_timings_show_in_metrics() {
         ) >= 1
     );
     for member in 0..3 {
-        let name = "uc_store_disk_log_commit_duration_seconds";
         let text = cluster.metrics_text(member).unwrap();
-        let commits = metric_in(&text, &format!("{name}_count")).unwrap();
-        assert!(commits >= 1, "member {member}: {commits} log commits");
-        assert!(
-            text.contains(&format!("{name}_bucket{{le=\"+Inf\"}} {commits}\n")),
-            "member {member}: the +Inf bucket holds every commit"
-        );
+        for name in [
+            "uc_store_disk_log_commit_duration_seconds",
+            "uc_store_disk_state_commit_duration_seconds",
+        ] {
+            let commits = metric_in(&text, &format!("{name}_count")).unwrap();
+            assert!(commits >= 1, "member {member}: {commits} commits in {name}");
+            assert!(
+                text.contains(&format!("{name}_bucket{{le=\"+Inf\"}} {commits}\n")),
+                "member {member}: the +Inf bucket of {name} holds every commit"
+            );
+        }
     }
 }
 

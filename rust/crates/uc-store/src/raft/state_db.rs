@@ -25,6 +25,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+use uc_daemon::metrics::{Histogram, LATENCY_SECONDS};
 
 use super::state_machine::{Changes, SNAPSHOT_MAGIC};
 use super::{Member, NodeId};
@@ -110,6 +111,7 @@ pub struct StateDb {
     /// Set when a commit failed: the database is then behind the memory,
     /// and nothing more is written.
     failed: Arc<Mutex<Option<String>>>,
+    commits: Arc<Histogram>,
 }
 
 #[derive(Serialize)]
@@ -140,13 +142,26 @@ impl StateDb {
         let loaded = load(&db).map_err(|e| format!("{name}: {e}"))?;
         let (jobs, queue) = mpsc::channel();
         let failed = Arc::new(Mutex::new(None));
-        let writer_db = db.clone();
-        let writer_failed = failed.clone();
+        let commits = Arc::new(Histogram::new(LATENCY_SECONDS));
+        let writer = Writer {
+            db: db.clone(),
+            fsync,
+            failed: failed.clone(),
+            commits: commits.clone(),
+        };
         std::thread::Builder::new()
             .name("state-writer".into())
-            .spawn(move || writer(&writer_db, fsync, queue, &writer_failed))
+            .spawn(move || writer.run(queue))
             .map_err(|e| format!("{name}: starting its writer: {e}"))?;
-        Ok((StateDb { db, jobs, failed }, loaded))
+        Ok((
+            StateDb {
+                db,
+                jobs,
+                failed,
+                commits,
+            },
+            loaded,
+        ))
     }
 
     fn failure(&self) -> Option<String> {
@@ -193,77 +208,106 @@ impl StateDb {
         replace(&self.db, snapshot, position, Durability::Immediate).map_err(|e| e.to_string())
     }
 
+    /// How long the writer's commits take (fsync included when made).
+    pub fn commit_durations(&self) -> Arc<Histogram> {
+        self.commits.clone()
+    }
+
     /// A read transaction at the last written batch (maybe not durable).
     pub fn begin_read(&self) -> Result<ReadTransaction, String> {
         self.db.begin_read().map_err(|e| e.to_string())
     }
 }
 
-fn writer(db: &Database, fsync: bool, jobs: mpsc::Receiver<Job>, failed: &Mutex<Option<String>>) {
-    let durable = || {
-        if fsync {
+struct Writer {
+    db: Arc<Database>,
+    fsync: bool,
+    failed: Arc<Mutex<Option<String>>>,
+    commits: Arc<Histogram>,
+}
+
+impl Writer {
+    fn durable(&self) -> Durability {
+        if self.fsync {
             Durability::Immediate
         } else {
             Durability::None
         }
-    };
-    let mut durable_at = Instant::now();
-    let mut committed_at = Instant::now();
-    while let Ok(first) = jobs.recv() {
-        // Nobody waits for an applied batch to be written: gathering a few
-        // milliseconds of them into one commit saves most of the per-commit
-        // cost (checkpoints, rare, wait that long too).
-        if let Some(wait) = COMMIT_EVERY.checked_sub(committed_at.elapsed()) {
-            std::thread::sleep(wait);
-        }
-        committed_at = Instant::now();
-        let mut applies = Vec::new();
-        for job in std::iter::once(first).chain(jobs.try_iter()) {
-            let stopped = failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Some(err) = stopped {
-                refuse(job, &err);
+    }
+
+    fn commit(&self, batches: &[Batch], durability: Durability) -> Result<(), StateDbError> {
+        let started = Instant::now();
+        let result = commit(&self.db, batches, durability);
+        self.commits.observe(started.elapsed());
+        result
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn run(self, jobs: mpsc::Receiver<Job>) {
+        let mut durable_at = Instant::now();
+        let mut committed_at = Instant::now();
+        while let Ok(first) = jobs.recv() {
+            // Nobody waits for an applied batch to be written: gathering a
+            // few milliseconds of them into one commit saves most of the
+            // per-commit cost (checkpoints, rare, wait that long too).
+            if let Some(wait) = COMMIT_EVERY.checked_sub(committed_at.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            committed_at = Instant::now();
+            let mut applies = Vec::new();
+            for job in std::iter::once(first).chain(jobs.try_iter()) {
+                if let Some(err) = self.stopped() {
+                    refuse(job, &err);
+                    continue;
+                }
+                let result = match job {
+                    Job::Apply(batch) => {
+                        applies.push(batch);
+                        Ok(())
+                    }
+                    Job::Replace(snapshot, position, done) => {
+                        let result = self
+                            .commit(&applies, Durability::None)
+                            .and_then(|()| replace(&self.db, &snapshot, &position, self.durable()));
+                        applies.clear();
+                        durable_at = Instant::now();
+                        let _ = done.send(result.clone().map_err(|e| e.to_string()));
+                        result
+                    }
+                    Job::Checkpoint(done) => {
+                        let result = self.commit(&applies, self.durable());
+                        applies.clear();
+                        durable_at = Instant::now();
+                        let reply = match &result {
+                            Ok(()) => self.db.begin_read().map_err(|e| e.to_string()),
+                            Err(err) => Err(err.to_string()),
+                        };
+                        let _ = done.send(reply);
+                        result
+                    }
+                };
+                if let Err(err) = result {
+                    stop(&self.failed, err);
+                }
+            }
+            if applies.is_empty() {
                 continue;
             }
-            let result = match job {
-                Job::Apply(batch) => {
-                    applies.push(batch);
-                    Ok(())
-                }
-                Job::Replace(snapshot, position, done) => {
-                    let result = commit(db, &applies, Durability::None)
-                        .and_then(|()| replace(db, &snapshot, &position, durable()));
-                    applies.clear();
-                    durable_at = Instant::now();
-                    let _ = done.send(result.clone().map_err(|e| e.to_string()));
-                    result
-                }
-                Job::Checkpoint(done) => {
-                    let result = commit(db, &applies, durable());
-                    applies.clear();
-                    durable_at = Instant::now();
-                    let reply = match &result {
-                        Ok(()) => db.begin_read().map_err(|e| e.to_string()),
-                        Err(err) => Err(err.to_string()),
-                    };
-                    let _ = done.send(reply);
-                    result
-                }
+            let durability = if durable_at.elapsed() >= DURABLE_EVERY {
+                durable_at = Instant::now();
+                self.durable()
+            } else {
+                Durability::None
             };
-            if let Err(err) = result {
-                stop(failed, err);
+            if let Err(err) = self.commit(&applies, durability) {
+                stop(&self.failed, err);
             }
-        }
-        if applies.is_empty() {
-            continue;
-        }
-        let durability = if durable_at.elapsed() >= DURABLE_EVERY {
-            durable_at = Instant::now();
-            durable()
-        } else {
-            Durability::None
-        };
-        if let Err(err) = commit(db, &applies, durability) {
-            stop(failed, err);
         }
     }
 }

@@ -101,6 +101,11 @@ impl Shared {
         }
     }
 
+    /// How long commits to the state database take.
+    pub fn state_commit_durations(&self) -> Arc<uc_daemon::metrics::Histogram> {
+        self.db.commit_durations()
+    }
+
     /// Writes everything applied to the disk (on shutdown: a restart then
     /// re-applies nothing).
     pub async fn flush(&self) -> Result<(), String> {
