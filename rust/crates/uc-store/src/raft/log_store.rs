@@ -621,16 +621,9 @@ mod tests {
     /// Opens the log at `path` again once the writer of the dropped store
     /// has let go of the file (after writing what it held).
     async fn reopen(path: &Path) -> LogStore {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match LogStore::open(path, true) {
-                Ok(store) => return store,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(err) => panic!("reopening the log: {err}"),
-            }
-        }
+        uc_testkit::wait_for("the log to reopen", Duration::from_secs(5), || {
+            LogStore::open(path, true).ok()
+        })
     }
 
     /// Reads served from memory (recent and unflushed entries) give what

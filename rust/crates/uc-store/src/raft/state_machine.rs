@@ -640,16 +640,11 @@ mod tests {
 
     /// Opens the state machine again once the last one's writer let go.
     async fn reopen(dir: &Path) -> StateMachine {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match StateMachine::open(dir, true) {
-                Ok(machine) => return machine,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(err) => panic!("reopening the state machine: {err}"),
-            }
-        }
+        uc_testkit::wait_for(
+            "the state database to reopen",
+            Duration::from_secs(5),
+            || StateMachine::open(dir, true).ok(),
+        )
     }
 
     fn put(key: &str, lease: i64) -> Command {
