@@ -456,14 +456,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Step::Revoke(id) => {
                         deadlines.remove(id);
                     }
-                    Step::Changes(_) | Step::Compacted(_) => {}
+                    Step::Changes(change) => {
+                        // No receivers is fine: nobody watches.
+                        let _ = self.shared.events.send(change.clone());
+                    }
+                    Step::Compacted(_) => {}
                 }
-            }
-        }
-        for step in &steps {
-            if let Step::Changes(change) = step {
-                // No receivers is fine: nobody watches.
-                let _ = self.shared.events.send(change.clone());
             }
         }
         self.shared
@@ -487,14 +485,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let (file, state) = tokio::task::spawn_blocking(move || {
+        let (file, bytes, state) = tokio::task::spawn_blocking(move || {
             let file = SnapshotFile::decode(&bytes).map_err(|e| read_error(Failure(e)))?;
             let state = State::restore(&file.state).map_err(read_error)?;
-            Ok::<_, StorageError>(((file, bytes), state))
+            Ok::<_, StorageError>((file, bytes, state))
         })
         .await
         .map_err(read_error)??;
-        let ((file, bytes), state) = (file, state);
         // The sender's file carries the same meta; if not, ours is written.
         let bytes = if file.meta == *meta {
             bytes
