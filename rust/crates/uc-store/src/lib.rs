@@ -2,7 +2,8 @@
 //!
 //! - `mvcc`: the multi-version keyspace with etcd's revision semantics.
 //! - `state`: the replicated state machine (keyspace, leases, alarms).
-//! - `raft`: openraft with the log in redb and snapshots on disk.
+//! - `raft`: openraft with the log and the state in redb, snapshots on disk.
+//! - `restore`: a new member's data dir from a snapshot (uc-store's or etcd's).
 
 pub mod api;
 mod authority_fix;
@@ -12,5 +13,6 @@ pub mod ids;
 pub mod mvcc;
 pub mod node;
 pub mod raft;
+pub mod restore;
 pub mod server;
 pub mod state;

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use uc_store::restore::{restore, Restore};
 use uc_store::server::{parse_retention, Settings};
 use uc_types::{ClusterState, DaemonConfig, InitialMember, StoreConfig};
 
@@ -15,9 +16,12 @@ use uc_types::{ClusterState, DaemonConfig, InitialMember, StoreConfig};
 #[command(
     name = "uc-store",
     version,
-    about = "UltraCloud store: a Raft-replicated key-value store speaking etcd's v3 API"
+    about = "UltraCloud store: a Raft-replicated key-value store speaking etcd's v3 API",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Config rendered by Nix (manifest.nodes.<node>.daemons.store); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -83,6 +87,99 @@ struct Args {
     /// debug, info, warn or error (RUST_LOG overrides it).
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Snapshot tools, as `etcdctl snapshot`.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Makes the data dir of one member of a new cluster from a snapshot
+    /// saved with `etcdctl snapshot save` (from uc-store or from etcd 3.x),
+    /// as `etcdctl snapshot restore`. Restore every member from the same
+    /// file with the same --initial-cluster and --initial-cluster-token,
+    /// then start each with `--initial-cluster-state new`.
+    Restore(RestoreArgs),
+}
+
+#[derive(clap::Args)]
+struct RestoreArgs {
+    /// The snapshot file.
+    file: PathBuf,
+    /// Human-readable name for this member.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Path to the data directory to create [default: <name>.etcd].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Initial cluster configuration for the new cluster: name=peerURL,...
+    #[arg(long, default_value = "default=http://localhost:2380")]
+    initial_cluster: String,
+    /// Initial cluster token for the new cluster.
+    #[arg(long, default_value = "etcd-cluster")]
+    initial_cluster_token: String,
+    /// This member's peer URLs.
+    #[arg(long, value_delimiter = ',', default_value = "http://localhost:2380")]
+    initial_advertise_peer_urls: Vec<String>,
+    /// Restore a file without etcdctl's SHA-256 trailer (e.g. a member's
+    /// member/snap/db, or a copy of a uc-store's snapshot.bin).
+    #[arg(long)]
+    skip_hash_check: bool,
+}
+
+fn snapshot_restore(args: RestoreArgs) -> ExitCode {
+    let request = match parse_initial_cluster(&args.initial_cluster) {
+        Ok(initial_cluster) => Restore {
+            data_dir: args
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", args.name))),
+            snapshot: args.file,
+            name: args.name,
+            initial_cluster,
+            initial_advertise_peer_urls: args.initial_advertise_peer_urls,
+            initial_cluster_token: args.initial_cluster_token,
+            skip_hash_check: args.skip_hash_check,
+        },
+        Err(err) => {
+            eprintln!("uc-store snapshot restore: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match restore(&request) {
+        Ok(done) => {
+            println!(
+                "restored {} ({} snapshot) into {}: revision {}, compacted {}, {} keys ({} changes kept), {} leases",
+                request.snapshot.display(),
+                done.format,
+                request.data_dir.display(),
+                done.revision,
+                done.compacted_revision,
+                done.keys,
+                done.records,
+                done.leases,
+            );
+            if done.orphaned_lease_keys > 0 {
+                println!(
+                    "warning: {} keys are attached to leases the snapshot does not hold; they stay, attached to nothing (as etcd)",
+                    done.orphaned_lease_keys
+                );
+            }
+            println!(
+                "start member {:?} with --data-dir {} --initial-cluster-state new and the same --initial-cluster and --initial-cluster-token",
+                request.name,
+                request.data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("uc-store snapshot restore: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, String> {
@@ -202,7 +299,10 @@ fn settings(args: Args) -> Result<Settings, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::Snapshot(SnapshotCommand::Restore(restore))) = args.command.take() {
+        return snapshot_restore(restore);
+    }
     let level = match args.log_level.as_str() {
         "debug" | "info" | "warn" | "error" => args.log_level.clone(),
         other => {

@@ -71,7 +71,7 @@ pub enum StartError {
 /// Who this data dir belongs to, written on first start.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-struct Identity {
+pub(crate) struct Identity {
     name: String,
     member_id: String,
     cluster_id: String,
@@ -128,7 +128,68 @@ async fn bind(url: &str) -> Result<TcpListener, StartError> {
         })
 }
 
-fn check_identity(dir: &Path, identity: &Identity) -> Result<(), StartError> {
+/// This member's id, the initial members and the cluster id, as every
+/// initial member computes them from the same flags.
+pub(crate) struct Bootstrap {
+    pub id: NodeId,
+    /// Without client URLs: every initial member must propose the very same
+    /// membership (it is entry 0 of every log); they are published later.
+    pub members: BTreeMap<NodeId, Member>,
+    pub cluster_id: u64,
+    pub identity: Identity,
+}
+
+pub(crate) fn bootstrap(
+    name: &str,
+    advertise_peer_urls: &[String],
+    initial_cluster: &[InitialMember],
+    token: &str,
+) -> Result<Bootstrap, StartError> {
+    if advertise_peer_urls.is_empty() {
+        return Err(StartError::Config(
+            "--initial-advertise-peer-urls is empty".into(),
+        ));
+    }
+    let id = ids::member_id(advertise_peer_urls, token);
+    let mut members = BTreeMap::new();
+    for member in initial_cluster {
+        members.insert(
+            ids::member_id(&member.peer_urls, token),
+            Member {
+                name: member.name.clone(),
+                peer_urls: member.peer_urls.clone(),
+                client_urls: Vec::new(),
+            },
+        );
+    }
+    let Some(me) = members.get(&id) else {
+        return Err(StartError::Config(format!(
+            "--initial-cluster has no member with this member's --initial-advertise-peer-urls {advertise_peer_urls:?} (member {name:?})"
+        )));
+    };
+    if me.name != name {
+        return Err(StartError::Config(format!(
+            "--initial-cluster names the member with peer URLs {:?} {:?}, but --name is {name:?}",
+            me.peer_urls, me.name
+        )));
+    }
+    let ids_list: Vec<u64> = members.keys().copied().collect();
+    let cluster_id = ids::cluster_id(&ids_list, token);
+    Ok(Bootstrap {
+        id,
+        members,
+        cluster_id,
+        identity: Identity {
+            name: name.to_string(),
+            member_id: format!("{id:x}"),
+            cluster_id: format!("{cluster_id:x}"),
+            token: token.to_string(),
+        },
+    })
+}
+
+/// Writes the identity into a new data dir, or checks the one found there.
+pub(crate) fn check_identity(dir: &Path, identity: &Identity) -> Result<(), StartError> {
     let path = dir.join("member.json");
     let data_dir_error = |detail: String| StartError::DataDir {
         dir: dir.display().to_string(),
@@ -208,53 +269,23 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         dir: dir.display().to_string(),
         detail: e.to_string(),
     })?;
-    if settings.initial_advertise_peer_urls.is_empty() {
-        return Err(StartError::Config(
-            "--initial-advertise-peer-urls is empty".into(),
-        ));
-    }
     let token = settings.initial_cluster_token.clone();
-    let id = ids::member_id(&settings.initial_advertise_peer_urls, &token);
-    let mut members = BTreeMap::new();
-    for member in &settings.initial_cluster {
-        members.insert(
-            ids::member_id(&member.peer_urls, &token),
-            Member {
-                name: member.name.clone(),
-                peer_urls: member.peer_urls.clone(),
-                client_urls: Vec::new(),
-            },
-        );
-    }
-    let Some(me) = members.get_mut(&id) else {
-        return Err(StartError::Config(format!(
-            "--initial-cluster has no member with this member's --initial-advertise-peer-urls {:?} (member {:?})",
-            settings.initial_advertise_peer_urls, settings.name
-        )));
-    };
-    if me.name != settings.name {
-        return Err(StartError::Config(format!(
-            "--initial-cluster names the member with peer URLs {:?} {:?}, but --name is {:?}",
-            me.peer_urls, me.name, settings.name
-        )));
-    }
-    // Every initial member must propose the very same membership (it is
-    // entry 0 of every log): client URLs are published after the start.
+    let Bootstrap {
+        id,
+        members,
+        cluster_id,
+        identity,
+    } = bootstrap(
+        &settings.name,
+        &settings.initial_advertise_peer_urls,
+        &settings.initial_cluster,
+        &token,
+    )?;
     let me_published = Member {
         client_urls: settings.advertise_client_urls.clone(),
-        ..me.clone()
+        ..members[&id].clone()
     };
-    let ids_list: Vec<u64> = members.keys().copied().collect();
-    let cluster_id = ids::cluster_id(&ids_list, &token);
-    check_identity(
-        dir,
-        &Identity {
-            name: settings.name.clone(),
-            member_id: format!("{id:x}"),
-            cluster_id: format!("{cluster_id:x}"),
-            token: token.clone(),
-        },
-    )?;
+    check_identity(dir, &identity)?;
 
     // Every address first: a port in use changes nothing on disk.
     let mut peer_listeners = Vec::new();

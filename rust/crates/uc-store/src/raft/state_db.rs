@@ -219,6 +219,17 @@ impl StateDb {
     }
 }
 
+/// Writes a new state database holding `snapshot`, durably, and closes it
+/// (for `uc-store snapshot restore`).
+pub fn create(path: &Path, snapshot: &StateSnapshot, position: &Position) -> Result<(), String> {
+    let failed = |e: StateDbError| format!("{}: {e}", path.display());
+    let db = Database::builder()
+        .create(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    create_tables(&db).map_err(failed)?;
+    replace(&db, snapshot, position, Durability::Immediate).map_err(failed)
+}
+
 struct Writer {
     db: Arc<Database>,
     fsync: bool,

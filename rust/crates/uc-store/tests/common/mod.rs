@@ -193,7 +193,42 @@ impl Cluster {
         }))
     }
 
+    /// Like `start`, without starting anything: the data dirs can be
+    /// prepared first (`start_all` starts the members).
+    pub fn prepare(kind: Kind, size: usize, test: &str, extra: &[&str]) -> Cluster {
+        let (a, b) = block();
+        Cluster::new(kind, size, test, extra, None, |i| {
+            format!("127.{a}.{b}.{}", i + 1)
+        })
+    }
+
+    /// Starts every member of a new cluster and waits for its leader.
+    pub fn start_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.spawn(i, "new");
+        }
+        self.wait_leader(Duration::from_secs(30));
+    }
+
+    /// A directory of the test's own, removed with the cluster.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     fn launch(
+        kind: Kind,
+        size: usize,
+        test: &str,
+        extra: &[&str],
+        net: Option<Net>,
+        ip: impl Fn(usize) -> String,
+    ) -> Cluster {
+        let mut cluster = Cluster::new(kind, size, test, extra, net, ip);
+        cluster.start_all();
+        cluster
+    }
+
+    fn new(
         kind: Kind,
         size: usize,
         test: &str,
@@ -211,19 +246,14 @@ impl Cluster {
                 peer_listen: None,
             })
             .collect();
-        let mut cluster = Cluster {
+        Cluster {
             kind,
             members,
             token: format!("{test}-token"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             dir,
             net,
-        };
-        for i in 0..size {
-            cluster.spawn(i, "new");
         }
-        cluster.wait_leader(Duration::from_secs(30));
-        cluster
     }
 
     /// Cuts member `i` off from the other members (not from clients).
