@@ -940,3 +940,34 @@ async fn concurrent_membership_changes_wait_their_turn() {
         assert!(outcome.is_ok(), "{outcome:?}");
     }
 }
+
+/// Defragment gives back what a compaction freed, as `etcdctl defrag`
+/// does on etcd: the member's db size (Status) shrinks, and the data stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn defragment_gives_back_the_space_a_compaction_freed() {
+    let cluster = Cluster::start(Kind::UcStore, 1, "client-defragment", &[]);
+    let mut client = connect(&cluster).await;
+    let value = "v".repeat(4096);
+    let mut last = 0;
+    // Every key twice: compacting to the last revision drops 1000 values.
+    for i in (0..1000).chain(0..1000) {
+        let put = client.put(format!("k{i:04}"), value.clone(), None).await;
+        last = put.unwrap().header().unwrap().revision();
+    }
+    client.compact(last, None).await.unwrap();
+    let endpoint = cluster.members[0].client_url();
+    let before = client.status().await.unwrap().db_size();
+    let out = common::ctl(&endpoint, &["defrag"], None);
+    assert!(out.status.success(), "{out:?}");
+    let after = client.status().await.unwrap().db_size();
+    assert!(
+        after + (3 << 20) < before,
+        "db size {before} -> {after}: the compaction freed 4 MB of values"
+    );
+    let count = client
+        .get("k", Some(GetOptions::new().with_prefix().with_count_only()))
+        .await
+        .unwrap()
+        .count();
+    assert_eq!(count, 1000);
+}

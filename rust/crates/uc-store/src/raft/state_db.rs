@@ -101,12 +101,65 @@ enum Job {
     Replace(Box<StateSnapshot>, Position, Done),
     /// Commits with fsync, then hands over a read transaction at that point.
     Checkpoint(oneshot::Sender<Result<ReadTransaction, String>>),
+    /// Commits (without fsync), then hands over a read transaction.
+    Read(mpsc::Sender<Result<ReadTransaction, String>>),
+    /// Commits with fsync, then rewrites the file without its free pages.
+    Defragment(oneshot::Sender<Result<Defragmented, String>>),
 }
 
-/// The database and its writer. Cloning shares them.
+/// The file's size before and after a defragmentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defragmented {
+    pub before: u64,
+    pub after: u64,
+}
+
+/// How long a defragmentation waits for readers (snapshots being encoded)
+/// to finish before it gives up.
+const DEFRAGMENT_WAIT: Duration = Duration::from_secs(30);
+
+/// A state database opened and loaded, its writer not started yet.
+pub struct Opened {
+    db: Database,
+    path: std::path::PathBuf,
+    /// The state it holds, or None for a new database.
+    pub loaded: Option<(State, Position)>,
+}
+
+impl Opened {
+    /// Writes a whole state, durably (a data dir of an older version).
+    pub fn seed(&self, snapshot: &StateSnapshot, position: &Position) -> Result<(), String> {
+        replace(&self.db, snapshot, position, Durability::Immediate).map_err(|e| e.to_string())
+    }
+
+    /// Starts the writer, which owns the database from now on. `fsync`
+    /// false: no commit is ever made durable.
+    pub fn start(self, fsync: bool) -> Result<StateDb, String> {
+        let (jobs, queue) = mpsc::channel();
+        let failed = Arc::new(Mutex::new(None));
+        let commits = Arc::new(Histogram::new(LATENCY_SECONDS));
+        let writer = Writer {
+            db: self.db,
+            path: self.path.clone(),
+            fsync,
+            failed: failed.clone(),
+            commits: commits.clone(),
+        };
+        std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| format!("{}: starting its writer: {e}", self.path.display()))?;
+        Ok(StateDb {
+            jobs,
+            failed,
+            commits,
+        })
+    }
+}
+
+/// The database's writer, which owns it. Cloning shares it.
 #[derive(Clone)]
 pub struct StateDb {
-    db: Arc<Database>,
     jobs: mpsc::Sender<Job>,
     /// Set when a commit failed: the database is then behind the memory,
     /// and nothing more is written.
@@ -123,10 +176,8 @@ struct RecordRef<'a> {
 }
 
 impl StateDb {
-    /// Opens (or creates) the database and starts its writer. Returns the
-    /// state it holds, or None for a new database. `fsync` false: no
-    /// commit is ever made durable.
-    pub fn open(path: &Path, fsync: bool) -> Result<(StateDb, Option<(State, Position)>), String> {
+    /// Opens (or creates) the database and loads the state it holds.
+    pub fn open(path: &Path) -> Result<Opened, String> {
         let name = path.display();
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -137,31 +188,13 @@ impl StateDb {
                 }
                 other => format!("{name}: {other}"),
             })?;
-        let db = Arc::new(db);
         create_tables(&db).map_err(|e| format!("{name}: {e}"))?;
         let loaded = load(&db).map_err(|e| format!("{name}: {e}"))?;
-        let (jobs, queue) = mpsc::channel();
-        let failed = Arc::new(Mutex::new(None));
-        let commits = Arc::new(Histogram::new(LATENCY_SECONDS));
-        let writer = Writer {
-            db: db.clone(),
-            fsync,
-            failed: failed.clone(),
-            commits: commits.clone(),
-        };
-        std::thread::Builder::new()
-            .name("state-writer".into())
-            .spawn(move || writer.run(queue))
-            .map_err(|e| format!("{name}: starting its writer: {e}"))?;
-        Ok((
-            StateDb {
-                db,
-                jobs,
-                failed,
-                commits,
-            },
+        Ok(Opened {
+            db,
+            path: path.to_path_buf(),
             loaded,
-        ))
+        })
     }
 
     fn failure(&self) -> Option<String> {
@@ -202,20 +235,32 @@ impl StateDb {
             .map_err(|_| "the state writer stopped".to_string())?
     }
 
-    /// Writes a whole state, durably, straight away: only for a database
-    /// that is being opened, with nothing queued.
-    pub fn seed(&self, snapshot: &StateSnapshot, position: &Position) -> Result<(), String> {
-        replace(&self.db, snapshot, position, Durability::Immediate).map_err(|e| e.to_string())
-    }
-
     /// How long the writer's commits take (fsync included when made).
     pub fn commit_durations(&self) -> Arc<Histogram> {
         self.commits.clone()
     }
 
-    /// A read transaction at the last written batch (maybe not durable).
+    /// A read transaction at the last applied batch (maybe not durable).
+    /// Blocks: for blocking threads.
     pub fn begin_read(&self) -> Result<ReadTransaction, String> {
-        self.db.begin_read().map_err(|e| e.to_string())
+        let (done, wait) = mpsc::channel();
+        self.jobs
+            .send(Job::Read(done))
+            .map_err(|_| "the state writer stopped".to_string())?;
+        wait.recv()
+            .map_err(|_| "the state writer stopped".to_string())?
+    }
+
+    /// Writes every queued batch durably, then rewrites the file without
+    /// its free pages (as etcd's defragment: the space a compaction freed
+    /// goes back to the filesystem). Writes wait meanwhile.
+    pub async fn defragment(&self) -> Result<Defragmented, String> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job::Defragment(done))
+            .map_err(|_| "the state writer stopped".to_string())?;
+        wait.await
+            .map_err(|_| "the state writer stopped".to_string())?
     }
 }
 
@@ -231,7 +276,8 @@ pub fn create(path: &Path, snapshot: &StateSnapshot, position: &Position) -> Res
 }
 
 struct Writer {
-    db: Arc<Database>,
+    db: Database,
+    path: std::path::PathBuf,
     fsync: bool,
     failed: Arc<Mutex<Option<String>>>,
     commits: Arc<Histogram>,
@@ -260,7 +306,39 @@ impl Writer {
             .clone()
     }
 
-    fn run(self, jobs: mpsc::Receiver<Job>) {
+    /// Compacts the file once no reader holds a transaction (snapshots
+    /// being encoded hold one for seconds).
+    fn defragment(&mut self) -> Result<Defragmented, String> {
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        let before = size(&self.path);
+        let started = Instant::now();
+        loop {
+            match self.db.compact() {
+                Ok(_) => break,
+                Err(redb::CompactionError::TransactionInProgress)
+                    if started.elapsed() < DEFRAGMENT_WAIT =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(redb::CompactionError::TransactionInProgress) => {
+                    return Err(format!(
+                        "a snapshot was being read from the state database for {DEFRAGMENT_WAIT:?}; try again later"
+                    ))
+                }
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        let after = size(&self.path);
+        tracing::info!(
+            before,
+            after,
+            took_ms = started.elapsed().as_millis() as u64,
+            "state database defragmented"
+        );
+        Ok(Defragmented { before, after })
+    }
+
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
         let mut durable_at = Instant::now();
         let mut committed_at = Instant::now();
         while let Ok(first) = jobs.recv() {
@@ -302,6 +380,29 @@ impl Writer {
                         let _ = done.send(reply);
                         result
                     }
+                    Job::Read(done) => {
+                        let result = self.commit(&applies, Durability::None);
+                        applies.clear();
+                        let reply = match &result {
+                            Ok(()) => self.db.begin_read().map_err(|e| e.to_string()),
+                            Err(err) => Err(err.to_string()),
+                        };
+                        let _ = done.send(reply);
+                        result
+                    }
+                    Job::Defragment(done) => {
+                        let result = self.commit(&applies, self.durable());
+                        applies.clear();
+                        durable_at = Instant::now();
+                        // A failed compaction leaves the database as it was
+                        // (redb's compaction is transactional): it does not
+                        // stop the writer.
+                        let _ = done.send(match &result {
+                            Ok(()) => self.defragment(),
+                            Err(err) => Err(err.to_string()),
+                        });
+                        result
+                    }
                 };
                 if let Err(err) = result {
                     stop(&self.failed, err);
@@ -335,6 +436,12 @@ fn refuse(job: Job, err: &str) {
             let _ = done.send(Err(err.to_string()));
         }
         Job::Checkpoint(done) => {
+            let _ = done.send(Err(err.to_string()));
+        }
+        Job::Read(done) => {
+            let _ = done.send(Err(err.to_string()));
+        }
+        Job::Defragment(done) => {
             let _ = done.send(Err(err.to_string()));
         }
     }

@@ -106,6 +106,11 @@ impl Shared {
         self.db.commit_durations()
     }
 
+    /// Rewrites the state database without its free pages (Maintenance.Defragment).
+    pub async fn defragment(&self) -> Result<state_db::Defragmented, String> {
+        self.db.defragment().await
+    }
+
     /// Writes everything applied to the disk (on shutdown: a restart then
     /// re-applies nothing).
     pub async fn flush(&self) -> Result<(), String> {
@@ -258,8 +263,8 @@ impl StateMachine {
     /// as for the log (false: `--unsafe-no-fsync`).
     pub fn open(data_dir: &Path, fsync: bool) -> Result<StateMachine, String> {
         let snapshot_path = data_dir.join(SNAPSHOT_FILE);
-        let (db, loaded) = StateDb::open(&data_dir.join(STATE_FILE), fsync)?;
-        let machine = match loaded {
+        let mut opened = StateDb::open(&data_dir.join(STATE_FILE))?;
+        let machine = match opened.loaded.take() {
             Some((state, position)) => Machine {
                 state,
                 last_applied: position.last_applied,
@@ -275,7 +280,7 @@ impl StateMachine {
                         last_applied: file.meta.last_log_id,
                         last_membership: file.meta.last_membership,
                     };
-                    db.seed(&file.state, &machine.position())?;
+                    opened.seed(&file.state, &machine.position())?;
                     tracing::info!(from = %path.display(), "state database created from the snapshot");
                     machine
                 }
@@ -286,6 +291,7 @@ impl StateMachine {
                 },
             },
         };
+        let db = opened.start(fsync)?;
         let (events, _) = broadcast::channel(4096);
         Ok(StateMachine {
             shared: Arc::new(Shared {
@@ -759,6 +765,61 @@ mod tests {
         assert_eq!(read.state.snapshot(), expected);
         assert_eq!(read.last_applied, last_applied);
         assert_eq!(read.state.size, read.state.keyspace.retained_bytes());
+    }
+
+    /// Defragmenting gives the space a compaction freed back to the
+    /// filesystem and keeps every record; a reader holding a transaction
+    /// makes it wait, not fail.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn defragment_shrinks_the_file_after_a_compaction_and_keeps_the_state() {
+        let dir = uc_testkit::TestDir::new("uc-store-state-db-defragment");
+        let mut machine = StateMachine::open(&dir, true).unwrap();
+        let big = |i: usize| {
+            Command::Put(PutRequest {
+                key: format!("k{i:04}").into_bytes(),
+                value: vec![b'v'; 4096],
+                ..Default::default()
+            })
+        };
+        // Every key twice: compacting to the last revision drops the first
+        // 1000 values.
+        let mut commands: Vec<Command> = (0..1000).chain(0..1000).map(big).collect();
+        commands.push(Command::Compact { revision: 2001 });
+        machine.apply(entries(commands, 1)).await.unwrap();
+        let shared = machine.shared();
+        shared.flush().await.unwrap();
+        let expected = shared.read().state.snapshot();
+
+        // A snapshot being read: the defragmentation waits for it.
+        let reader = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let txn = shared.db.begin_read().unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                drop(txn);
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let done = shared.defragment().await.unwrap();
+        reader.await.unwrap();
+        assert!(
+            done.after * 3 < done.before * 2,
+            "{done:?}: a compaction freed half the records"
+        );
+        assert_eq!(
+            std::fs::metadata(dir.join(STATE_FILE)).unwrap().len(),
+            done.after
+        );
+        machine
+            .apply(entries(vec![put("after", 0)], 2002))
+            .await
+            .unwrap();
+        let expected_after = shared.read().state.snapshot();
+        assert_ne!(expected_after, expected);
+        shared.flush().await.unwrap();
+        drop((machine, shared));
+        let reopened = reopen(&dir).await;
+        assert_eq!(reopened.shared().read().state.snapshot(), expected_after);
     }
 
     /// A member that installs a snapshot replaces its whole database; what
