@@ -43,6 +43,14 @@ pub fn not_leader() -> Status {
     Status::failed_precondition("etcdserver: not leader")
 }
 
+pub fn bad_leader_transferee() -> Status {
+    Status::failed_precondition("etcdserver: bad leader transferee")
+}
+
+pub fn leader_transfer_timeout() -> Status {
+    Status::unavailable("etcdserver: request timed out, leader transfer took too long")
+}
+
 pub fn leader_changed() -> Status {
     Status::unavailable("etcdserver: leader changed")
 }

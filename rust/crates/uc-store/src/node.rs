@@ -62,14 +62,39 @@ pub struct Node {
     /// a change while another is uncommitted, so concurrent ones (members
     /// publishing their URLs at start, a MemberAdd) wait their turn instead.
     pub(crate) membership_changes: tokio::sync::Mutex<()>,
+    /// Held shared around what makes the leader send to its followers
+    /// (proposals, read rounds); MoveLeader holds it exclusively while the
+    /// leader keeps quiet (see `move_leader`).
+    pub(crate) quiet: tokio::sync::RwLock<()>,
+    /// openraft's leader lease: how long a follower refuses other
+    /// candidates after hearing from its leader.
+    pub leader_lease: Duration,
 }
 
-// openraft's error types are large; they are what `client_write` returns.
-#[allow(clippy::result_large_err)]
-type WriteResult = Result<Applied, RaftError<NodeId, ClientWriteError<NodeId, Member>>>;
+/// What became of a submitted write.
+#[derive(Debug)]
+pub enum Submitted {
+    Applied(Applied),
+    /// Not proposed, and never to be committed: this member did not lead
+    /// (openraft answers so too for entries a new leader truncated). Safe to
+    /// send to the leader.
+    NotLeader(ForwardToLeader<NodeId, Member>),
+    /// Failed, maybe after it was proposed: the client hears this.
+    Failed(Status),
+}
 
 /// A write waiting for the proposer.
-pub type Proposal = (Command, tokio::sync::oneshot::Sender<WriteResult>);
+pub type Proposal = (Command, tokio::sync::oneshot::Sender<Submitted>);
+
+/// Pause before asking again where the leadership has moved.
+const LEADER_MOVED_PAUSE: Duration = Duration::from_millis(20);
+
+/// Whether a leader's refusal means the write was not proposed there.
+fn refused_unproposed(status: &Status) -> bool {
+    [errors::not_leader(), errors::leader_changed()]
+        .iter()
+        .any(|refusal| refusal.code() == status.code() && refusal.message() == status.message())
+}
 
 /// Commands per batched log entry at most.
 const MAX_BATCH: usize = 128;
@@ -160,6 +185,8 @@ pub enum Forward {
     KeepAlive(i64),
     TimeToLive(i64),
     Membership(MembershipChange),
+    /// To the transferee of a MoveLeader: stand for election now.
+    Campaign,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -295,47 +322,65 @@ impl Node {
         adds && self.shared.read().state.size > self.quota_bytes()
     }
 
+    /// Proposes a write (through the leader when this member does not
+    /// lead) and waits until it is applied here, so the client reads its
+    /// own write on this member. A write no leader proposed is sent again
+    /// to wherever the leadership moved (a MoveLeader, an election), until
+    /// the request times out.
     async fn propose(&self, command: Command) -> Result<Applied, Status> {
-        let applied = match tokio::time::timeout(self.request_timeout, self.submit(command.clone()))
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let timed_out = |_| Submitted::Failed(errors::timeout());
+        let mut submitted = tokio::time::timeout_at(deadline, self.submit(command.clone()))
             .await
-        {
-            Err(_) => return Err(errors::timeout()),
-            Ok(Ok(applied)) => {
-                // Applied on the leader when this member forwarded the batch:
-                // answer once it is applied here too (read-your-writes).
-                self.wait_applied_revision(applied.revision).await?;
-                applied
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to)))) => {
-                match self.forward(&to, Forward::Write(command)).await? {
-                    Forwarded::Applied(applied) => {
-                        // Answer only once this member has applied it too, so
-                        // the client reads its own write here.
-                        self.wait_applied_revision(applied.revision).await?;
-                        applied
+            .unwrap_or_else(timed_out);
+        loop {
+            submitted = match submitted {
+                Submitted::Applied(applied) => {
+                    self.wait_applied_revision(applied.revision).await?;
+                    return Ok(applied);
+                }
+                Submitted::Failed(status) => return Err(status),
+                Submitted::NotLeader(to) => {
+                    let forward = self.forward(&to, Forward::Write(command.clone()));
+                    match tokio::time::timeout_at(deadline, forward).await {
+                        Err(elapsed) => timed_out(elapsed),
+                        Ok(Ok(Forwarded::Applied(applied))) => Submitted::Applied(applied),
+                        Ok(Ok(other)) => Submitted::Failed(errors::internal(format!(
+                            "leader answered {other:?}"
+                        ))),
+                        Ok(Err(status)) if refused_unproposed(&status) => {
+                            tokio::time::sleep(LEADER_MOVED_PAUSE).await;
+                            match self.leader_elsewhere() {
+                                Some(to) => Submitted::NotLeader(to),
+                                // This member leads now, or none is known
+                                // yet: its proposer decides.
+                                None => {
+                                    tokio::time::timeout_at(deadline, self.submit(command.clone()))
+                                        .await
+                                        .unwrap_or_else(timed_out)
+                                }
+                            }
+                        }
+                        Ok(Err(status)) => Submitted::Failed(status),
                     }
-                    other => return Err(errors::internal(format!("leader answered {other:?}"))),
+                }
+            };
+            if let Submitted::NotLeader(_) = submitted {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(errors::timeout());
                 }
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(err)))) => {
-                return Err(Status::failed_precondition(err.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(err))) => {
-                return Err(errors::stopped(err.to_string()));
-            }
-        };
-        Ok(applied)
+        }
     }
 
     /// Proposes through the batching proposer (see `run_proposer`).
-    #[allow(clippy::result_large_err)]
-    async fn submit(&self, command: Command) -> WriteResult {
+    async fn submit(&self, command: Command) -> Submitted {
         let (done, wait) = tokio::sync::oneshot::channel();
-        let stopped = || RaftError::Fatal(openraft::error::Fatal::Stopped);
+        let stopped = || Submitted::Failed(errors::stopped("raft stopped".to_string()));
         if self.proposals.send((command, done)).await.is_err() {
-            return Err(stopped());
+            return stopped();
         }
-        wait.await.unwrap_or_else(|_| Err(stopped()))
+        wait.await.unwrap_or_else(|_| stopped())
     }
 
     /// Proposes writes one log entry at a time; the writes that queue up
@@ -385,8 +430,10 @@ impl Node {
         elsewhere.then_some(to)
     }
 
-    /// A follower's batch: one question to the leader. If that fails, each
-    /// write asks the leader on its own (see `propose`).
+    /// A follower's batch: one question to the leader. If the leader did
+    /// not propose it, each write asks the leader on its own (see
+    /// `propose`); any other failure may have come after it was proposed,
+    /// so each client hears it.
     async fn forward_batch(&self, to: ForwardToLeader<NodeId, Member>, batch: Vec<Proposal>) {
         let (commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
         let forwarded = self
@@ -402,14 +449,21 @@ impl Node {
                 let newest = items.iter().map(|item| item.revision).max();
                 let _ = self.wait_applied_revision(newest.unwrap_or(0)).await;
                 for (waiter, item) in waiters.into_iter().zip(items) {
-                    let _ = waiter.send(Ok(item));
+                    let _ = waiter.send(Submitted::Applied(item));
                 }
             }
-            _ => {
+            Err(status) if refused_unproposed(&status) => {
                 for waiter in waiters {
-                    let _ = waiter.send(Err(RaftError::APIError(
-                        ClientWriteError::ForwardToLeader(to.clone()),
-                    )));
+                    let _ = waiter.send(Submitted::NotLeader(to.clone()));
+                }
+            }
+            other => {
+                let status = match other {
+                    Err(status) => status,
+                    Ok(answer) => errors::internal(format!("leader answered {answer:?}")),
+                };
+                for waiter in waiters {
+                    let _ = waiter.send(Submitted::Failed(status.clone()));
                 }
             }
         }
@@ -428,6 +482,7 @@ impl Node {
         } else {
             Command::Batch(commands)
         };
+        let _quiet = self.quiet.read().await;
         let proposed = Instant::now();
         match self.raft.client_write(command).await {
             Ok(response) => {
@@ -438,21 +493,28 @@ impl Node {
                 match response.data.reply {
                     Reply::Batch(items) if !single => {
                         for (waiter, item) in waiters.into_iter().zip(items) {
-                            let _ = waiter.send(Ok(item));
+                            let _ = waiter.send(Submitted::Applied(item));
                         }
                     }
                     _ => {
                         for waiter in waiters {
-                            let _ = waiter.send(Ok(response.data.clone()));
+                            let _ = waiter.send(Submitted::Applied(response.data.clone()));
                         }
                     }
                 }
             }
-            // Includes ForwardToLeader: each write then asks the leader on
-            // its own.
             Err(err) => {
+                let submitted = || match &err {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(to)) => {
+                        Submitted::NotLeader(to.clone())
+                    }
+                    RaftError::APIError(ClientWriteError::ChangeMembershipError(err)) => {
+                        Submitted::Failed(Status::failed_precondition(err.to_string()))
+                    }
+                    RaftError::Fatal(err) => Submitted::Failed(errors::stopped(err.to_string())),
+                };
                 for waiter in waiters {
-                    let _ = waiter.send(Err(err.clone()));
+                    let _ = waiter.send(submitted());
                 }
             }
         }
@@ -506,7 +568,10 @@ impl Node {
             count(&self.read_rounds.lease);
             return Ok(Some(index));
         }
-        match tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id()).await {
+        let quiet = self.quiet.read().await;
+        let round = tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id()).await;
+        drop(quiet);
+        match round {
             Err(_) => Err(errors::timeout()),
             Ok(Ok((read_log_id, _))) => {
                 count(&self.read_rounds.quorum);
@@ -632,11 +697,10 @@ impl Node {
                 }
                 match tokio::time::timeout(self.request_timeout, self.submit(command)).await {
                     Err(_) => Err(errors::timeout()),
-                    Ok(Ok(applied)) => Ok(Forwarded::Applied(applied)),
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                        Err(errors::leader_changed())
-                    }
-                    Ok(Err(err)) => Err(errors::internal(err.to_string())),
+                    Ok(Submitted::Applied(applied)) => Ok(Forwarded::Applied(applied)),
+                    // Not proposed: the follower asks the new leader.
+                    Ok(Submitted::NotLeader(_)) => Err(errors::leader_changed()),
+                    Ok(Submitted::Failed(status)) => Err(status),
                 }
             }
             Forward::ReadIndex => {
@@ -662,7 +726,106 @@ impl Node {
                 self.change_membership(change).await?;
                 Ok(Forwarded::Done)
             }
+            Forward::Campaign => {
+                tracing::info!("standing for election: the leader moves its leadership here");
+                self.raft
+                    .trigger()
+                    .elect()
+                    .await
+                    .map_err(|e| errors::stopped(e.to_string()))?;
+                Ok(Forwarded::Done)
+            }
         }
+    }
+
+    /// Moves the leadership to voter `target` (Maintenance.MoveLeader).
+    /// openraft 0.9 has no leader transfer, and a follower refuses votes
+    /// for a leader lease after hearing from its leader. So the leader
+    /// waits until `target` has its whole log, then keeps quiet (no
+    /// heartbeats, proposals or read rounds) for one leader lease, and asks
+    /// `target` to stand for election: with the newest log and every
+    /// follower's lease lapsed, it wins before any follower's own election
+    /// timer fires. Writes and reads wait meanwhile (one leader lease and
+    /// an election), as on etcd during a transfer.
+    pub async fn move_leader(&self, target: NodeId) -> Result<(), Status> {
+        if !self.is_leader() {
+            return Err(errors::not_leader());
+        }
+        if target == self.id {
+            return Ok(());
+        }
+        let member = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            match membership.get_node(&target) {
+                Some(member) if membership.voter_ids().any(|id| id == target) => member.clone(),
+                _ => return Err(errors::bad_leader_transferee()),
+            }
+        };
+        let _turn = self.membership_changes.lock().await;
+        let _quiet = self.quiet.write().await;
+        let started = Instant::now();
+        let give_up = started + self.election_timeout * 3;
+        loop {
+            let caught_up = {
+                let metrics = self.raft.metrics();
+                let metrics = metrics.borrow();
+                let last = metrics.last_log_index;
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&target).cloned().flatten())
+                    .map(|id| id.index);
+                last.is_some() && matched == last
+            };
+            if caught_up {
+                break;
+            }
+            if !self.is_leader() {
+                return Err(errors::not_leader());
+            }
+            if Instant::now() > give_up {
+                return Err(errors::leader_transfer_timeout());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let term = self.term();
+        self.raft.runtime_config().heartbeat(false);
+        let moved = async {
+            let margin = (self.leader_lease / 10).max(Duration::from_millis(50));
+            tokio::time::sleep(self.leader_lease + margin).await;
+            let to = ForwardToLeader {
+                leader_id: Some(target),
+                leader_node: Some(member),
+            };
+            self.forward(&to, Forward::Campaign).await?;
+            let wait = give_up
+                .saturating_duration_since(Instant::now())
+                .max(self.election_timeout * 2);
+            self.raft
+                .wait(Some(wait))
+                .metrics(
+                    |m| m.current_term > term && m.current_leader == Some(target),
+                    "the transferee leads",
+                )
+                .await
+                .map(drop)
+                .map_err(|_| errors::leader_transfer_timeout())
+        }
+        .await;
+        self.raft.runtime_config().heartbeat(true);
+        match &moved {
+            Ok(()) => tracing::info!(
+                to = format!("{target:x}"),
+                took_ms = started.elapsed().as_millis() as u64,
+                "leadership moved"
+            ),
+            Err(status) => {
+                tracing::warn!(to = format!("{target:x}"), %status, "moving the leadership failed")
+            }
+        }
+        moved
     }
 
     /// Applies a membership change on the leader (forwarded from a follower).

@@ -424,6 +424,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         },
         proposals,
         membership_changes: tokio::sync::Mutex::new(()),
+        quiet: tokio::sync::RwLock::new(()),
+        leader_lease,
     });
     tokio::spawn(node.clone().run_proposer(proposal_queue));
     node.publish(me_published);

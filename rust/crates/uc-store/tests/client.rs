@@ -971,3 +971,61 @@ async fn defragment_gives_back_the_space_a_compaction_freed() {
         .count();
     assert_eq!(count, 1000);
 }
+
+/// MoveLeader hands the leadership to the member asked for (etcdctl
+/// move-leader prints etcd's line); writes sent meanwhile all succeed; an
+/// unknown member is refused with etcd's error, and a follower answers
+/// "not leader".
+#[tokio::test(flavor = "multi_thread")]
+async fn move_leader_hands_over_to_the_member_asked_for() {
+    let cluster = Cluster::start(Kind::UcStore, 3, "client-move-leader", &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let mut on_leader = connect_to(&cluster, leader).await;
+    let old = on_leader.status().await.unwrap().leader();
+    let members = on_leader.member_list().await.unwrap();
+    let target = members
+        .members()
+        .iter()
+        .map(|m| m.id())
+        .find(|id| *id != old)
+        .unwrap();
+
+    let mut writer = connect(&cluster).await;
+    let writes = tokio::spawn(async move {
+        for i in 0..300 {
+            writer.put(format!("w{i:03}"), "v", None).await.unwrap();
+        }
+        writer
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let out = cluster.ctl(&["move-leader", &format!("{target:x}")], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("Leadership transferred from {old:x} to {target:x}")
+    );
+    for i in 0..cluster.members.len() {
+        let mut one = connect_to(&cluster, i).await;
+        assert_eq!(one.status().await.unwrap().leader(), target, "member {i}");
+    }
+    let mut writer = writes.await.unwrap();
+    let count = writer
+        .get("w", Some(GetOptions::new().with_prefix().with_count_only()))
+        .await
+        .unwrap()
+        .count();
+    assert_eq!(count, 300);
+
+    let new_leader = (0..cluster.members.len())
+        .find(|i| cluster.leader() == Some(*i))
+        .unwrap();
+    let mut client = connect_to(&cluster, new_leader).await;
+    let (code, message) = status(client.move_leader(0x1234).await.unwrap_err());
+    assert_eq!(code, Code::FailedPrecondition);
+    assert_eq!(message, "etcdserver: bad leader transferee");
+    let follower = (new_leader + 1) % cluster.members.len();
+    let mut client = connect_to(&cluster, follower).await;
+    let (code, message) = status(client.move_leader(old).await.unwrap_err());
+    assert_eq!(code, Code::FailedPrecondition);
+    assert_eq!(message, "etcdserver: not leader");
+}

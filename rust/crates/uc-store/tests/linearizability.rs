@@ -1,10 +1,9 @@
 //! Linearizability under faults. Concurrent clients put, get and
 //! compare-and-set a few keys of a 3-member uc-store while members are
-//! killed (-9) and restarted, the leader is paused (SIGSTOP), the leader is
-//! cut off from the others by a network partition (members in network
-//! namespaces, when root), and a follower is removed and added back as a
-//! new member; every
-//! operation is recorded with its invoke and completion time (failures and
+//! killed (-9) and restarted, the leader is paused (SIGSTOP), the
+//! leadership is moved (MoveLeader), the leader is cut off from the others
+//! by a network partition (members in network namespaces, when root), and a
+//! follower is removed and added back as a new member; every operation is recorded with its invoke and completion time (failures and
 //! timeouts as indeterminate: they may or may not have taken effect). A
 //! Wing-Gong-Lowe search per key must find a linearization; a watch over
 //! the keys must see every revision once, in order, with no gaps, and every
@@ -467,6 +466,29 @@ async fn histories_under_kill_pause_partition_and_membership_faults_are_lineariz
         .args(["-CONT", &pid])
         .status()
         .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // MoveLeader: the leader hands its leadership to a follower (it keeps
+    // quiet for a leader lease, then the follower stands for election).
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let mut on_leader = Client::connect([cluster.members[leader].client_url()], None)
+        .await
+        .unwrap();
+    let name = cluster.members[(leader + 1) % 3].name.clone();
+    let target = on_leader
+        .member_list()
+        .await
+        .unwrap()
+        .members()
+        .iter()
+        .find(|m| m.name() == name)
+        .unwrap()
+        .id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(err) = on_leader.move_leader(target).await {
+        eprintln!("move leader: {err}; retrying");
+        assert!(Instant::now() < deadline, "move leader kept failing: {err}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Partition: the leader is cut off from the others (its clients still
     // reach it) past an election timeout, then reconnected.

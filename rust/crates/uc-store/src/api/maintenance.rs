@@ -222,9 +222,18 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _request: Request<pb::MoveLeaderRequest>,
+        request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(Status::unavailable("etcdserver: not capable"))
+        let target = request.into_inner().target_id;
+        // Its own task: a client that gives up must not leave the leader
+        // quiet (heartbeats off) halfway through.
+        let node = self.node.clone();
+        tokio::spawn(async move { node.move_leader(target).await })
+            .await
+            .map_err(|e| errors::internal(e.to_string()))??;
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: self.node.current_header(),
+        }))
     }
 }
 
