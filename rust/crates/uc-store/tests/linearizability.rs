@@ -401,6 +401,19 @@ async fn watch_all(
     events
 }
 
+/// The id of the member called `name`.
+async fn member_id(client: &mut Client, name: &str) -> u64 {
+    client
+        .member_list()
+        .await
+        .unwrap()
+        .members()
+        .iter()
+        .find(|m| m.name() == name)
+        .unwrap()
+        .id()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn histories_under_kill_pause_partition_and_membership_faults_are_linearizable() {
     let (mut cluster, partitions) = match Cluster::start_partitionable(
@@ -473,16 +486,7 @@ async fn histories_under_kill_pause_partition_and_membership_faults_are_lineariz
     let mut on_leader = Client::connect([cluster.members[leader].client_url()], None)
         .await
         .unwrap();
-    let name = cluster.members[(leader + 1) % 3].name.clone();
-    let target = on_leader
-        .member_list()
-        .await
-        .unwrap()
-        .members()
-        .iter()
-        .find(|m| m.name() == name)
-        .unwrap()
-        .id();
+    let target = member_id(&mut on_leader, &cluster.members[(leader + 1) % 3].name).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Err(err) = on_leader.move_leader(target).await {
         eprintln!("move leader: {err}; retrying");
@@ -503,16 +507,7 @@ async fn histories_under_kill_pause_partition_and_membership_faults_are_lineariz
     let leader = cluster.wait_leader(Duration::from_secs(10));
     let follower = (leader + 2) % 3;
     let mut admin = client(&cluster).await;
-    let name = cluster.members[follower].name.clone();
-    let id = admin
-        .member_list()
-        .await
-        .unwrap()
-        .members()
-        .iter()
-        .find(|m| m.name() == name)
-        .unwrap()
-        .id();
+    let id = member_id(&mut admin, &cluster.members[follower].name).await;
     // Like an operator, retry a reconfiguration the cluster refuses for now
     // (e.g. right after the partition healed).
     let deadline = Instant::now() + Duration::from_secs(15);

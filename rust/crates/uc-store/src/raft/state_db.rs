@@ -216,9 +216,18 @@ impl StateDb {
 
     /// Replaces the whole state, durably, once queued batches are written.
     pub async fn replace(&self, snapshot: StateSnapshot, position: Position) -> Result<(), String> {
+        self.ask(|done| Job::Replace(Box::new(snapshot), position, done))
+            .await
+    }
+
+    /// Queues a job that answers, and waits for its answer.
+    async fn ask<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Job,
+    ) -> Result<T, String> {
         let (done, wait) = oneshot::channel();
         self.jobs
-            .send(Job::Replace(Box::new(snapshot), position, done))
+            .send(job(done))
             .map_err(|_| "the state writer stopped".to_string())?;
         wait.await
             .map_err(|_| "the state writer stopped".to_string())?
@@ -227,12 +236,7 @@ impl StateDb {
     /// Writes every queued batch durably; returns a read transaction that
     /// sees exactly what is on disk now.
     pub async fn checkpoint(&self) -> Result<ReadTransaction, String> {
-        let (done, wait) = oneshot::channel();
-        self.jobs
-            .send(Job::Checkpoint(done))
-            .map_err(|_| "the state writer stopped".to_string())?;
-        wait.await
-            .map_err(|_| "the state writer stopped".to_string())?
+        self.ask(Job::Checkpoint).await
     }
 
     /// How long the writer's commits take (fsync included when made).
@@ -253,14 +257,9 @@ impl StateDb {
 
     /// Writes every queued batch durably, then rewrites the file without
     /// its free pages (as etcd's defragment: the space a compaction freed
-    /// goes back to the filesystem). Writes wait meanwhile.
+    /// goes back to the filesystem). Applied batches queue meanwhile.
     pub async fn defragment(&self) -> Result<Defragmented, String> {
-        let (done, wait) = oneshot::channel();
-        self.jobs
-            .send(Job::Defragment(done))
-            .map_err(|_| "the state writer stopped".to_string())?;
-        wait.await
-            .map_err(|_| "the state writer stopped".to_string())?
+        self.ask(Job::Defragment).await
     }
 }
 
@@ -304,6 +303,14 @@ impl Writer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// A read transaction after `commit`, or the commit's error.
+    fn read_after(&self, commit: &Result<(), StateDbError>) -> Result<ReadTransaction, String> {
+        match commit {
+            Ok(()) => self.db.begin_read().map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        }
     }
 
     /// Compacts the file once no reader holds a transaction (snapshots
@@ -373,21 +380,13 @@ impl Writer {
                         let result = self.commit(&applies, self.durable());
                         applies.clear();
                         durable_at = Instant::now();
-                        let reply = match &result {
-                            Ok(()) => self.db.begin_read().map_err(|e| e.to_string()),
-                            Err(err) => Err(err.to_string()),
-                        };
-                        let _ = done.send(reply);
+                        let _ = done.send(self.read_after(&result));
                         result
                     }
                     Job::Read(done) => {
                         let result = self.commit(&applies, Durability::None);
                         applies.clear();
-                        let reply = match &result {
-                            Ok(()) => self.db.begin_read().map_err(|e| e.to_string()),
-                            Err(err) => Err(err.to_string()),
-                        };
-                        let _ = done.send(reply);
+                        let _ = done.send(self.read_after(&result));
                         result
                     }
                     Job::Defragment(done) => {
