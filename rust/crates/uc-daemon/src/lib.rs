@@ -1,7 +1,7 @@
 //! What every UltraCloud daemon's `main` does the same way: structured logs
 //! to stderr (`RUST_LOG` overrides the default filter), a multi-threaded
 //! runtime, its HTTP listener, and a future that resolves on SIGTERM or
-//! Ctrl-C; and histograms for `/metrics`.
+//! Ctrl-C; and the `/metrics` registry (`metrics`).
 
 pub mod metrics;
 
@@ -9,14 +9,39 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+/// How log lines are written: `text` for people, `json` (one object per
+/// line, with the span's fields) for log shippers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The logging flags every daemon has; `#[command(flatten)]` them into its
+/// `Args`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct LogArgs {
+    /// Log line format on stderr: `text` or `json` (one JSON object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "UC_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
 /// Logs to stderr; `default_filter` (e.g. `"info"`) unless `RUST_LOG` is set.
-pub fn init_logging(default_filter: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+pub fn init_logging(default_filter: &str, format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 /// The multi-threaded runtime; on failure the error is printed, prefixed

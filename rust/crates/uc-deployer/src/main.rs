@@ -19,6 +19,8 @@ use uc_types::{DaemonConfig, DeployerConfig};
     about = "UltraCloud deployer: signed binary cache of the cluster's systems"
 )]
 struct Args {
+    #[command(flatten)]
+    log: uc_daemon::LogArgs,
     /// Config rendered by Nix (manifest.nodes.<node>.daemons.deployer).
     #[arg(long, default_value = "/etc/ultracloud/deployer.json")]
     config: PathBuf,
@@ -36,8 +38,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    uc_daemon::init_logging("info");
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    uc_daemon::init_logging("info", args.log.log_format);
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");

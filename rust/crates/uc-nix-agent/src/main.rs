@@ -19,6 +19,8 @@ use uc_types::{DaemonConfig, DesiredSystem, NixAgentConfig, SwitchAction, System
     about = "UltraCloud nix-agent: switch to a NixOS system, health-check, roll back"
 )]
 struct Args {
+    #[command(flatten)]
+    log: uc_daemon::LogArgs,
     /// Config rendered by Nix (manifest.nodes.<node>.daemons.nix-agent).
     #[arg(long, default_value = "/etc/ultracloud/nix-agent.json")]
     config: PathBuf,
@@ -53,8 +55,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    uc_daemon::init_logging("info");
     let args = Args::parse();
+    uc_daemon::init_logging("info", args.log.log_format);
     let config = match NixAgentConfig::load(&args.config) {
         Ok(config) => config,
         Err(err) => {

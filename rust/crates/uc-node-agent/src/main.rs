@@ -24,6 +24,8 @@ enum BackendChoice {
     about = "UltraCloud node-agent: run the service instances assigned to this node, health-check them, heartbeat"
 )]
 struct Args {
+    #[command(flatten)]
+    log: uc_daemon::LogArgs,
     /// Config rendered by Nix (manifest.nodes.<node>.daemons.node-agent).
     #[arg(long, default_value = "/etc/ultracloud/node-agent.json")]
     config: PathBuf,
@@ -46,8 +48,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    uc_daemon::init_logging("info");
     let args = Args::parse();
+    uc_daemon::init_logging("info", args.log.log_format);
     let config = match NodeAgentConfig::load(&args.config) {
         Ok(config) => config,
         Err(err) => {

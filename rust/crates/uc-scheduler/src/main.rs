@@ -16,6 +16,8 @@ use uc_types::{DaemonConfig, SchedulerConfig};
     about = "UltraCloud scheduler: place service replicas on nodes, react to node loss and drains"
 )]
 struct Args {
+    #[command(flatten)]
+    log: uc_daemon::LogArgs,
     /// Config rendered by Nix (manifest.nodes.<node>.daemons.scheduler).
     #[arg(long, default_value = "/etc/ultracloud/scheduler.json")]
     config: PathBuf,
@@ -42,8 +44,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    uc_daemon::init_logging("info");
     let args = Args::parse();
+    uc_daemon::init_logging("info", args.log.log_format);
     let config = match SchedulerConfig::load(&args.config) {
         Ok(config) => config,
         Err(err) => {

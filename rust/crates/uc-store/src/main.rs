@@ -20,6 +20,8 @@ use uc_types::{ClusterState, DaemonConfig, InitialMember, StoreConfig};
     args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(flatten)]
+    log: uc_daemon::LogArgs,
     #[command(subcommand)]
     command: Option<Command>,
     /// Config rendered by Nix (manifest.nodes.<node>.daemons.store); flags override it.
@@ -310,7 +312,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    uc_daemon::init_logging(&format!("{level},openraft=warn"));
+    uc_daemon::init_logging(&format!("{level},openraft=warn"), args.log.log_format);
     let settings = match settings(args) {
         Ok(settings) => settings,
         Err(err) => {

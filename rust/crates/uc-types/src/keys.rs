@@ -119,9 +119,127 @@ pub fn scheduler_status_prefix() -> String {
     format!("{PREFIX}scheduler/status/")
 }
 
+/// A key of the keyspace, parsed: what [`parse`] gives back, one variant per
+/// key shape built above. Borrowed from the key string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key<'a> {
+    ManifestCurrent,
+    ManifestHistory { revision: u64 },
+    RolloutCurrent,
+    DesiredSystem { node: &'a str },
+    ObservedSystem { node: &'a str },
+    Heartbeat { node: &'a str },
+    NodeCordon { node: &'a str },
+    ServiceSpec { service: &'a str },
+    ServiceAssignment { service: &'a str, id: &'a str },
+    ServiceUpdateSlot { service: &'a str, slot: u32 },
+    InstanceStatus { node: &'a str, instance: &'a str },
+    SchedulerLeader,
+    SchedulerStatus { service: &'a str },
+    DnsZone { zone: &'a str },
+    LbListener { name: &'a str },
+}
+
+/// Which key `key` is, or `None` for a key outside the keyspace (another
+/// prefix, an unknown shape, an empty name or a malformed number).
+pub fn parse(key: &str) -> Option<Key<'_>> {
+    let rest = key.strip_prefix(PREFIX)?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.iter().any(|part| part.is_empty()) {
+        return None;
+    }
+    Some(match parts[..] {
+        ["manifest", "current"] => Key::ManifestCurrent,
+        ["manifest", "history", revision] => Key::ManifestHistory {
+            revision: revision.parse().ok()?,
+        },
+        ["rollouts", "current"] => Key::RolloutCurrent,
+        ["nodes", node, "desired-system"] => Key::DesiredSystem { node },
+        ["nodes", node, "observed-system"] => Key::ObservedSystem { node },
+        ["nodes", node, "heartbeat"] => Key::Heartbeat { node },
+        ["nodes", node, "cordon"] => Key::NodeCordon { node },
+        ["services", service, "spec"] => Key::ServiceSpec { service },
+        ["services", service, "assignments", id] => Key::ServiceAssignment { service, id },
+        ["services", service, "updating", slot] => Key::ServiceUpdateSlot {
+            service,
+            slot: slot.parse().ok()?,
+        },
+        ["instances", node, instance, "status"] => Key::InstanceStatus { node, instance },
+        ["scheduler", "leader"] => Key::SchedulerLeader,
+        ["scheduler", "status", service] => Key::SchedulerStatus { service },
+        ["dns", "zones", zone] => Key::DnsZone { zone },
+        ["lb", "listeners", name] => Key::LbListener { name },
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_built_key_parses_back() {
+        let table = [
+            (manifest_current(), Key::ManifestCurrent),
+            (manifest_history(42), Key::ManifestHistory { revision: 42 }),
+            (rollout_current(), Key::RolloutCurrent),
+            (desired_system("cp1"), Key::DesiredSystem { node: "cp1" }),
+            (observed_system("cp1"), Key::ObservedSystem { node: "cp1" }),
+            (heartbeat("cp1"), Key::Heartbeat { node: "cp1" }),
+            (node_cordon("w1"), Key::NodeCordon { node: "w1" }),
+            (service_spec("web"), Key::ServiceSpec { service: "web" }),
+            (
+                service_assignment("web", "3"),
+                Key::ServiceAssignment {
+                    service: "web",
+                    id: "3",
+                },
+            ),
+            (
+                service_update_slot("web", 1),
+                Key::ServiceUpdateSlot {
+                    service: "web",
+                    slot: 1,
+                },
+            ),
+            (
+                instance_status("w1", "web-3"),
+                Key::InstanceStatus {
+                    node: "w1",
+                    instance: "web-3",
+                },
+            ),
+            (scheduler_leader(), Key::SchedulerLeader),
+            (
+                scheduler_status("web"),
+                Key::SchedulerStatus { service: "web" },
+            ),
+            (dns_zone("example.org"), Key::DnsZone { zone: "example.org" }),
+            (lb_listener("http"), Key::LbListener { name: "http" }),
+        ];
+        for (key, expected) in &table {
+            assert_eq!(parse(key), Some(*expected), "{key}");
+        }
+    }
+
+    #[test]
+    fn keys_outside_the_keyspace_do_not_parse() {
+        for key in [
+            "",
+            "/uc/v1/",
+            "/uc/v2/manifest/current",
+            "/other/nodes/n1/heartbeat",
+            "/uc/v1/nodes/n1",
+            "/uc/v1/nodes//heartbeat",
+            "/uc/v1/nodes/n1/heartbeat/extra",
+            "/uc/v1/nodes/n1/unknown",
+            "/uc/v1/manifest/history/latest",
+            "/uc/v1/services/web/updating/x",
+            "/uc/v1/instances/w1/web-3",
+        ] {
+            assert_eq!(parse(key), None, "{key:?}");
+        }
+    }
 
     #[test]
     fn keys_follow_the_architecture() {
