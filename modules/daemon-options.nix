@@ -1,16 +1,35 @@
 # The options every UltraCloud daemon module has, so they read the same:
-# `enable`, `package`, `settings` (the node's manifest projection, written to
-# /etc/ultracloud/<daemon>.json) and `openFirewall`.
+# `enable`, `package`, `settings`, `listen` and `openFirewall`.
+#
+# `settings` is an RFC 42 settings option: JSON-typed and free-form, with the
+# keys an operator is likely to change declared (typed and documented).
+# modules/default.nix sets every leaf of the node's manifest projection at
+# `mkDefault` priority, so a definition of one key replaces that key only
+# and the rest of the projection stays. It is written to
+# /etc/ultracloud/<daemon>.json as is.
+#
+# `listen` is read-only: the listen addresses of `settings` parsed once
+# (./listen.nix) into {address, port}, for the firewall and for anything
+# else that needs a port. Derived rather than settable, so the file the
+# daemon reads and the ports opened for it cannot disagree.
 {
   lib,
   config,
+  pkgs,
 }: {
   daemon,
   description,
   firewallPurpose,
-  portsFrom ? "`settings.httpListen`",
+  # listen.<name> is parsed from settings.<field> (a string or a list of them).
+  listenFrom ? {http = "httpListen";},
+  # Declared keys of `settings` besides httpListen (which every daemon
+  # listening from it gets).
+  settingsOptions ? {},
 }: let
   inherit (lib) mkOption mkEnableOption types;
+  listen = import ./listen.nix {inherit lib;};
+  cfg = config.services.ultracloud.${daemon};
+  fields = lib.concatStringsSep ", " (map (f: "`settings.${f}`") (builtins.attrValues listenFrom));
 in {
   enable = mkEnableOption description;
   package = mkOption {
@@ -20,15 +39,50 @@ in {
     description = "Package providing `bin/uc-${daemon}`.";
   };
   settings = mkOption {
-    type = types.attrsOf types.anything;
+    type = types.submodule {
+      freeformType = (pkgs.formats.json {}).type;
+      options =
+        lib.optionalAttrs (listenFrom ? http) {
+          httpListen = mkOption {
+            type = listen.hostPortType;
+            example = "0.0.0.0:7480";
+            description = ''
+              Address and port of uc-${daemon}'s HTTP server (/health,
+              /metrics, …): "address:port", an IPv6 address in brackets.
+              Its port is opened when `openFirewall` is set.
+            '';
+          };
+        }
+        // settingsOptions;
+    };
+    default = {};
     description = ''
-      Written to /etc/ultracloud/${daemon}.json; set from the node's manifest
-      projection (`manifest.nodes.<node>.daemons.${daemon}`).
+      uc-${daemon}'s config, written to /etc/ultracloud/${daemon}.json.
+      Every key of the node's manifest projection
+      (`manifest.nodes.<node>.daemons.${daemon}`) is set here at `mkDefault`
+      priority, one definition per leaf: setting a key (for example in
+      `cluster.nodes.<node>.extraModules`) replaces that key and keeps all
+      the others. Keys not declared below are free-form JSON; the daemon
+      refuses keys it does not know.
+    '';
+  };
+  listen = mkOption {
+    type = types.attrsOf (types.listOf listen.endpoint);
+    readOnly = true;
+    default = lib.mapAttrs (_: field:
+      map (listen.parse "services.ultracloud.${daemon}.settings.${field}") (lib.toList cfg.settings.${field}))
+    listenFrom;
+    defaultText = lib.literalMD "parsed from ${fields}";
+    example = lib.literalExpression ''{http = [{address = "10.0.0.1"; port = 7480;}];}'';
+    description = ''
+      Where uc-${daemon} listens, parsed from ${fields} into
+      `{address, port}` values (one list per setting: ${lib.concatStringsSep ", " (lib.mapAttrsToList (name: f: "`${name}` from `${f}`") listenFrom)}).
+      Read-only: change the settings instead.
     '';
   };
   openFirewall = mkOption {
     type = types.bool;
     default = true;
-    description = "Open the ports of ${portsFrom} (${firewallPurpose}).";
+    description = "Open the ports of ${fields} (${firewallPurpose}).";
   };
 }

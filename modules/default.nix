@@ -1,6 +1,7 @@
 # The aggregate NixOS module: configures a host as one node of a cluster from
 # its projection of the manifest (`ultracloud.manifest`, `ultracloud.node`).
-# Daemons with a module of their own are enabled with their settings; the
+# Daemons with a module of their own are enabled with the projection as
+# their `settings` (each leaf a default, so one key can be overridden); the
 # configs of the others are written to /etc/ultracloud for now.
 {
   config,
@@ -16,6 +17,13 @@
     else node.daemons;
   # Daemon name in the manifest -> its module under services.ultracloud.
   withModule = ["store" "deployer" "scheduler" "nix-agent" "node-agent"];
+  # The projection as definitions of `settings`: every leaf (a value that is
+  # not an attribute set; lists included) at mkDefault priority, so a user's
+  # definition of one key, however deep, replaces just that key.
+  defaultLeaves = value:
+    if builtins.isAttrs value
+    then lib.mapAttrs (_: defaultLeaves) value
+    else lib.mkDefault value;
 in {
   imports = [
     ./store.nix
@@ -53,7 +61,7 @@ in {
 
     services.ultracloud = lib.genAttrs (builtins.filter (d: daemons ? ${d}) withModule) (d: {
       enable = lib.mkDefault true;
-      settings = lib.mkDefault daemons.${d};
+      settings = defaultLeaves daemons.${d};
     });
 
     # /etc/ultracloud/<daemon>.json: exactly manifest.nodes.<node>.daemons.<daemon>.

@@ -3,12 +3,13 @@
 {
   config,
   lib,
+  pkgs,
   ...
 }: let
   cfg = config.services.ultracloud.deployer;
-  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
+  listen = import ./listen.nix {inherit lib;};
 in {
-  options.services.ultracloud.deployer = import ./daemon-options.nix {inherit lib config;} {
+  options.services.ultracloud.deployer = import ./daemon-options.nix {inherit lib config pkgs;} {
     daemon = "deployer";
     description = "uc-deployer, UltraCloud's deployer";
     firewallPurpose = "API, cache, dashboard, phone-home";
@@ -49,6 +50,6 @@ in {
         };
     };
 
-    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall port;
+    networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall (listen.ports cfg.listen);
   };
 }

@@ -7,9 +7,9 @@
   ...
 }: let
   cfg = config.services.ultracloud.nix-agent;
-  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
+  listen = import ./listen.nix {inherit lib;};
 in {
-  options.services.ultracloud.nix-agent = import ./daemon-options.nix {inherit lib config;} {
+  options.services.ultracloud.nix-agent = import ./daemon-options.nix {inherit lib config pkgs;} {
     daemon = "nix-agent";
     description = "uc-nix-agent, which keeps this node on its desired NixOS system";
     firewallPurpose = "/health, /metrics";
@@ -44,6 +44,6 @@ in {
       };
     };
 
-    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall port;
+    networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall (listen.ports cfg.listen);
   };
 }

@@ -4,15 +4,20 @@
 {
   config,
   lib,
+  pkgs,
   ...
 }: let
   cfg = config.services.ultracloud.node-agent;
-  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
+  listen = import ./listen.nix {inherit lib;};
 in {
-  options.services.ultracloud.node-agent = import ./daemon-options.nix {inherit lib config;} {
+  options.services.ultracloud.node-agent = import ./daemon-options.nix {inherit lib config pkgs;} {
     daemon = "node-agent";
     description = "uc-node-agent, which runs this node's service instances";
     firewallPurpose = "/health, /metrics, /logs for `uc logs`";
+    settingsOptions.heartbeatTtlSeconds = lib.mkOption {
+      type = lib.types.ints.positive;
+      description = "TTL of the node's heartbeat lease in the store. Defaults to `cluster.nodeAgent.heartbeatTtlSeconds`.";
+    };
   };
 
   config = lib.mkIf cfg.enable {
@@ -42,6 +47,6 @@ in {
       };
     };
 
-    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall port;
+    networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall (listen.ports cfg.listen);
   };
 }

@@ -4,15 +4,20 @@
 {
   config,
   lib,
+  pkgs,
   ...
 }: let
   cfg = config.services.ultracloud.scheduler;
-  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.httpListen));
+  listen = import ./listen.nix {inherit lib;};
 in {
-  options.services.ultracloud.scheduler = import ./daemon-options.nix {inherit lib config;} {
+  options.services.ultracloud.scheduler = import ./daemon-options.nix {inherit lib config pkgs;} {
     daemon = "scheduler";
     description = "uc-scheduler, which places service instances on nodes";
     firewallPurpose = "/health, /metrics";
+    settingsOptions.nodeLossGraceSeconds = lib.mkOption {
+      type = lib.types.ints.positive;
+      description = "How long a node's heartbeat may be missing before its instances are placed elsewhere. Defaults to `cluster.scheduler.nodeLossGraceSeconds`.";
+    };
   };
 
   config = lib.mkIf cfg.enable {
@@ -37,6 +42,6 @@ in {
         };
     };
 
-    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall port;
+    networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall (listen.ports cfg.listen);
   };
 }

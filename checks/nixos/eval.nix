@@ -2,55 +2,16 @@
 # `nixosSystem` replaced by an evaluation of our modules against the NixOS
 # option declarations in ./options.nix. Evaluates to the list of failures:
 # [] when every node's /etc/ultracloud/<daemon>.json holds exactly
-# manifest.nodes.<node>.daemons.<daemon> and nothing else under ultracloud/.
+# manifest.nodes.<node>.daemons.<daemon> and nothing else under ultracloud/,
+# and the daemons' units, users, firewall ports and `listen` options match.
+# (./system.nix is the offline nixosSystem; ./override.nix tests overrides.)
 {
   nixpkgsLib,
   modules,
 }: let
-  lib = import nixpkgsLib;
-  # Stand-ins for the packages our modules refer to; only their paths matter.
-  fakePackage = name: {
-    type = "derivation";
-    inherit name;
-    outPath = "/nix/store/00000000000000000000000000000000-${name}";
-  };
-  package = fakePackage "ultracloud";
-  offlineNixpkgs.lib.nixosSystem = {modules}:
-    lib.evalModules {
-      modules =
-        [
-          ./options.nix
-          {
-            _module.args.pkgs =
-              lib.genAttrs [
-                "bash"
-                "coreutils"
-                "curl"
-                "disko"
-                "gawk"
-                "jq"
-                "nixos-install-tools"
-                "util-linux"
-              ]
-              fakePackage;
-            nix.package = fakePackage "nix";
-            systemd.package = fakePackage "systemd";
-          }
-        ]
-        ++ modules;
-    };
-  ultracloud = import ../../lib {
-    inherit lib;
-    nixpkgs = offlineNixpkgs;
-    # As the flake's nixosModules.default: our modules and the package.
-    nixosModules.default = {
-      imports = [../../modules];
-      ultracloud.package = package;
-    };
-    # nixpkgs' installation CD cannot be evaluated offline; the profile can.
-    installerBase = {};
-  };
-  cluster = ultracloud.mkCluster {inherit modules;};
+  inherit (import ./system.nix {inherit nixpkgsLib;}) lib package mkCluster;
+  listen = import ../../modules/listen.nix {inherit lib;};
+  cluster = mkCluster modules;
 
   nodeFailures = name: system: let
     inherit (system) config;
@@ -59,11 +20,17 @@
     ours = lib.filterAttrs (path: _: lib.hasPrefix "ultracloud/" path) config.environment.etc;
     expected = lib.mapAttrs' (d: _: lib.nameValuePair "ultracloud/${d}.json" null) daemons;
     failedAssertions = builtins.filter (a: !a.assertion) config.assertions;
-    portOfUrl = url: lib.toInt (lib.last (lib.splitString ":" url));
-    portsOf = d:
+    # The manifest's listen addresses, parsed by the modules' one parser.
+    listenOf = d:
       if d == "store"
-      then map portOfUrl (with daemons.store; listenClientUrls ++ listenPeerUrls ++ listenMetricsUrls)
-      else [(portOfUrl daemons.${d}.httpListen)];
+      then
+        lib.mapAttrs (field: urls: map (listen.parse "manifest.nodes.${name}.daemons.store.${field}") urls) {
+          client = daemons.store.listenClientUrls;
+          peer = daemons.store.listenPeerUrls;
+          metrics = daemons.store.listenMetricsUrls;
+        }
+      else {http = [(listen.parse "manifest.nodes.${name}.daemons.${d}.httpListen" daemons.${d}.httpListen)];};
+    portsOf = d: listen.ports (listenOf d);
     unitChecks = d: args: let
       unit = config.systemd.services."uc-${d}" or null;
     in
@@ -75,6 +42,8 @@
         "${name}: uc-${d} is not wanted by multi-user.target"
         ++ map (port: "${name}: the firewall does not open uc-${d}'s port ${toString port}")
         (builtins.filter (port: !(builtins.elem port config.networking.firewall.allowedTCPPorts)) (portsOf d))
+        ++ lib.optional (config.services.ultracloud.${d}.listen != listenOf d)
+        "${name}: services.ultracloud.${d}.listen is ${builtins.toJSON config.services.ultracloud.${d}.listen}, the manifest's listen addresses are ${builtins.toJSON (listenOf d)}"
       else lib.optional (unit != null) "${name}: runs uc-${d} although the manifest gives it no ${d}";
   in
     map (a: "${name}: assertion failed: ${a.message}") failedAssertions
