@@ -14,8 +14,9 @@ use std::collections::BTreeSet;
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
+use uc_types::keys::{self, Key};
 use uc_types::{
-    keys, unix_seconds, Assignment, InstanceState, InstanceStatus, NodeAgentConfig, NodeHeartbeat,
+    unix_seconds, Assignment, InstanceState, InstanceStatus, NodeAgentConfig, NodeHeartbeat,
     Service,
 };
 
@@ -411,7 +412,8 @@ impl RollingUpdates {
                 let Ok(holder) = serde_json::from_slice::<SlotHolder>(kv.value()) else {
                     continue;
                 };
-                if !key.contains("/updating/") || holder.node != self.node {
+                let slot = matches!(keys::parse(&key), Some(Key::ServiceUpdateSlot { .. }));
+                if !slot || holder.node != self.node {
                     continue;
                 }
                 let current = match (
@@ -525,15 +527,14 @@ async fn read_desired(
     let mut mine: Vec<(String, String, Assignment)> = Vec::new();
     for kv in response.kvs() {
         let key = String::from_utf8_lossy(kv.key());
-        let parts: Vec<&str> = key[prefix.len()..].split('/').collect();
-        match parts[..] {
-            [service, "spec"] => match serde_json::from_slice(kv.value()) {
+        match keys::parse(&key) {
+            Some(Key::ServiceSpec { service }) => match serde_json::from_slice(kv.value()) {
                 Ok(spec) => {
                     specs.insert(service.to_owned(), spec);
                 }
                 Err(err) => tracing::error!(%key, %err, "unreadable service spec"),
             },
-            [service, "assignments", id] => {
+            Some(Key::ServiceAssignment { service, id }) => {
                 match serde_json::from_slice::<Assignment>(kv.value()) {
                     Ok(a) if a.node == config.node => {
                         mine.push((service.to_owned(), id.to_owned(), a));
@@ -678,9 +679,11 @@ async fn keep_writing(
         .await?;
     for kv in existing.kvs() {
         let key = String::from_utf8_lossy(kv.key()).into_owned();
-        let known = snapshot
-            .keys()
-            .any(|name| key == keys::instance_status(&config.node, name));
+        let known = matches!(
+            keys::parse(&key),
+            Some(Key::InstanceStatus { node, instance })
+                if node == config.node && snapshot.contains_key(instance)
+        );
         if !known {
             client.delete(key, None).await?;
         }

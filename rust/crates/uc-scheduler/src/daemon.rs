@@ -14,7 +14,8 @@ use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, WatchOptions};
 use tokio::time::Instant;
-use uc_types::{keys, SchedulerConfig};
+use uc_types::keys::{self, Key};
+use uc_types::SchedulerConfig;
 
 use crate::leader::{self, LeaderError, Leadership};
 use crate::placement;
@@ -167,18 +168,16 @@ async fn schedule(
 
 /// Whether a change of `key` can change the plan.
 fn relevant(key: &str) -> bool {
-    let Some(rest) = key.strip_prefix(keys::PREFIX) else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
     matches!(
-        parts.as_slice(),
-        ["manifest", "current"]
-            | ["services", _, "spec"]
-            | ["services", _, "assignments", _]
-            | ["nodes", _, "heartbeat"]
-            | ["nodes", _, "cordon"]
-            | ["instances", _, _, "status"]
+        keys::parse(key),
+        Some(
+            Key::ManifestCurrent
+                | Key::ServiceSpec { .. }
+                | Key::ServiceAssignment { .. }
+                | Key::Heartbeat { .. }
+                | Key::NodeCordon { .. }
+                | Key::InstanceStatus { .. }
+        )
     )
 }
 

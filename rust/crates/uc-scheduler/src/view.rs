@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
 use serde::Deserialize;
-use uc_types::{keys, Assignment, ManifestRevision, NodeCordon, PlacementStatus, Service};
+use uc_types::keys::{self, Key};
+use uc_types::{Assignment, ManifestRevision, NodeCordon, PlacementStatus, Service};
 
 use crate::placement::{self, Cluster, Cordon, Current, NodeInfo, Plan};
 
@@ -66,41 +67,34 @@ impl StoreView {
     }
 
     fn add(&mut self, key: &str, value: &[u8]) {
-        if key == keys::manifest_current() {
-            match serde_json::from_slice(value) {
+        match keys::parse(key) {
+            Some(Key::ManifestCurrent) => match serde_json::from_slice(value) {
                 Ok(manifest) => self.manifest = Some(manifest),
                 Err(err) => {
                     tracing::error!(%key, %err, "cannot read the manifest; placing nothing")
                 }
-            }
-            return;
-        }
-        let Some(rest) = key.strip_prefix(keys::PREFIX) else {
-            return;
-        };
-        let parts: Vec<&str> = rest.split('/').collect();
-        match parts.as_slice() {
-            ["services", service, "spec"] => {
-                self.declared.insert((*service).to_owned());
+            },
+            Some(Key::ServiceSpec { service }) => {
+                self.declared.insert(service.to_owned());
                 match serde_json::from_slice(value) {
                     Ok(spec) => {
-                        self.specs.insert((*service).to_owned(), spec);
+                        self.specs.insert(service.to_owned(), spec);
                     }
                     Err(err) => {
                         tracing::error!(%key, %err, "cannot read the service spec; leaving its instances alone")
                     }
                 }
             }
-            ["services", service, "assignments", id] => {
+            Some(Key::ServiceAssignment { service, id }) => {
                 self.assignments
-                    .entry((*service).to_owned())
+                    .entry(service.to_owned())
                     .or_default()
-                    .insert((*id).to_owned(), serde_json::from_slice(value).ok());
+                    .insert(id.to_owned(), serde_json::from_slice(value).ok());
             }
-            ["nodes", node, "heartbeat"] => {
-                self.heartbeats.insert((*node).to_owned());
+            Some(Key::Heartbeat { node }) => {
+                self.heartbeats.insert(node.to_owned());
             }
-            ["nodes", node, "cordon"] => {
+            Some(Key::NodeCordon { node }) => {
                 let cordon = match serde_json::from_slice::<NodeCordon>(value) {
                     Ok(c) if c.drain => Cordon::Draining,
                     Ok(_) => Cordon::Cordoned,
@@ -109,18 +103,17 @@ impl StoreView {
                         Cordon::Cordoned
                     }
                 };
-                self.cordons.insert((*node).to_owned(), cordon);
+                self.cordons.insert(node.to_owned(), cordon);
             }
-            ["instances", node, name, "status"]
+            Some(Key::InstanceStatus { node, instance })
                 if serde_json::from_slice::<InstanceHealth>(value)
                     .is_ok_and(|h| h.state == "healthy") =>
             {
-                self.healthy
-                    .insert(((*node).to_owned(), (*name).to_owned()));
+                self.healthy.insert((node.to_owned(), instance.to_owned()));
             }
-            ["scheduler", "status", service] => {
+            Some(Key::SchedulerStatus { service }) => {
                 self.status
-                    .insert((*service).to_owned(), serde_json::from_slice(value).ok());
+                    .insert(service.to_owned(), serde_json::from_slice(value).ok());
             }
             _ => {}
         }
