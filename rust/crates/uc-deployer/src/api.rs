@@ -10,9 +10,11 @@ use axum::Router;
 use std::collections::BTreeMap;
 
 use etcd_client::{Client, GetOptions};
+use uc_types::keys::{self, Key};
 use uc_types::{
-    keys, unix_seconds, Assignment, InstanceStatus, ManifestRevision, NodeCordon, NodeHeartbeat,
-    PlacementStatus, RolloutRecord, RolloutState,
+    unix_seconds, Assignment, InstanceStatus, InstanceView, ManifestRevision, NodeCordon,
+    NodeHeartbeat, NodeView, PlacementStatus, RolloutRecord, RolloutState, Service, ServiceView,
+    ServicesView,
 };
 
 use crate::deploy::{self, get_json, DeployError, DeployRequest};
@@ -154,27 +156,25 @@ async fn services(State(store): State<Store>) -> Response {
         return store_unreachable();
     };
     match services_view(&mut store).await {
-        Ok(view) => json(StatusCode::OK, view),
+        Ok(view) => json(
+            StatusCode::OK,
+            serde_json::to_value(view).unwrap_or_default(),
+        ),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     }
 }
 
-pub(crate) async fn services_view(
-    store: &mut Client,
-) -> Result<serde_json::Value, etcd_client::Error> {
+pub(crate) async fn services_view(store: &mut Client) -> Result<ServicesView, etcd_client::Error> {
     let prefix = || Some(GetOptions::new().with_prefix());
-    let mut specs: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut replicas: BTreeMap<String, Option<u32>> = BTreeMap::new();
     let mut assignments: Vec<(String, String, Assignment)> = Vec::new();
     for kv in store.get(keys::services_prefix(), prefix()).await?.kvs() {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        let parts: Vec<&str> = key[keys::services_prefix().len()..].split('/').collect();
-        match parts[..] {
-            [service, "spec"] => {
-                let spec: serde_json::Value =
-                    serde_json::from_slice(kv.value()).unwrap_or_default();
-                specs.insert(service.to_owned(), spec);
+        match kv.key_str().ok().and_then(keys::parse) {
+            Some(Key::ServiceSpec { service }) => {
+                let spec = serde_json::from_slice::<Service>(kv.value()).ok();
+                replicas.insert(service.to_owned(), spec.map(|s| s.replicas));
             }
-            [service, "assignments", id] => {
+            Some(Key::ServiceAssignment { service, id }) => {
                 if let Ok(a) = serde_json::from_slice(kv.value()) {
                     assignments.push((service.to_owned(), id.to_owned(), a));
                 }
@@ -185,15 +185,11 @@ pub(crate) async fn services_view(
     let mut heartbeats: BTreeMap<String, Option<NodeHeartbeat>> = BTreeMap::new();
     let mut cordons: BTreeMap<String, NodeCordon> = BTreeMap::new();
     for kv in store.get(keys::nodes_prefix(), prefix()).await?.kvs() {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        match key[keys::nodes_prefix().len()..]
-            .split('/')
-            .collect::<Vec<_>>()[..]
-        {
-            [node, "heartbeat"] => {
+        match kv.key_str().ok().and_then(keys::parse) {
+            Some(Key::Heartbeat { node }) => {
                 heartbeats.insert(node.to_owned(), serde_json::from_slice(kv.value()).ok());
             }
-            [node, "cordon"] => {
+            Some(Key::NodeCordon { node }) => {
                 if let Ok(cordon) = serde_json::from_slice(kv.value()) {
                     cordons.insert(node.to_owned(), cordon);
                 }
@@ -203,13 +199,11 @@ pub(crate) async fn services_view(
     }
     let mut statuses: BTreeMap<(String, String), InstanceStatus> = BTreeMap::new();
     for kv in store.get(keys::instances_prefix(), prefix()).await?.kvs() {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        if let [node, name, "status"] = key[keys::instances_prefix().len()..]
-            .split('/')
-            .collect::<Vec<_>>()[..]
+        if let Some(Key::InstanceStatus { node, instance }) =
+            kv.key_str().ok().and_then(keys::parse)
         {
             if let Ok(status) = serde_json::from_slice(kv.value()) {
-                statuses.insert((node.to_owned(), name.to_owned()), status);
+                statuses.insert((node.to_owned(), instance.to_owned()), status);
             }
         }
     }
@@ -219,57 +213,55 @@ pub(crate) async fn services_view(
         .await?
         .kvs()
     {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        if let Ok(status) = serde_json::from_slice(kv.value()) {
-            unplaced.insert(
-                key[keys::scheduler_status_prefix().len()..].to_owned(),
-                status,
-            );
+        if let Some(Key::SchedulerStatus { service }) = kv.key_str().ok().and_then(keys::parse) {
+            if let Ok(status) = serde_json::from_slice(kv.value()) {
+                unplaced.insert(service.to_owned(), status);
+            }
         }
     }
-    let mut out = serde_json::Map::new();
-    for (service, spec) in &specs {
-        let instances: Vec<serde_json::Value> = assignments
+    let agent_url = |node: &str| heartbeats.get(node).cloned().flatten().map(|h| h.url);
+    let mut view = ServicesView::default();
+    for (service, replicas) in replicas {
+        let instances = assignments
             .iter()
-            .filter(|(s, _, _)| s == service)
+            .filter(|(s, _, _)| *s == service)
             .map(|(_, id, a)| {
-                let name = keys::instance_name(service, id);
-                let agent = heartbeats.get(&a.node).cloned().flatten();
-                serde_json::json!({
-                    "id": id,
-                    "name": name,
-                    "node": a.node,
-                    "ports": a.ports,
-                    "status": statuses.get(&(a.node.clone(), name.clone())),
-                    "agentUrl": agent.map(|h| h.url),
-                })
+                let name = keys::instance_name(&service, id);
+                InstanceView {
+                    id: id.clone(),
+                    status: statuses.get(&(a.node.clone(), name.clone())).cloned(),
+                    name,
+                    node: a.node.clone(),
+                    ports: a.ports.clone(),
+                    agent_url: agent_url(&a.node),
+                }
             })
             .collect();
-        out.insert(
-            service.clone(),
-            serde_json::json!({
-                "replicas": spec["replicas"],
-                "instances": instances,
-                "placement": unplaced.get(service),
-            }),
+        let placement = unplaced.get(&service).cloned();
+        view.services.insert(
+            service,
+            ServiceView {
+                replicas,
+                instances,
+                placement,
+            },
         );
     }
-    let mut nodes = serde_json::Map::new();
     if let Some((current, _)) =
         get_json::<ManifestRevision>(store, &keys::manifest_current()).await?
     {
         for node in current.manifest.nodes.keys() {
-            nodes.insert(
+            view.nodes.insert(
                 node.clone(),
-                serde_json::json!({
-                    "alive": heartbeats.contains_key(node),
-                    "agentUrl": heartbeats.get(node).cloned().flatten().map(|h| h.url),
-                    "cordon": cordons.get(node),
-                }),
+                NodeView {
+                    alive: heartbeats.contains_key(node),
+                    agent_url: agent_url(node),
+                    cordon: cordons.get(node).cloned(),
+                },
             );
         }
     }
-    Ok(serde_json::json!({ "services": out, "nodes": nodes }))
+    Ok(view)
 }
 
 /// `cordon` (no new instances), `drain` (and move its instances away, at

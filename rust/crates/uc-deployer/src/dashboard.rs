@@ -81,10 +81,7 @@ async fn render(client: &mut Client) -> Result<String, etcd_client::Error> {
         let roles: Vec<&str> = node.roles.iter().map(|r| r.as_str()).collect();
         let (observed_path, state, error) = match observed.map(|(o, _)| o) {
             Some(o) => {
-                let state = serde_json::to_value(o.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
+                let state = o.state.as_str().to_owned();
                 (
                     o.store_path.as_deref().map(short).unwrap_or_default(),
                     state,
@@ -109,10 +106,7 @@ async fn render(client: &mut Client) -> Result<String, etcd_client::Error> {
     match rollout.map(|(r, _)| r) {
         None => html.push_str("<p>No rollout yet.</p>"),
         Some(r) => {
-            let state = serde_json::to_value(r.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let state = r.state.as_str();
             html.push_str(&format!(
                 "<p id=\"rollout\">Rollout {}: <b>{state}</b>, wave {} of {}</p><ol>",
                 r.id,
@@ -185,42 +179,31 @@ async fn render(client: &mut Client) -> Result<String, etcd_client::Error> {
     // Where each instance runs and how it is doing (node-agents' statuses).
     let view = crate::api::services_view(client).await?;
     html.push_str("<h2>Instances</h2><table id=\"instances\"><tr><th>service</th><th>instance</th><th>node</th><th>state</th><th>restarts</th><th>ports</th><th>message</th></tr>");
-    let empty = serde_json::Map::new();
-    for (service, s) in view["services"].as_object().unwrap_or(&empty) {
-        for i in s["instances"].as_array().into_iter().flatten() {
-            let status = &i["status"];
-            let ports = i["ports"]
-                .as_object()
-                .map(|p| {
-                    p.iter()
-                        .map(|(name, port)| format!("{name}={port}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
+    for (service, s) in &view.services {
+        for i in &s.instances {
+            let status = i.status.as_ref();
+            let ports: Vec<String> = i
+                .ports
+                .iter()
+                .map(|(name, port)| format!("{name}={port}"))
+                .collect();
             html.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"state\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(service),
-                escape(i["name"].as_str().unwrap_or("")),
-                escape(i["node"].as_str().unwrap_or("")),
-                escape(status["state"].as_str().unwrap_or("no status")),
-                status["restarts"].as_u64().unwrap_or(0),
-                escape(&ports),
-                escape(status["message"].as_str().unwrap_or(""))
+                escape(&i.name),
+                escape(&i.node),
+                escape(status.map_or("no status", |s| s.state.as_str())),
+                status.map_or(0, |s| s.restarts),
+                escape(&ports.join(", ")),
+                escape(status.and_then(|s| s.message.as_deref()).unwrap_or(""))
             ));
         }
-        if let Some(placement) = s["placement"].as_object() {
+        if let Some(placement) = &s.placement {
             html.push_str(&format!(
                 "<tr><td>{}</td><td colspan=\"6\">{} of {} replicas placed</td></tr>",
                 escape(service),
-                placement
-                    .get("placed")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0),
-                placement
-                    .get("replicas")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0)
+                placement.placed,
+                placement.replicas
             ));
         }
     }

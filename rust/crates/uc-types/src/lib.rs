@@ -7,6 +7,7 @@
 //! `schemaVersion`, checked before anything else, so that a daemon never
 //! half-understands a config rendered by another release.
 
+mod api;
 mod daemons;
 mod error;
 pub mod keys;
@@ -15,6 +16,7 @@ mod scheduling;
 mod state;
 mod validate;
 
+pub use api::*;
 pub use daemons::*;
 pub use error::ContractError;
 pub use manifest::*;

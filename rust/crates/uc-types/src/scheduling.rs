@@ -67,6 +67,17 @@ pub enum InstanceState {
     Unhealthy,
 }
 
+impl InstanceState {
+    /// The name it has in JSON (`healthy`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Healthy => "healthy",
+            InstanceState::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// What the node-agent is doing with an instance's process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +87,17 @@ pub enum InstancePhase {
     Backoff,
     /// Cannot be started (missing secret file, bad command); retried with backoff.
     Failed,
+}
+
+impl InstancePhase {
+    /// The name it has in JSON (`running`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstancePhase::Running => "running",
+            InstancePhase::Backoff => "backoff",
+            InstancePhase::Failed => "failed",
+        }
+    }
 }
 
 /// `/uc/v1/instances/<node>/<service>-<id>/status`: written by the node's
@@ -149,5 +171,25 @@ mod tests {
             serde_json::json!({"replicas": 2, "placed": 1, "unplaced": 1, "stuck": [],
                 "reasons": {"w1": ["cordoned"]}})
         );
+        for state in [
+            InstanceState::Starting,
+            InstanceState::Healthy,
+            InstanceState::Unhealthy,
+        ] {
+            assert_eq!(
+                serde_json::to_value(state).ok(),
+                Some(state.as_str().into())
+            );
+        }
+        for phase in [
+            InstancePhase::Running,
+            InstancePhase::Backoff,
+            InstancePhase::Failed,
+        ] {
+            assert_eq!(
+                serde_json::to_value(phase).ok(),
+                Some(phase.as_str().into())
+            );
+        }
     }
 }

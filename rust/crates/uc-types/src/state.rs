@@ -34,6 +34,18 @@ pub enum SystemState {
     RolledBack,
 }
 
+impl SystemState {
+    /// The name it has in JSON (`rolled-back`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemState::Switching => "switching",
+            SystemState::Healthy => "healthy",
+            SystemState::Failed => "failed",
+            SystemState::RolledBack => "rolled-back",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObservedSystem {
@@ -66,6 +78,29 @@ mod tests {
             serde_json::json!({"storePath": "/nix/store/abc-system", "state": "rolled-back",
                 "generation": 7, "since": 1_700_000_000u64, "error": "health check failed"})
         );
+        for state in [
+            SystemState::Switching,
+            SystemState::Healthy,
+            SystemState::Failed,
+            SystemState::RolledBack,
+        ] {
+            assert_eq!(
+                serde_json::to_value(state).ok(),
+                Some(state.as_str().into())
+            );
+        }
+        for state in [
+            RolloutState::Running,
+            RolloutState::Paused,
+            RolloutState::Succeeded,
+            RolloutState::Failed,
+            RolloutState::Aborted,
+        ] {
+            assert_eq!(
+                serde_json::to_value(state).ok(),
+                Some(state.as_str().into())
+            );
+        }
     }
 }
 
@@ -77,6 +112,19 @@ pub enum RolloutState {
     Succeeded,
     Failed,
     Aborted,
+}
+
+impl RolloutState {
+    /// The name it has in JSON (`running`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutState::Running => "running",
+            RolloutState::Paused => "paused",
+            RolloutState::Succeeded => "succeeded",
+            RolloutState::Failed => "failed",
+            RolloutState::Aborted => "aborted",
+        }
+    }
 }
 
 /// A rollout in progress or finished: `/uc/v1/rollouts/current`, written only

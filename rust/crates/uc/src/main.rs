@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use uc_types::{Manifest, RolloutRecord};
+use uc_types::{Manifest, RolloutRecord, ServicesView};
 
 #[derive(Parser)]
 #[command(name = "uc", version, about = "UltraCloud operator CLI")]
@@ -227,9 +227,11 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Services { json, deployer } => {
-            let view: serde_json::Value = api(&deployer, "GET", "/api/v1/services", None, 200)?;
+            let view: ServicesView = api(&deployer, "GET", "/api/v1/services", None, 200)?;
             if json {
-                println!("{view:#}");
+                // Through a Value: its keys print sorted, as they always did.
+                let value = serde_json::to_value(&view).map_err(|e| e.to_string())?;
+                println!("{value:#}");
             } else {
                 print!("{}", services::table(&view));
             }
@@ -241,7 +243,7 @@ fn run(command: Command) -> Result<(), String> {
             instance,
             deployer,
         } => {
-            let view: serde_json::Value = api(&deployer, "GET", "/api/v1/services", None, 200)?;
+            let view: ServicesView = api(&deployer, "GET", "/api/v1/services", None, 200)?;
             print!(
                 "{}",
                 services::logs(&view, &service, instance.as_deref(), lines)?

@@ -3,45 +3,39 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use uc_types::{InstancePhase, ServicesView};
 
 use crate::client;
 
 /// One line per instance, then the reasons of anything unplaced.
-pub fn table(view: &Value) -> String {
+pub fn table(view: &ServicesView) -> String {
     let mut rows = vec![[
         "SERVICE", "INSTANCE", "NODE", "STATE", "RESTARTS", "PORTS", "MESSAGE",
     ]
     .map(str::to_owned)];
-    let empty = serde_json::Map::new();
-    let services = view["services"].as_object().unwrap_or(&empty);
-    for (service, s) in services {
-        for i in s["instances"].as_array().into_iter().flatten() {
-            let status = &i["status"];
-            let state = status["state"].as_str().map_or_else(
+    for (service, s) in &view.services {
+        for i in &s.instances {
+            let status = i.status.as_ref();
+            let state = status.map_or_else(
                 || "no status".to_owned(),
-                |state| match status["phase"].as_str() {
-                    Some("running") | None => state.to_owned(),
-                    Some(phase) => format!("{state}/{phase}"),
+                |status| match status.phase {
+                    InstancePhase::Running => status.state.as_str().to_owned(),
+                    phase => format!("{}/{}", status.state.as_str(), phase.as_str()),
                 },
             );
-            let ports = i["ports"]
-                .as_object()
-                .map(|p| {
-                    p.iter()
-                        .map(|(name, port)| format!("{name}={port}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
+            let ports: Vec<String> = i
+                .ports
+                .iter()
+                .map(|(name, port)| format!("{name}={port}"))
+                .collect();
             rows.push([
                 service.clone(),
-                i["name"].as_str().unwrap_or("").to_owned(),
-                i["node"].as_str().unwrap_or("").to_owned(),
+                i.name.clone(),
+                i.node.clone(),
                 state,
-                status["restarts"].as_u64().unwrap_or(0).to_string(),
-                ports,
-                status["message"].as_str().unwrap_or("").to_owned(),
+                status.map_or(0, |s| s.restarts).to_string(),
+                ports.join(","),
+                status.and_then(|s| s.message.clone()).unwrap_or_default(),
             ]);
         }
     }
@@ -57,49 +51,34 @@ pub fn table(view: &Value) -> String {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
-    for (service, s) in services {
-        let placement = &s["placement"];
-        if placement.is_null() {
+    for (service, s) in &view.services {
+        let Some(placement) = &s.placement else {
             continue;
-        }
+        };
         let _ = writeln!(
             out,
             "\n{service}: {} of {} replicas placed",
-            placement["placed"], placement["replicas"]
+            placement.placed, placement.replicas
         );
-        for stuck in placement["stuck"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "  stuck (nowhere to move): {}",
-                stuck.as_str().unwrap_or("")
-            );
+        for stuck in &placement.stuck {
+            let _ = writeln!(out, "  stuck (nowhere to move): {stuck}");
         }
-        for (node, why) in placement["reasons"].as_object().into_iter().flatten() {
-            let why: Vec<&str> = why
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+        for (node, why) in &placement.reasons {
             if !why.is_empty() {
                 let _ = writeln!(out, "  {node}: {}", why.join("; "));
             }
         }
     }
-    let cordoned: Vec<String> = view["nodes"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let cordoned: Vec<String> = view
+        .nodes
+        .iter()
         .filter_map(|(node, n)| {
-            let c = &n["cordon"];
-            (!c.is_null()).then(|| {
-                let what = if c["drain"].as_bool() == Some(true) {
-                    "draining"
-                } else {
-                    "cordoned"
-                };
-                format!("{node} ({what})")
-            })
+            let what = if n.cordon.as_ref()?.drain {
+                "draining"
+            } else {
+                "cordoned"
+            };
+            Some(format!("{node} ({what})"))
         })
         .collect();
     if !cordoned.is_empty() {
@@ -110,37 +89,28 @@ pub fn table(view: &Value) -> String {
 
 /// The last `lines` of each instance's log, headed by instance and node.
 pub fn logs(
-    view: &Value,
+    view: &ServicesView,
     service: &str,
     only: Option<&str>,
     lines: usize,
 ) -> Result<String, String> {
-    let Some(s) = view["services"].get(service) else {
-        let known: Vec<&String> = view["services"]
-            .as_object()
-            .map(|m| m.keys().collect())
-            .unwrap_or_default();
+    let Some(s) = view.services.get(service) else {
+        let known: Vec<&str> = view.services.keys().map(String::as_str).collect();
         return Err(format!(
             "no service {service} deployed (services: {})",
-            known
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            known.join(", ")
         ));
     };
     let mut out = String::new();
     let mut shown = 0;
-    for i in s["instances"].as_array().into_iter().flatten() {
-        let id = i["id"].as_str().unwrap_or("");
-        if only.is_some_and(|o| o != id) {
+    for i in &s.instances {
+        if only.is_some_and(|o| o != i.id) {
             continue;
         }
         shown += 1;
-        let name = i["name"].as_str().unwrap_or("");
-        let node = i["node"].as_str().unwrap_or("");
+        let (name, node) = (&i.name, &i.node);
         let _ = writeln!(out, "==> {name} on {node} <==");
-        let Some(agent) = i["agentUrl"].as_str() else {
+        let Some(agent) = &i.agent_url else {
             let _ = writeln!(out, "(node {node} has no live node-agent: no logs)");
             continue;
         };
