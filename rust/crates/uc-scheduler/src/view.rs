@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
 use serde::Deserialize;
 use uc_types::keys::{self, Key};
-use uc_types::{Assignment, ManifestRevision, NodeCordon, PlacementStatus, Service};
+use uc_types::{Assignment, InstanceState, ManifestRevision, NodeCordon, PlacementStatus, Service};
 
 use crate::placement::{self, Cluster, Cordon, Current, NodeInfo, Plan};
 
@@ -33,10 +33,12 @@ pub struct StoreView {
     pub status: BTreeMap<String, Option<PlacementStatus>>,
 }
 
-/// The part of `/uc/v1/instances/<node>/<name>/status` the scheduler reads.
+/// The one field of an `InstanceStatus` (`/uc/v1/instances/<node>/<name>/status`)
+/// the scheduler reads. Not the whole `InstanceStatus`: a status this build
+/// cannot fully parse still counts by its state.
 #[derive(Deserialize)]
-struct InstanceHealth {
-    state: String,
+struct StatusState {
+    state: InstanceState,
 }
 
 impl StoreView {
@@ -106,8 +108,8 @@ impl StoreView {
                 self.cordons.insert(node.to_owned(), cordon);
             }
             Some(Key::InstanceStatus { node, instance })
-                if serde_json::from_slice::<InstanceHealth>(value)
-                    .is_ok_and(|h| h.state == "healthy") =>
+                if serde_json::from_slice::<StatusState>(value)
+                    .is_ok_and(|s| s.state == InstanceState::Healthy) =>
             {
                 self.healthy.insert((node.to_owned(), instance.to_owned()));
             }
