@@ -14,7 +14,7 @@ use uc_types::{
 
 use crate::api::Store;
 use crate::deploy::get_json;
-use crate::phone_home::{pending_key, PendingMachine};
+use crate::phone_home::PendingMachine;
 
 pub fn router(store: Store) -> Router {
     Router::new().route("/", get(page)).with_state(store)
@@ -139,7 +139,7 @@ async fn render(client: &mut Client) -> Result<String, etcd_client::Error> {
     html.push_str("<h2>Pending machines</h2>");
     let pending = client
         .get(
-            pending_key(""),
+            keys::pending_prefix(),
             Some(etcd_client::GetOptions::new().with_prefix()),
         )
         .await?;

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use serde::Deserialize;
+use uc_types::keys::{self, Key};
 use uc_types::{
-    keys, unix_seconds, DesiredSystem, Manifest, ManifestRevision, RolloutRecord, RolloutState,
+    unix_seconds, DesiredSystem, Manifest, ManifestRevision, RolloutRecord, RolloutState,
 };
 
 /// What `uc deploy` sends: the manifest and each node's system.
@@ -192,10 +193,13 @@ async fn spec_ops(client: &mut Client, manifest: &Manifest) -> Result<Vec<TxnOp>
             )
             .await?;
         for kv in existing.kvs() {
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let Ok(key) = kv.key_str() else { continue };
             // Only whole specs: assignments live below a service's key.
-            let is_spec = key.ends_with("/spec") || !key.starts_with(&keys::services_prefix());
-            if is_spec && !wanted.contains(&key) {
+            let is_spec = matches!(
+                keys::parse(key),
+                Some(Key::ServiceSpec { .. } | Key::DnsZone { .. } | Key::LbListener { .. })
+            );
+            if is_spec && !wanted.contains(key) {
                 ops.push(TxnOp::delete(key, None));
             }
         }

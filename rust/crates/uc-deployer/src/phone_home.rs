@@ -60,10 +60,6 @@ pub struct PendingMachine {
     pub last_seen: u64,
 }
 
-pub fn pending_key(id: &str) -> String {
-    format!("{}pending/{id}", keys::PREFIX)
-}
-
 pub fn router(state: PhoneHome) -> Router {
     Router::new()
         .route("/api/v1/phone-home", post(phone_home))
@@ -246,7 +242,7 @@ async fn record_pending(
                 .map(|s| s.chars().filter(char::is_ascii_alphanumeric).collect())
         })
         .unwrap_or_default();
-    let key = pending_key(&id);
+    let key = keys::pending_machine(&id);
     let first_seen = match get_json::<PendingMachine>(store, &key).await {
         Ok(Some((known, _))) => known.first_seen,
         Ok(None) => unix_seconds(),
@@ -283,7 +279,7 @@ async fn pending(State(state): State<PhoneHome>) -> Response {
         );
     };
     let options = etcd_client::GetOptions::new().with_prefix();
-    match store.get(pending_key(""), Some(options)).await {
+    match store.get(keys::pending_prefix(), Some(options)).await {
         Ok(response) => {
             let machines: Vec<PendingMachine> = response
                 .kvs()

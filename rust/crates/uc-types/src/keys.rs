@@ -119,6 +119,16 @@ pub fn scheduler_status_prefix() -> String {
     format!("{PREFIX}scheduler/status/")
 }
 
+/// `{id, facts, firstSeen, lastSeen}`: a machine that phoned home but
+/// matches no declared node, kept for the operator. Written by the deployer.
+pub fn pending_machine(id: &str) -> String {
+    format!("{PREFIX}pending/{id}")
+}
+
+pub fn pending_prefix() -> String {
+    format!("{PREFIX}pending/")
+}
+
 /// A key of the keyspace, parsed: what [`parse`] gives back, one variant per
 /// key shape built above. Borrowed from the key string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +148,7 @@ pub enum Key<'a> {
     SchedulerStatus { service: &'a str },
     DnsZone { zone: &'a str },
     LbListener { name: &'a str },
+    PendingMachine { id: &'a str },
 }
 
 /// Which key `key` is, or `None` for a key outside the keyspace (another
@@ -169,6 +180,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["scheduler", "status", service] => Key::SchedulerStatus { service },
         ["dns", "zones", zone] => Key::DnsZone { zone },
         ["lb", "listeners", name] => Key::LbListener { name },
+        ["pending", id] => Key::PendingMachine { id },
         _ => return None,
     })
 }
@@ -214,8 +226,19 @@ mod tests {
                 scheduler_status("web"),
                 Key::SchedulerStatus { service: "web" },
             ),
-            (dns_zone("example.org"), Key::DnsZone { zone: "example.org" }),
+            (
+                dns_zone("example.org"),
+                Key::DnsZone {
+                    zone: "example.org",
+                },
+            ),
             (lb_listener("http"), Key::LbListener { name: "http" }),
+            (
+                pending_machine("52-54-00-12-34-56"),
+                Key::PendingMachine {
+                    id: "52-54-00-12-34-56",
+                },
+            ),
         ];
         for (key, expected) in &table {
             assert_eq!(parse(key), Some(*expected), "{key}");
@@ -257,5 +280,6 @@ mod tests {
         assert_eq!(node_cordon("w1"), "/uc/v1/nodes/w1/cordon");
         assert_eq!(scheduler_leader(), "/uc/v1/scheduler/leader");
         assert_eq!(scheduler_status("web"), "/uc/v1/scheduler/status/web");
+        assert_eq!(pending_machine("m1"), "/uc/v1/pending/m1");
     }
 }
