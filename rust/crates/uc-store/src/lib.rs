@@ -2,6 +2,9 @@
 //!
 //! - `mvcc`: the multi-version keyspace with etcd's revision semantics.
 //! - `state`: the replicated state machine (keyspace, leases, alarms).
+//! - `lease`: leases, and the leader's clock that expires them.
+//! - `node`: one running member: proposing, forwarding, read barriers,
+//!   membership.
 //! - `raft`: openraft with the log and the state in redb, snapshots on disk.
 //! - `restore`: a new member's data dir from a snapshot (uc-store's or etcd's).
 
@@ -10,6 +13,7 @@ mod authority_fix;
 pub mod errors;
 pub mod http;
 pub mod ids;
+pub mod lease;
 pub mod mvcc;
 pub mod node;
 pub mod raft;

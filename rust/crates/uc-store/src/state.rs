@@ -1,20 +1,18 @@
 //! The replicated state machine: the MVCC keyspace plus leases and alarms.
 //! `apply` is deterministic: every member applies the same commands in the
 //! same order and ends in the same state. Time is not part of it: lease
-//! expiry is decided by the leader (see `lease_clock`), which proposes the
+//! expiry is decided by the leader (see `crate::lease`), which proposes the
 //! revoke.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::lease::{Lease, MAX_LEASE_TTL};
 use crate::mvcc::{
     DeleteRangeRequest, DeleteRangeResponse, Event, EventKind, Keyspace, MvccError, PutRequest,
     PutResponse, RequestError, RequestOp, TxnRequest, TxnResponse, Write, VERSION_OVERHEAD,
 };
-
-/// etcd's MaxLeaseTTL.
-pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
 
 /// A write, as proposed through Raft.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,12 +95,13 @@ pub struct Applied {
     pub reply: Reply,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    pub id: i64,
-    /// Granted TTL in seconds.
-    pub ttl: i64,
-    pub keys: BTreeSet<Vec<u8>>,
+/// Changes applied at one revision, in order; `reset` when the state was
+/// replaced by a snapshot (watchers re-read from the keyspace).
+#[derive(Debug, Clone)]
+pub struct Changes {
+    pub revision: i64,
+    pub events: Vec<Event>,
+    pub reset: bool,
 }
 
 /// The state machine's data.

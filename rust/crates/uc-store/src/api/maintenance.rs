@@ -51,8 +51,8 @@ impl MaintenanceService {
     fn db_size(&self) -> i64 {
         let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let file = |name| self.node.db_path.with_file_name(name);
-        let snapshot = file(crate::raft::state_machine::SNAPSHOT_FILE);
-        let state = file(crate::raft::state_machine::STATE_FILE);
+        let snapshot = file(crate::raft::snapshot::SNAPSHOT_FILE);
+        let state = file(crate::raft::state_db::STATE_FILE);
         (size(&self.node.db_path) + size(&snapshot) + size(&state)) as i64
     }
 }

@@ -18,7 +18,7 @@ use uc_proto::etcdserverpb::watch_server::Watch;
 use super::convert;
 use crate::mvcc::{Event, MvccError, WatchFilter};
 use crate::node::Node;
-use crate::raft::state_machine::Changes;
+use crate::state::Changes;
 
 /// etcd's progressReportInterval.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(600);

@@ -1,9 +1,11 @@
-//! Raft (openraft 0.9): the log and vote in redb, the state machine in redb
-//! (with a copy in memory for reads) and snapshots on disk, the peer network
-//! over gRPC.
+//! Raft (openraft 0.9): the log and vote in redb (`log_store`), the state
+//! machine (`state_machine`) in redb (`state_db`) with a copy in memory for
+//! reads, snapshots on disk (`snapshot`: their format), the peer network
+//! over gRPC (`network`).
 
 pub mod log_store;
 pub mod network;
+pub mod snapshot;
 pub mod state_db;
 pub mod state_machine;
 pub mod zero_filled;

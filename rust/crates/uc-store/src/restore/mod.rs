@@ -15,11 +15,12 @@ use prost::Message;
 use sha2::Digest;
 use uc_types::InitialMember;
 
+use crate::lease::Lease;
 use crate::mvcc::{EventKind, KeyValue, Keyspace, Record, Snapshot};
-use crate::raft::state_db::{self, Position};
-use crate::raft::state_machine::{SnapshotFile, SNAPSHOT_MAGIC, STATE_FILE};
+use crate::raft::snapshot::{SnapshotFile, SNAPSHOT_MAGIC};
+use crate::raft::state_db::{self, Position, STATE_FILE};
 use crate::server::{bootstrap, check_identity};
-use crate::state::{Lease, StateSnapshot};
+use crate::state::StateSnapshot;
 
 mod bbolt;
 

@@ -1,17 +1,18 @@
 //! Starting and stopping a member: data dir checks, Raft, the client, peer
 //! and metrics listeners, the leader's duties.
+//!
+//! `identity`: whose the data dir is; `listen`: the gRPC listeners.
+
+mod identity;
+mod listen;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::StreamExt;
 use uc_daemon::metrics::{Histogram, LATENCY_SECONDS};
 use uc_proto::etcdserverpb::auth_server::AuthServer;
 use uc_proto::etcdserverpb::cluster_server::ClusterServer;
@@ -23,12 +24,14 @@ use uc_proto::ucpeer::peer_server::PeerServer;
 use uc_types::{ClusterState, InitialMember};
 
 use crate::api;
-use crate::ids;
 use crate::node::{Node, Timings};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Acks, Network, PeerChannels, PeerUrls};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{Member, NodeId, Raft};
+
+pub(crate) use identity::{bootstrap, check_identity, Bootstrap};
+use listen::{bind, serve_grpc, Listener};
 
 /// Everything a member needs; built from the rendered config and flags.
 #[derive(Debug, Clone)]
@@ -68,16 +71,6 @@ pub enum StartError {
     Raft(String),
 }
 
-/// Who this data dir belongs to, written on first start.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Identity {
-    name: String,
-    member_id: String,
-    cluster_id: String,
-    token: String,
-}
-
 /// Parses etcd's `--auto-compaction-retention`: hours, or a duration with a
 /// unit (`30m`, `1h`, `90s`); `0` turns it off.
 pub fn parse_retention(text: &str) -> Result<Option<Duration>, String> {
@@ -100,139 +93,6 @@ pub fn parse_retention(text: &str) -> Result<Option<Duration>, String> {
         return Err(bad());
     }
     Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
-}
-
-fn socket_addr(url: &str) -> Result<SocketAddr, StartError> {
-    let bad = |detail: &str| StartError::Config(format!("URL {url:?}: {detail}"));
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("only http:// is supported (no TLS yet)"))?;
-    let host_port = rest.trim_end_matches('/');
-    let host_port = host_port.replace("localhost", "127.0.0.1");
-    host_port
-        .parse()
-        .map_err(|_| bad("expected http://<ip>:<port>"))
-}
-
-async fn bind(url: &str) -> Result<TcpListener, StartError> {
-    let addr = socket_addr(url)?;
-    TcpListener::bind(addr)
-        .await
-        .map_err(|err| StartError::Listen {
-            url: url.to_string(),
-            detail: if err.kind() == std::io::ErrorKind::AddrInUse {
-                "address already in use (another etcd or uc-store running?)".to_string()
-            } else {
-                err.to_string()
-            },
-        })
-}
-
-/// This member's id, the initial members and the cluster id, as every
-/// initial member computes them from the same flags.
-pub(crate) struct Bootstrap {
-    pub id: NodeId,
-    /// Without client URLs: every initial member must propose the very same
-    /// membership (it is entry 0 of every log); they are published later.
-    pub members: BTreeMap<NodeId, Member>,
-    pub cluster_id: u64,
-    pub identity: Identity,
-}
-
-pub(crate) fn bootstrap(
-    name: &str,
-    advertise_peer_urls: &[String],
-    initial_cluster: &[InitialMember],
-    token: &str,
-) -> Result<Bootstrap, StartError> {
-    if advertise_peer_urls.is_empty() {
-        return Err(StartError::Config(
-            "--initial-advertise-peer-urls is empty".into(),
-        ));
-    }
-    let id = ids::member_id(advertise_peer_urls, token);
-    let mut members = BTreeMap::new();
-    for member in initial_cluster {
-        members.insert(
-            ids::member_id(&member.peer_urls, token),
-            Member {
-                name: member.name.clone(),
-                peer_urls: member.peer_urls.clone(),
-                client_urls: Vec::new(),
-            },
-        );
-    }
-    let Some(me) = members.get(&id) else {
-        return Err(StartError::Config(format!(
-            "--initial-cluster has no member with this member's --initial-advertise-peer-urls {advertise_peer_urls:?} (member {name:?})"
-        )));
-    };
-    if me.name != name {
-        return Err(StartError::Config(format!(
-            "--initial-cluster names the member with peer URLs {:?} {:?}, but --name is {name:?}",
-            me.peer_urls, me.name
-        )));
-    }
-    let ids_list: Vec<u64> = members.keys().copied().collect();
-    let cluster_id = ids::cluster_id(&ids_list, token);
-    Ok(Bootstrap {
-        id,
-        members,
-        cluster_id,
-        identity: Identity {
-            name: name.to_string(),
-            member_id: format!("{id:x}"),
-            cluster_id: format!("{cluster_id:x}"),
-            token: token.to_string(),
-        },
-    })
-}
-
-/// Writes the identity into a new data dir, or checks the one found there.
-pub(crate) fn check_identity(dir: &Path, identity: &Identity) -> Result<(), StartError> {
-    let path = dir.join("member.json");
-    let data_dir_error = |detail: String| StartError::DataDir {
-        dir: dir.display().to_string(),
-        detail,
-    };
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let found: Identity = serde_json::from_slice(&bytes).map_err(|e| {
-                data_dir_error(format!(
-                    "member.json is not a uc-store identity ({e}); is this the right --data-dir?"
-                ))
-            })?;
-            if found.cluster_id != identity.cluster_id || found.token != identity.token {
-                return Err(data_dir_error(format!(
-                    "cluster-id mismatch: the data dir belongs to cluster {} (token {:?}), the config describes cluster {} (token {:?}); point --data-dir elsewhere or fix --initial-cluster/--initial-cluster-token",
-                    found.cluster_id, found.token, identity.cluster_id, identity.token
-                )));
-            }
-            if found.member_id != identity.member_id {
-                return Err(data_dir_error(format!(
-                    "the data dir belongs to member {} ({}), this is member {} ({}); --name or --initial-advertise-peer-urls changed?",
-                    found.name, found.member_id, identity.name, identity.member_id
-                )));
-            }
-            Ok(())
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let foreign = std::fs::read_dir(dir)
-                .map_err(|e| data_dir_error(e.to_string()))?
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .find(|name| !name.starts_with('.'));
-            if let Some(name) = foreign {
-                return Err(data_dir_error(format!(
-                    "not empty and not a uc-store data dir (found {name:?}, no member.json); refusing to use it"
-                )));
-            }
-            let bytes =
-                serde_json::to_vec_pretty(identity).map_err(|e| data_dir_error(e.to_string()))?;
-            std::fs::write(&path, bytes).map_err(|e| data_dir_error(e.to_string()))
-        }
-        Err(err) => Err(data_dir_error(err.to_string())),
-    }
 }
 
 /// A started member.
@@ -537,42 +397,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         tasks,
         log,
     })
-}
-
-enum Listener {
-    Peer,
-    Client,
-}
-
-async fn serve_grpc(
-    router: tonic::transport::server::Router,
-    listener: TcpListener,
-    mut stopped: watch::Receiver<bool>,
-    url: String,
-    node: Arc<Node>,
-    kind: Listener,
-) {
-    // Small request/response messages: without TCP_NODELAY every answer
-    // waits for the peer's delayed ACK (~40 ms).
-    let incoming = TcpListenerStream::new(listener).map(move |stream| {
-        let stream = stream?;
-        let accepted = match kind {
-            Listener::Peer => &node.accepted.peer,
-            Listener::Client => &node.accepted.client,
-        };
-        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(crate::authority_fix::AuthorityFix::new(stream))
-    });
-    let shutdown = async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    };
-    if let Err(err) = router
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-    {
-        tracing::error!(%err, url, "gRPC listener failed");
-    }
 }
 
 /// Entries between this member's snapshots: --snapshot-count plus a fixed
