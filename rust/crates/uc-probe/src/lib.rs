@@ -1,8 +1,8 @@
 //! Health probes shared by UltraCloud's agents (the nix-agent's system
 //! checks, the node-agent's instance checks). Blocking: callers in async code
-//! run them on a blocking thread. Each returns why it failed.
+//! run them on a blocking thread. Each returns why it failed. HTTP goes
+//! through uc-http.
 
-use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,46 +48,23 @@ pub fn connect(address: &str, timeout: Duration) -> Result<TcpStream, String> {
 
 /// GETs an `http://` URL; any 2xx passes.
 pub fn http(url: &str, timeout: Duration) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or(format!("{url}: only http:// is supported"))?;
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-    let address = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
+    let answer = uc_http::Request::get(url)
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        // The body is read (bounded) before hanging up: a server whose
+        // client vanishes mid-response logs a broken pipe on every probe.
+        .max_body(1 << 20)
+        .send_blocking();
+    let status = match answer {
+        Ok(response) => response.status,
+        // Only the status counts.
+        Err(uc_http::Error::BodyTooLarge { status, .. }) => status,
+        Err(err) => return Err(err.to_string()),
     };
-    let mut stream = connect(&address, timeout)?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("{url}: {e}"))?;
-    let mut head = [0u8; 12];
-    stream
-        .read_exact(&mut head)
-        .map_err(|e| format!("{url}: {e}"))?;
-    // Read the rest (bounded) before hanging up: a server whose client
-    // vanishes mid-response logs a broken pipe on every probe.
-    let mut rest = [0u8; 8192];
-    let mut drained = 0usize;
-    while drained < (1 << 20) {
-        match stream.read(&mut rest) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => drained += n,
-        }
-    }
-    match std::str::from_utf8(&head[9..12])
-        .ok()
-        .and_then(|s| s.parse::<u16>().ok())
-    {
-        Some(code) if (200..300).contains(&code) => Ok(()),
-        Some(code) => Err(format!("{url} answered {code}")),
-        None => Err(format!("{url} did not answer HTTP")),
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {status}"))
     }
 }
 
@@ -95,6 +72,7 @@ pub fn http(url: &str, timeout: Duration) -> Result<(), String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     #[test]

@@ -1,12 +1,12 @@
 //! What the integration tests of several crates share: a real etcd (Debian's
 //! etcd-server, the reference uc-store must match) on loopback ports, free
-//! ports, and a tiny HTTP client. Test-only code: panics are its error path.
+//! ports, and HTTP requests (through uc-http). Test-only code: panics are its
+//! error path.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod store;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -147,25 +147,16 @@ impl Drop for Etcd {
     }
 }
 
-/// One HTTP/1.1 request to 127.0.0.1:`port`; (status, body).
+/// One HTTP/1.1 request to 127.0.0.1:`port` (a JSON `body`, maybe empty);
+/// (status, body).
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let method = uc_http::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let response = uc_http::Request::new(method.clone(), format!("http://127.0.0.1:{port}{path}"))
+        .json(body.to_owned())
+        .timeout(Duration::from_secs(30))
+        .send_blocking()
+        .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+    (response.status.as_u16(), response.text())
 }
 
 /// Polls `f` every 100 ms until it returns Some, or panics after `timeout`.

@@ -1,8 +1,6 @@
-//! A minimal HTTP/1.1 client for the deployer API (plain http on the
-//! management network), so the CLI needs no HTTP stack.
+//! The CLI's requests to the deployer API and to node-agents (plain http on
+//! the management network), through uc-http.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 pub struct Response {
@@ -19,7 +17,8 @@ pub fn request(
     request_to("the deployer", base, method, path, body)
 }
 
-/// `request` to `what` (named in errors), e.g. a node-agent.
+/// `request` to `what` (named in errors), e.g. a node-agent. The body, if
+/// any, is JSON.
 pub fn request_to(
     what: &str,
     base: &str,
@@ -27,42 +26,28 @@ pub fn request_to(
     path: &str,
     body: Option<&str>,
 ) -> Result<Response, String> {
-    let authority = base
-        .strip_prefix("http://")
-        .ok_or(format!("URL {base} of {what} must start with http://"))?
-        .trim_end_matches('/');
-    let address = authority
-        .to_socket_addrs()
-        .map_err(|e| format!("bad address {authority} of {what}: {e}"))?
-        .next()
-        .ok_or(format!("{authority} resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))
-        .map_err(|e| format!("cannot reach {what} at {base}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(|e| e.to_string())?;
-    let body = body.unwrap_or("");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body.as_bytes()))
-        .map_err(|e| format!("sending to {base}: {e}"))?;
-    let mut raw = String::new();
-    stream
-        .read_to_string(&mut raw)
-        .map_err(|e| format!("reading from {base}: {e}"))?;
-    let status = raw
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or(format!("{base} did not answer HTTP"))?;
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok(Response { status, body })
+    if !base.starts_with("http://") {
+        return Err(format!("URL {base} of {what} must start with http://"));
+    }
+    let method = uc_http::Method::from_bytes(method.as_bytes())
+        .map_err(|e| format!("bad HTTP method {method}: {e}"))?;
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let response = uc_http::Request::new(method, url)
+        .json(body.unwrap_or("").to_owned())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .send_blocking()
+        .map_err(|err| {
+            if err.is_connect() {
+                format!("cannot reach {what} at {base}: {err}")
+            } else {
+                format!("{what} at {base}: {err}")
+            }
+        })?;
+    Ok(Response {
+        status: response.status.as_u16(),
+        body: response.text(),
+    })
 }
 
 /// The `error` field of an API error body, or the body itself.
