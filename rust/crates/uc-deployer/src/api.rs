@@ -17,11 +17,10 @@ use uc_types::{
     ServicesView,
 };
 
-use crate::deploy::{self, get_json, DeployError, DeployRequest};
-use crate::rollout::compare_and_put;
-
-/// The store client, once connected; the API answers 503 until then.
-pub type Store = std::sync::Arc<tokio::sync::OnceCell<Client>>;
+use crate::deploy::{self, DeployError, DeployRequest};
+/// Where it was before `store.rs`; uc-nix-agent's tests name it here.
+pub use crate::store::Store;
+use crate::store::{compare_and_put, get_json};
 
 fn store_unreachable() -> Response {
     error(

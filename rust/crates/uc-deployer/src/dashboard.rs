@@ -12,9 +12,8 @@ use uc_types::{
     keys, DesiredSystem, ManifestRevision, ObservedSystem, RolloutRecord, RolloutState,
 };
 
-use crate::api::Store;
-use crate::deploy::get_json;
 use crate::phone_home::PendingMachine;
+use crate::store::{get_json, Store};
 
 pub fn router(store: Store) -> Router {
     Router::new().route("/", get(page)).with_state(store)

@@ -10,6 +10,8 @@ use uc_types::{
     unix_seconds, DesiredSystem, Manifest, ManifestRevision, RolloutRecord, RolloutState,
 };
 
+use crate::store::get_json;
+
 /// What `uc deploy` sends: the manifest and each node's system.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -29,18 +31,6 @@ pub enum DeployError {
     Busy(u64),
     #[error("store: {0}")]
     Store(#[from] etcd_client::Error),
-}
-
-pub async fn get_json<T: serde::de::DeserializeOwned>(
-    client: &mut Client,
-    key: &str,
-) -> Result<Option<(T, i64)>, etcd_client::Error> {
-    let response = client.get(key, None).await?;
-    Ok(response.kvs().first().and_then(|kv| {
-        serde_json::from_slice(kv.value())
-            .ok()
-            .map(|v| (v, kv.mod_revision()))
-    }))
 }
 
 /// Validates and imports a deployment, and starts its rollout, in one

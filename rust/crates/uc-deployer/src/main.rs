@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+use uc_deployer::{App, Store};
 use uc_types::{DaemonConfig, DeployerConfig};
 
 #[derive(Parser)]
@@ -68,8 +68,8 @@ async fn run(args: Args) -> Result<(), String> {
         .set_roots(&args.cache_roots)
         .await
         .map_err(|e| e.to_string())?;
-    let store = uc_deployer::api::Store::default();
-    tokio::spawn(store_loop(
+    let store = Store::default();
+    tokio::spawn(uc_deployer::rollout::run_connected(
         config.store_endpoints.clone(),
         store.clone(),
         cache.clone(),
@@ -78,43 +78,20 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e} (is another process using the port? set httpListen or --http-listen)"))?;
     tracing::info!(%listen, %public_key, served_paths = served, node = %config.node, "uc-deployer serving");
-    let phone_home = uc_deployer::phone_home::PhoneHome {
-        store: store.clone(),
-        token_file: PathBuf::from(&config.enrollment_token_file),
-        public_keys: if config.cache.public_keys.is_empty() {
+    let app = uc_deployer::app(App {
+        store,
+        cache,
+        enrollment_token_file: PathBuf::from(&config.enrollment_token_file),
+        trusted_public_keys: if config.cache.public_keys.is_empty() {
             vec![public_key.clone()]
         } else {
             config.cache.public_keys.clone()
         },
-    };
-    let app = uc_deployer::http::router(cache)
-        .merge(uc_deployer::api::router(store.clone()))
-        .merge(uc_deployer::dashboard::router(store))
-        .merge(uc_deployer::phone_home::router(phone_home));
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(uc_daemon::shutdown_signal())
         .await
         .map_err(|e| format!("HTTP server failed: {e}"))?;
     tracing::info!("uc-deployer stopped");
     Ok(())
-}
-
-/// Connects to the store (retrying) and runs the rollout engine, restarting
-/// it after store errors; the API uses the same connection.
-async fn store_loop(endpoints: Vec<String>, store: uc_deployer::api::Store, cache: Arc<Cache>) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match etcd_client::Client::connect(&endpoints, None).await {
-            Ok(client) => {
-                let _ = store.set(client.clone());
-                tracing::info!(?endpoints, "connected to the store");
-                if let Err(err) = uc_deployer::rollout::run(client, cache.clone()).await {
-                    tracing::warn!(%err, "rollout engine stopped; restarting");
-                }
-            }
-            Err(err) => tracing::warn!(%err, ?endpoints, retry_in = ?backoff, "store unreachable"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
 }

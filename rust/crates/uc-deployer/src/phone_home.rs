@@ -13,54 +13,53 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use uc_types::{keys, ManifestRevision, Role};
 
-use crate::api::Store;
-use crate::deploy::get_json;
+use crate::store::{get_json, Store};
 use uc_types::unix_seconds;
 
 #[derive(Clone)]
-pub struct PhoneHome {
-    pub store: Store,
+pub(crate) struct PhoneHome {
+    pub(crate) store: Store,
     /// Read at every request, so a rotated token takes effect at once.
-    pub token_file: PathBuf,
+    pub(crate) token_file: PathBuf,
     /// Keys the plan tells the installer to trust (cluster.deployer.cache.publicKeys).
-    pub public_keys: Vec<String>,
+    pub(crate) public_keys: Vec<String>,
 }
 
 /// What the installer reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HardwareFacts {
-    pub mac_addresses: Vec<String>,
-    pub dmi_serial: Option<String>,
+pub(crate) struct HardwareFacts {
+    pub(crate) mac_addresses: Vec<String>,
+    pub(crate) dmi_serial: Option<String>,
     #[serde(default)]
-    pub disks: Vec<String>,
+    pub(crate) disks: Vec<String>,
 }
 
 /// What a recognised machine is told to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InstallPlan {
-    pub node: String,
+struct InstallPlan {
+    pub(crate) node: String,
     /// disko `devices` tree.
-    pub disko: serde_json::Value,
+    pub(crate) disko: serde_json::Value,
     /// The NixOS system to install.
-    pub system: String,
-    pub cache_urls: Vec<String>,
-    pub trusted_public_keys: Vec<String>,
-    pub store_endpoints: Vec<String>,
+    pub(crate) system: String,
+    pub(crate) cache_urls: Vec<String>,
+    pub(crate) trusted_public_keys: Vec<String>,
+    pub(crate) store_endpoints: Vec<String>,
 }
 
 /// An unknown machine, kept under `/uc/v1/pending/<id>` for the operator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PendingMachine {
-    pub id: String,
-    pub facts: HardwareFacts,
-    pub first_seen: u64,
-    pub last_seen: u64,
+pub(crate) struct PendingMachine {
+    pub(crate) id: String,
+    pub(crate) facts: HardwareFacts,
+    pub(crate) first_seen: u64,
+    pub(crate) last_seen: u64,
 }
 
-pub fn router(state: PhoneHome) -> Router {
+pub(crate) fn router(state: PhoneHome) -> Router {
     Router::new()
         .route("/api/v1/phone-home", post(phone_home))
         .route("/api/v1/pending", get(pending))

@@ -7,29 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, WatchOptions};
+use etcd_client::{Client, WatchOptions};
 use uc_types::{keys, DesiredSystem, ObservedSystem, RolloutRecord, RolloutState, SystemState};
 
 use crate::cache::Cache;
-use crate::deploy::get_json;
+use crate::store::{compare_and_put, get_json, Store};
 use uc_types::unix_seconds;
-
-/// Replaces the rollout record if it is unchanged since `revision`.
-pub async fn compare_and_put(
-    client: &mut Client,
-    record: &RolloutRecord,
-    revision: i64,
-) -> Result<bool, etcd_client::Error> {
-    let value = serde_json::to_vec(record).unwrap_or_default();
-    let txn = Txn::new()
-        .when(vec![Compare::mod_revision(
-            keys::rollout_current(),
-            CompareOp::Equal,
-            revision,
-        )])
-        .and_then(vec![TxnOp::put(keys::rollout_current(), value, None)]);
-    Ok(client.txn(txn).await?.succeeded())
-}
 
 /// Waits for any change under `/uc/v1/` after `revision`, or `timeout`.
 async fn changed_since(
@@ -192,4 +175,25 @@ async fn revert(client: &mut Client, record: &RolloutRecord) -> Result<(), etcd_
             .await?;
     }
     Ok(())
+}
+
+/// Connects to the store at `endpoints` (retrying), shares the connection
+/// through `store` and runs the rollout engine on it, restarting it after
+/// store errors. Runs until the process ends.
+pub async fn run_connected(endpoints: Vec<String>, store: Store, cache: Arc<Cache>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match Client::connect(&endpoints, None).await {
+            Ok(client) => {
+                let _ = store.set(client.clone());
+                tracing::info!(?endpoints, "connected to the store");
+                if let Err(err) = run(client, cache.clone()).await {
+                    tracing::warn!(%err, "rollout engine stopped; restarting");
+                }
+            }
+            Err(err) => tracing::warn!(%err, ?endpoints, retry_in = ?backoff, "store unreachable"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }

@@ -9,12 +9,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use uc_deployer::api::Store;
+use uc_deployer::cache::{Cache, LocalStore, SigningKey};
 use uc_deployer::deploy::{deploy, DeployRequest};
-use uc_deployer::phone_home::{router, PhoneHome};
+use uc_deployer::{app, App, Store};
 use uc_testkit::{free_port, Etcd, TestDir};
 
 const TOKEN: &str = "installer-test-token";
+/// Signs the (empty) binary cache the deployer serves beside phone-home.
+const CACHE_KEY: &str = "uc-cache-1:dIbf+X4xryAERjId/qOdY5+3cl+5i1gbmnd0FPQgVmNAPu2irZV60PJEx74uWgcg8BBj1ewQOeI9NnZjtOyI8A==";
 const SYSTEM: &str = "/nix/store/00000000000000000000000000000000-nixos-system-worker1";
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -106,10 +108,12 @@ fn the_installer_phones_home_and_gets_its_plan() {
         .unwrap();
     let store = Store::default();
     let _ = store.set(client.clone());
-    let app = router(PhoneHome {
+    let key = SigningKey::parse("the test key", CACHE_KEY).unwrap();
+    let app = app(App {
         store,
-        token_file,
-        public_keys: vec!["uc-cache-1:QD7toq2VetDyRMe+LloHIPAQY9XsEDniPTZ2Y7TsiPA=".into()],
+        cache: std::sync::Arc::new(Cache::new(key, LocalStore::default())),
+        enrollment_token_file: token_file,
+        trusted_public_keys: vec!["uc-cache-1:QD7toq2VetDyRMe+LloHIPAQY9XsEDniPTZ2Y7TsiPA=".into()],
     });
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))

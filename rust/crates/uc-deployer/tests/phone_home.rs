@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use uc_deployer::api::Store;
+use uc_deployer::cache::{Cache, LocalStore, SigningKey};
 use uc_deployer::deploy::{deploy, DeployRequest};
-use uc_deployer::phone_home::{router, PhoneHome};
+use uc_deployer::{app, App, Store};
 use uc_testkit::{free_port, Etcd};
 
 const TOKEN: &str = "s3cret-enrollment-token";
+/// Signs the (empty) binary cache the deployer serves beside phone-home.
+const CACHE_KEY: &str = "uc-cache-1:dIbf+X4xryAERjId/qOdY5+3cl+5i1gbmnd0FPQgVmNAPu2irZV60PJEx74uWgcg8BBj1ewQOeI9NnZjtOyI8A==";
 const SYSTEM: &str = "/nix/store/00000000000000000000000000000000-nixos-system-worker1";
 
 fn post(port: u16, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
@@ -68,11 +70,13 @@ fn known_machines_get_plans_and_unknown_ones_wait() {
                     .expect("deploy");
                 let store = Store::default();
                 let _ = store.set(client);
-                let app = router(PhoneHome {
+                let key = SigningKey::parse("the test key", CACHE_KEY).expect("key");
+                let app = app(App {
                     store,
-                    token_file,
-                    public_keys: vec![
-                        "uc-cache-1:QD7toq2VetDyRMe+LloHIPAQY9XsEDniPTZ2Y7TsiPA=".into()
+                    cache: std::sync::Arc::new(Cache::new(key, LocalStore::default())),
+                    enrollment_token_file: token_file,
+                    trusted_public_keys: vec![
+                        "uc-cache-1:QD7toq2VetDyRMe+LloHIPAQY9XsEDniPTZ2Y7TsiPA=".into(),
                     ],
                 });
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

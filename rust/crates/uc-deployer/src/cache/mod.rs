@@ -2,16 +2,18 @@
 //! the closures of the systems the deployer hands out, and signed with the
 //! cluster's cache key so that nix-agent (a stock `nix`) can verify it.
 
-pub mod nix32;
-pub mod signing;
-pub mod store;
+mod nix32;
+mod signing;
+mod store;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-pub use signing::SigningKey;
-pub use store::{LocalStore, PathInfo, StoreError};
+pub use signing::{KeyError, SigningKey};
+pub use store::{LocalStore, StoreError};
+
+use store::PathInfo;
 
 /// What the cache serves: store paths by hash part, and by NAR hash for the
 /// `/nar/` URLs.
@@ -25,15 +27,15 @@ pub struct Cache {
     key: SigningKey,
     store: LocalStore,
     served: RwLock<Served>,
-    pub metrics: CacheMetrics,
+    pub(crate) metrics: CacheMetrics,
 }
 
 #[derive(Default)]
-pub struct CacheMetrics {
-    pub narinfo_hits: AtomicU64,
-    pub narinfo_misses: AtomicU64,
-    pub nar_requests: AtomicU64,
-    pub nar_bytes: AtomicU64,
+pub(crate) struct CacheMetrics {
+    pub(crate) narinfo_hits: AtomicU64,
+    pub(crate) narinfo_misses: AtomicU64,
+    pub(crate) nar_requests: AtomicU64,
+    pub(crate) nar_bytes: AtomicU64,
 }
 
 impl Cache {
@@ -50,7 +52,7 @@ impl Cache {
         self.key.public_key()
     }
 
-    pub fn store(&self) -> &LocalStore {
+    pub(crate) fn store(&self) -> &LocalStore {
         &self.store
     }
 
@@ -84,7 +86,7 @@ impl Cache {
     }
 
     /// The signed `.narinfo` for a store path hash part, if it is served.
-    pub fn narinfo(&self, hash_part: &str) -> Option<String> {
+    pub(crate) fn narinfo(&self, hash_part: &str) -> Option<String> {
         let info = self.read(|s| s.by_hash_part.get(hash_part).cloned());
         let counter = if info.is_some() {
             &self.metrics.narinfo_hits
@@ -96,7 +98,7 @@ impl Cache {
     }
 
     /// The store path whose NAR has this file stem (`/nar/<stem>.nar`).
-    pub fn nar_path(&self, stem: &str) -> Option<String> {
+    pub(crate) fn nar_path(&self, stem: &str) -> Option<String> {
         self.read(|s| s.by_nar_hash.get(stem).cloned())
     }
 

@@ -64,7 +64,7 @@ impl LocalStore {
     }
 
     /// Metadata of every path in the closure of `roots`.
-    pub async fn closure(&self, roots: &[String]) -> Result<Vec<PathInfo>, StoreError> {
+    pub(crate) async fn closure(&self, roots: &[String]) -> Result<Vec<PathInfo>, StoreError> {
         if roots.is_empty() {
             return Ok(Vec::new());
         }
@@ -101,7 +101,7 @@ impl LocalStore {
     }
 
     /// `nix-store --dump <path>`: the NAR on the child's stdout.
-    pub fn dump(&self, path: &str) -> Result<Child, StoreError> {
+    pub(crate) fn dump(&self, path: &str) -> Result<Child, StoreError> {
         self.command("nix-store")
             .args(["--dump", path])
             .stdout(Stdio::piped())

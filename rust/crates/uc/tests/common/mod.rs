@@ -4,6 +4,11 @@
 
 use std::process::Command;
 
+use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+
+/// Signs the (empty) binary cache the deployer serves beside its API.
+const CACHE_KEY: &str = "uc-cache-1:dIbf+X4xryAERjId/qOdY5+3cl+5i1gbmnd0FPQgVmNAPu2irZV60PJEx74uWgcg8BBj1ewQOeI9NnZjtOyI8A==";
+
 /// Runs `uc` with `args`: (success, stdout, stderr).
 pub fn uc(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_uc"))
@@ -30,15 +35,20 @@ pub fn serve_deployer_api(endpoint: String, also: impl FnOnce(&str) + Send + 'st
                 let client = etcd_client::Client::connect([endpoint.clone()], None)
                     .await
                     .expect("etcd");
-                let store = uc_deployer::api::Store::default();
+                let store = uc_deployer::Store::default();
                 let _ = store.set(client);
                 also(&endpoint);
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                     .await
                     .expect("bind");
                 ready.send(()).expect("ready");
-                let app = uc_deployer::api::router(store.clone())
-                    .merge(uc_deployer::dashboard::router(store));
+                let key = SigningKey::parse("the test key", CACHE_KEY).expect("key");
+                let app = uc_deployer::app(uc_deployer::App {
+                    store,
+                    cache: std::sync::Arc::new(Cache::new(key, LocalStore::default())),
+                    enrollment_token_file: "/nonexistent/enrollment-token".into(),
+                    trusted_public_keys: vec![],
+                });
                 axum::serve(listener, app).await.expect("serve");
             });
     });
