@@ -13,8 +13,8 @@ use axum::Router;
 use serde::Deserialize;
 use uc_types::InstanceState;
 
-use crate::daemon::Shared;
 use crate::logs;
+use crate::shared::Shared;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()

@@ -2,8 +2,12 @@
 //! node, health-checks them and reports their status to the store.
 
 pub mod daemon;
+mod follow;
 pub mod http;
 pub mod instance;
 pub mod logs;
 pub mod plan;
+mod rolling;
 pub mod runner;
+pub mod shared;
+mod status;
