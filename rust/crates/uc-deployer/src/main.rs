@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+use uc_deployer::cache::{Cache, KeyError, LocalStore, SigningKey, StoreError};
 use uc_deployer::{App, Store};
 use uc_types::{DaemonConfig, DeployerConfig};
 
@@ -50,13 +50,31 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let config = DeployerConfig::load(&args.config).map_err(|e| e.to_string())?;
+/// Why the deployer did not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Config(#[from] uc_types::ContractError),
+    #[error(transparent)]
+    SigningKey(#[from] KeyError),
+    #[error("cannot serve the closures of --cache-root: {source}")]
+    CacheRoots { source: StoreError },
+    #[error("cannot listen on {listen}: {source} (is another process using the port? set httpListen or --http-listen)")]
+    Listen {
+        listen: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {source}")]
+    Serve { source: std::io::Error },
+}
+
+async fn run(args: Args) -> Result<(), RunError> {
+    let config = DeployerConfig::load(&args.config)?;
     let listen = args.http_listen.unwrap_or(config.http_listen);
     let key_file = args
         .signing_key_file
         .unwrap_or_else(|| PathBuf::from(&config.cache.signing_key_file));
-    let key = SigningKey::load(&key_file).map_err(|e| e.to_string())?;
+    let key = SigningKey::load(&key_file)?;
     let public_key = key.public_key();
     if !config.cache.public_keys.is_empty() && !config.cache.public_keys.contains(&public_key) {
         tracing::warn!(%public_key, trusted = ?config.cache.public_keys,
@@ -67,7 +85,7 @@ async fn run(args: Args) -> Result<(), String> {
     let served = cache
         .set_roots(&args.cache_roots)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| RunError::CacheRoots { source })?;
     let store = Store::default();
     tokio::spawn(uc_deployer::rollout::run_connected(
         config.store_endpoints.clone(),
@@ -76,7 +94,7 @@ async fn run(args: Args) -> Result<(), String> {
     ));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e} (is another process using the port? set httpListen or --http-listen)"))?;
+        .map_err(|source| RunError::Listen { listen, source })?;
     tracing::info!(%listen, %public_key, served_paths = served, node = %config.node, "uc-deployer serving");
     let app = uc_deployer::app(App {
         store,
@@ -91,7 +109,7 @@ async fn run(args: Args) -> Result<(), String> {
     axum::serve(listener, app)
         .with_graceful_shutdown(uc_daemon::shutdown_signal())
         .await
-        .map_err(|e| format!("HTTP server failed: {e}"))?;
+        .map_err(|source| RunError::Serve { source })?;
     tracing::info!("uc-deployer stopped");
     Ok(())
 }

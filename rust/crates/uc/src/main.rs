@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use uc_types::{Manifest, RolloutRecord, ServicesView};
+use uc_types::{ContractError, Manifest, RolloutRecord, ServicesView};
 
 #[derive(Parser)]
 #[command(name = "uc", version, about = "UltraCloud operator CLI")]
@@ -136,6 +136,37 @@ enum ManifestCommand {
     },
 }
 
+/// Why a command failed; printed after `uc: `.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Manifest(#[from] ContractError),
+    #[error("--system {0}: write NODE=/nix/store/...")]
+    SystemFlag(String),
+    /// The request did not get an answer (client.rs says why).
+    #[error("{0}")]
+    Request(String),
+    #[error("deployer answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("unexpected answer from the deployer: {0}")]
+    Answer(serde_json::Error),
+    #[error("no node \"{node}\" in the manifest (nodes: {known})")]
+    NoNode { node: String, known: String },
+    #[error("node \"{node}\" does not run \"{daemon}\" (it runs: {runs})")]
+    NoDaemon {
+        node: String,
+        daemon: String,
+        runs: String,
+    },
+    #[error("cannot print {what} as JSON: {source}")]
+    Print {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Logs(#[from] services::LogsError),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
@@ -177,32 +208,30 @@ fn api<T: serde::de::DeserializeOwned>(
     path: &str,
     body: Option<&str>,
     ok: u16,
-) -> Result<T, String> {
-    let response = client::request(deployer, method, path, body)?;
+) -> Result<T, CliError> {
+    let response = client::request(deployer, method, path, body).map_err(CliError::Request)?;
     if response.status != ok {
-        return Err(format!(
-            "deployer answered {}: {}",
-            response.status,
-            client::error_text(&response.body)
-        ));
+        return Err(CliError::Refused {
+            status: response.status,
+            message: client::error_text(&response.body),
+        });
     }
-    serde_json::from_str(&response.body)
-        .map_err(|e| format!("unexpected answer from the deployer: {e}"))
+    serde_json::from_str(&response.body).map_err(CliError::Answer)
 }
 
-fn run(command: Command) -> Result<(), String> {
+fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Deploy {
             manifest,
             systems,
             deployer,
         } => {
-            let parsed = Manifest::load(&manifest).map_err(|e| e.to_string())?;
+            let parsed = Manifest::load(&manifest)?;
             let mut map = serde_json::Map::new();
             for system in systems {
                 let (node, path) = system
                     .split_once('=')
-                    .ok_or(format!("--system {system}: write NODE=/nix/store/..."))?;
+                    .ok_or_else(|| CliError::SystemFlag(system.clone()))?;
                 map.insert(node.to_owned(), path.into());
             }
             let body = serde_json::json!({"manifest": parsed, "systems": map}).to_string();
@@ -230,7 +259,10 @@ fn run(command: Command) -> Result<(), String> {
             let view: ServicesView = api(&deployer, "GET", "/api/v1/services", None, 200)?;
             if json {
                 // Through a Value: its keys print sorted, as they always did.
-                let value = serde_json::to_value(&view).map_err(|e| e.to_string())?;
+                let value = serde_json::to_value(&view).map_err(|source| CliError::Print {
+                    what: "the services",
+                    source,
+                })?;
                 println!("{value:#}");
             } else {
                 print!("{}", services::table(&view));
@@ -275,12 +307,12 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Plan { manifest } => {
-            let manifest = Manifest::load(&manifest).map_err(|e| e.to_string())?;
+            let manifest = Manifest::load(&manifest)?;
             print!("{}", plan::render(&manifest));
             Ok(())
         }
         Command::Manifest(ManifestCommand::Check { manifest: path }) => {
-            let manifest = Manifest::load(&path).map_err(|e| e.to_string())?;
+            let manifest = Manifest::load(&path)?;
             println!(
                 "{}: cluster \"{}\" holds the contract (schemaVersion {}): {} nodes, {} services",
                 path.display(),
@@ -296,26 +328,27 @@ fn run(command: Command) -> Result<(), String> {
             node,
             daemon,
         }) => {
-            let manifest = Manifest::load(&manifest).map_err(|e| e.to_string())?;
-            let found = manifest.nodes.get(&node).ok_or_else(|| {
-                format!(
-                    "no node \"{node}\" in the manifest (nodes: {})",
-                    manifest
-                        .nodes
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+            let manifest = Manifest::load(&manifest)?;
+            let found = manifest.nodes.get(&node).ok_or_else(|| CliError::NoNode {
+                node: node.clone(),
+                known: manifest
+                    .nodes
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
-            let daemons = serde_json::to_value(&found.daemons).map_err(|e| e.to_string())?;
-            let config = daemons.get(&daemon).ok_or_else(|| {
-                format!(
-                    "node \"{node}\" does not run \"{daemon}\" (it runs: {})",
-                    found.daemons.names().join(", ")
-                )
+            let print = |source| CliError::Print {
+                what: "the daemon config",
+                source,
+            };
+            let daemons = serde_json::to_value(&found.daemons).map_err(print)?;
+            let config = daemons.get(&daemon).ok_or_else(|| CliError::NoDaemon {
+                node: node.clone(),
+                daemon: daemon.clone(),
+                runs: found.daemons.names().join(", "),
             })?;
-            let text = serde_json::to_string_pretty(config).map_err(|e| e.to_string())?;
+            let text = serde_json::to_string_pretty(config).map_err(print)?;
             println!("{text}");
             Ok(())
         }

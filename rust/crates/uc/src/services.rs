@@ -87,19 +87,30 @@ pub fn table(view: &ServicesView) -> String {
     out
 }
 
+/// Why `uc logs` has no instance to show.
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    #[error("no service {service} deployed (services: {known})")]
+    UnknownService { service: String, known: String },
+    #[error("service {service} has no instance {id}")]
+    UnknownInstance { service: String, id: String },
+    #[error("service {service} has no instances placed (see `uc services`)")]
+    NothingPlaced { service: String },
+}
+
 /// The last `lines` of each instance's log, headed by instance and node.
 pub fn logs(
     view: &ServicesView,
     service: &str,
     only: Option<&str>,
     lines: usize,
-) -> Result<String, String> {
+) -> Result<String, LogsError> {
     let Some(s) = view.services.get(service) else {
         let known: Vec<&str> = view.services.keys().map(String::as_str).collect();
-        return Err(format!(
-            "no service {service} deployed (services: {})",
-            known.join(", ")
-        ));
+        return Err(LogsError::UnknownService {
+            service: service.to_owned(),
+            known: known.join(", "),
+        });
     };
     let mut out = String::new();
     let mut shown = 0;
@@ -131,9 +142,13 @@ pub fn logs(
         }
     }
     if shown == 0 {
+        let service = service.to_owned();
         return Err(match only {
-            Some(id) => format!("service {service} has no instance {id}"),
-            None => format!("service {service} has no instances placed (see `uc services`)"),
+            Some(id) => LogsError::UnknownInstance {
+                service,
+                id: id.to_owned(),
+            },
+            None => LogsError::NothingPlaced { service },
         });
     }
     Ok(out)

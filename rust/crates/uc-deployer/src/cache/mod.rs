@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 pub use signing::{KeyError, SigningKey};
-pub use store::{LocalStore, StoreError};
+pub use store::{LocalStore, OutputError, StoreError};
 
 use store::PathInfo;
 

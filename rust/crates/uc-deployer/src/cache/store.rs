@@ -18,8 +18,30 @@ pub enum StoreError {
     },
     #[error("`{command}` failed: {stderr}")]
     Failed { command: String, stderr: String },
-    #[error("cannot understand the output of `{command}`: {why}")]
-    Output { command: String, why: String },
+    #[error("cannot understand the output of `{command}`: {source}")]
+    Output {
+        command: String,
+        source: OutputError,
+    },
+}
+
+/// What is wrong with `nix path-info --json`'s output.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("neither a list nor an object")]
+    Shape,
+    #[error("an entry has no path")]
+    NoPath,
+    #[error("{path} is not in the store")]
+    NotInStore { path: String },
+    #[error("{path}: no {field}")]
+    Missing { path: String, field: &'static str },
+    #[error("{path}: narHash {hash} is not a SHA-256")]
+    NotSha256 { path: String, hash: String },
+    #[error("{path}: bad reference")]
+    BadReference { path: String },
 }
 
 /// A store path's metadata, as a narinfo needs it.
@@ -92,11 +114,11 @@ impl LocalStore {
         let value: Value =
             serde_json::from_slice(&output.stdout).map_err(|e| StoreError::Output {
                 command: shown.clone(),
-                why: e.to_string(),
+                source: e.into(),
             })?;
-        parse_path_infos(&value).map_err(|why| StoreError::Output {
+        parse_path_infos(&value).map_err(|source| StoreError::Output {
             command: shown,
-            why,
+            source,
         })
     }
 
@@ -116,43 +138,46 @@ impl LocalStore {
 
 /// `nix path-info --json` prints a list of objects with a `path` field (Nix
 /// up to 2.18) or an object keyed by path (later); hashes are SRI or nix32.
-fn parse_path_infos(value: &Value) -> Result<Vec<PathInfo>, String> {
+fn parse_path_infos(value: &Value) -> Result<Vec<PathInfo>, OutputError> {
     let entries: Vec<(String, &Value)> = match value {
         Value::Array(items) => items
             .iter()
             .map(|item| {
-                let path = item["path"].as_str().ok_or("an entry has no path")?;
+                let path = item["path"].as_str().ok_or(OutputError::NoPath)?;
                 Ok((path.to_owned(), item))
             })
-            .collect::<Result<_, String>>()?,
+            .collect::<Result<_, OutputError>>()?,
         Value::Object(map) => map
             .iter()
             .map(|(path, item)| (path.clone(), item))
             .collect(),
-        _ => return Err("neither a list nor an object".into()),
+        _ => return Err(OutputError::Shape),
     };
     entries
         .into_iter()
         .map(|(path, item)| {
             if item.get("valid") == Some(&Value::Bool(false)) {
-                return Err(format!("{path} is not in the store"));
+                return Err(OutputError::NotInStore { path });
             }
-            let raw_hash = item["narHash"]
-                .as_str()
-                .ok_or(format!("{path}: no narHash"))?;
-            let nar_hash = nix32::sha256_to_nix32(raw_hash)
-                .ok_or(format!("{path}: narHash {raw_hash} is not a SHA-256"))?;
-            let nar_size = item["narSize"]
-                .as_u64()
-                .ok_or(format!("{path}: no narSize"))?;
+            let missing = |field| OutputError::Missing {
+                path: path.clone(),
+                field,
+            };
+            let raw_hash = item["narHash"].as_str().ok_or_else(|| missing("narHash"))?;
+            let nar_hash =
+                nix32::sha256_to_nix32(raw_hash).ok_or_else(|| OutputError::NotSha256 {
+                    path: path.clone(),
+                    hash: raw_hash.to_owned(),
+                })?;
+            let nar_size = item["narSize"].as_u64().ok_or_else(|| missing("narSize"))?;
             let references = item["references"]
                 .as_array()
-                .ok_or(format!("{path}: no references"))?
+                .ok_or_else(|| missing("references"))?
                 .iter()
                 .map(|r| {
                     r.as_str()
                         .map(str::to_owned)
-                        .ok_or(format!("{path}: bad reference"))
+                        .ok_or_else(|| OutputError::BadReference { path: path.clone() })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let deriver = item["deriver"].as_str().map(str::to_owned);
@@ -201,6 +226,7 @@ mod tests {
         let v = serde_json::json!({"/nix/store/x-y": {"valid": false}});
         assert!(parse_path_infos(&v)
             .unwrap_err()
+            .to_string()
             .contains("not in the store"));
     }
 }
