@@ -14,6 +14,7 @@ pub mod errors;
 pub mod http;
 pub mod ids;
 pub mod lease;
+pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod raft;

@@ -20,12 +20,11 @@ mod messages;
 mod propose;
 mod read_index;
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
-use uc_daemon::metrics::Histogram;
+use uc_daemon::metrics::{Counter, Histogram};
 use uc_proto::etcdserverpb::ResponseHeader;
 
 use crate::raft::log_store::CommitIndex;
@@ -87,22 +86,22 @@ pub struct Node {
 /// connection to each other, so the peer count should stay small).
 #[derive(Default)]
 pub struct Accepted {
-    pub peer: AtomicU64,
-    pub client: AtomicU64,
+    pub peer: Counter,
+    pub client: Counter,
 }
 
 /// Where a write's time goes, for `/metrics`.
 pub struct Timings {
     /// The Raft log writer's commits, fsync included.
-    pub log_commits: Arc<Histogram>,
+    pub log_commits: Histogram,
     /// The state writer's commits of applied batches.
-    pub state_commits: Arc<Histogram>,
+    pub state_commits: Histogram,
     /// Replication round trips to followers (this member leading).
-    pub round_trips: Arc<Histogram>,
+    pub round_trips: Histogram,
     /// Proposals of this member as leader: proposed to applied here.
     pub proposals: Histogram,
     /// Writes in those proposals (one proposal carries a batch).
-    pub proposed_writes: AtomicU64,
+    pub proposed_writes: Counter,
 }
 
 impl Node {

@@ -2,7 +2,6 @@
 //! that queue up meanwhile into one log entry (the leader) or one question
 //! to the leader (a follower), and answers each once it is applied here.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -223,10 +222,10 @@ impl Node {
         let proposed = Instant::now();
         match self.raft.client_write(command).await {
             Ok(response) => {
-                self.timings.proposals.observe(proposed.elapsed());
                 self.timings
-                    .proposed_writes
-                    .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+                    .proposals
+                    .observe(proposed.elapsed().as_secs_f64());
+                self.timings.proposed_writes.inc_by(waiters.len() as u64);
                 match response.data.reply {
                     Reply::Batch(items) if !single => {
                         for (waiter, item) in waiters.into_iter().zip(items) {

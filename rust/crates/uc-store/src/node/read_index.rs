@@ -9,6 +9,7 @@ use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::ServerState;
 use tokio::sync::Mutex;
 use tonic::Status;
+use uc_daemon::metrics::Counter;
 
 use super::messages::{Forward, Forwarded};
 use super::Node;
@@ -17,10 +18,10 @@ use crate::errors;
 /// Read-index rounds, by how leadership was confirmed (a metric).
 #[derive(Default)]
 pub struct ReadRounds {
-    pub lease: AtomicU64,
-    pub quorum: AtomicU64,
+    pub lease: Counter,
+    pub quorum: Counter,
     /// A follower asked the leader.
-    pub forwarded: AtomicU64,
+    pub forwarded: Counter,
 }
 
 /// Coalesces concurrent read-index rounds (see `Node::batched_read_index`).
@@ -94,8 +95,8 @@ impl Node {
     }
 
     async fn read_index_once(&self) -> Result<Option<u64>, Status> {
-        let count = |counter: &AtomicU64| {
-            counter.fetch_add(1, Ordering::Relaxed);
+        let count = |counter: &Counter| {
+            counter.inc();
         };
         if let Some(index) = self.lease_read_index().await {
             count(&self.read_rounds.lease);

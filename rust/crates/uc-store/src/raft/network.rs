@@ -31,7 +31,7 @@ pub struct Network {
     pub channels: PeerChannels,
     pub acks: Acks,
     /// Replication round trips: AppendEntries with entries, sent to answered.
-    pub round_trips: Arc<Histogram>,
+    pub round_trips: Histogram,
 }
 
 /// For leader-lease reads: per follower, the send time of the newest
@@ -142,7 +142,7 @@ pub struct PeerConnection {
     peer_urls: PeerUrls,
     channels: PeerChannels,
     acks: Acks,
-    round_trips: Arc<Histogram>,
+    round_trips: Histogram,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,7 +204,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let response: AppendEntriesResponse<NodeId> =
             self.call(Rpc::AppendEntries, &rpc, &option).await?;
         if replicates {
-            self.round_trips.observe(sent.elapsed());
+            self.round_trips.observe(sent.elapsed().as_secs_f64());
         }
         // Every answer but HigherVote means the follower took the vote as
         // its leader's and restarted its lease (conflicts are about logs).

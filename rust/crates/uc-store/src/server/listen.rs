@@ -59,7 +59,7 @@ pub(super) async fn serve_grpc(
             Listener::Peer => &node.accepted.peer,
             Listener::Client => &node.accepted.client,
         };
-        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        accepted.inc();
         stream.set_nodelay(true)?;
         Ok::<_, std::io::Error>(crate::authority_fix::AuthorityFix::new(stream))
     });

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use uc_daemon::metrics::{Histogram, LATENCY_SECONDS};
+use uc_daemon::metrics::latency_histogram;
 use uc_proto::etcdserverpb::auth_server::AuthServer;
 use uc_proto::etcdserverpb::cluster_server::ClusterServer;
 use uc_proto::etcdserverpb::kv_server::KvServer;
@@ -206,7 +206,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let peer_urls = PeerUrls::default();
     let channels = PeerChannels::default();
     let acks = Acks::default();
-    let round_trips = Arc::new(Histogram::new(LATENCY_SECONDS));
+    let round_trips = latency_histogram();
     let network = Network {
         peer_urls: peer_urls.clone(),
         channels: channels.clone(),
@@ -279,7 +279,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             log_commits: log.commit_durations(),
             state_commits,
             round_trips,
-            proposals: Histogram::new(LATENCY_SECONDS),
+            proposals: latency_histogram(),
             proposed_writes: Default::default(),
         },
         proposals,
@@ -351,13 +351,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             Listener::Client,
         )));
     }
+    // One registry for every metrics URL.
+    let metrics = Arc::new(crate::metrics::Metrics::new(&node));
     for (url, listener) in metrics_listeners {
         let url = &url;
         metrics_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
             url: url.clone(),
             detail: e.to_string(),
         })?);
-        let app = crate::http::router(node.clone());
+        let app = crate::http::router(node.clone(), metrics.clone());
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {

@@ -22,7 +22,7 @@ use openraft::{Entry, LogId, OptionalSend, RaftLogReader, Vote};
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use uc_daemon::metrics::{Histogram, LATENCY_SECONDS};
+use uc_daemon::metrics::{latency_histogram, Histogram};
 
 use super::zero_filled::ZeroFilledFile;
 use super::{read_error, write_error, NodeId, StorageError, TypeConfig};
@@ -48,7 +48,7 @@ pub struct LogStore {
     volatile: Arc<Mutex<Volatile>>,
     jobs: mpsc::Sender<Job>,
     committed: CommitIndex,
-    commits: Arc<Histogram>,
+    commits: Histogram,
 }
 
 /// The commit index as openraft last saved it: it saves it before applying
@@ -104,7 +104,7 @@ fn writer(
     durability: Durability,
     volatile: Arc<Mutex<Volatile>>,
     jobs: mpsc::Receiver<Job>,
-    commits: Arc<Histogram>,
+    commits: Histogram,
 ) {
     // The newest commit index not yet written. It rides along with a batch
     // that goes to the disk anyway, at most once per COMMIT_INDEX_EVERY:
@@ -135,7 +135,7 @@ fn writer(
         let started = Instant::now();
         let result = commit_batch(&db, durability, &batch).map_err(|e| e.to_string());
         let took = started.elapsed();
-        commits.observe(took);
+        commits.observe(took.as_secs_f64());
         if let Some((count, worst)) = slow.note(took, Instant::now()) {
             tracing::warn!(
                 took_ms = took.as_millis() as u64,
@@ -289,7 +289,7 @@ impl LogStore {
             volatile: Arc::new(Mutex::new(Volatile::default())),
             jobs,
             committed: CommitIndex::default(),
-            commits: Arc::new(Histogram::new(LATENCY_SECONDS)),
+            commits: latency_histogram(),
         };
         let purged = store.meta(LAST_PURGED).ok().flatten().flatten();
         store.volatile().last_purged = purged;
@@ -307,7 +307,7 @@ impl LogStore {
     }
 
     /// How long the writer's commits take (with their fsync).
-    pub fn commit_durations(&self) -> Arc<Histogram> {
+    pub fn commit_durations(&self) -> Histogram {
         self.commits.clone()
     }
 

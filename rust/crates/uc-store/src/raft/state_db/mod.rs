@@ -26,7 +26,7 @@ use openraft::{LogId, StoredMembership};
 use redb::{Database, Durability, ReadTransaction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
-use uc_daemon::metrics::{Histogram, LATENCY_SECONDS};
+use uc_daemon::metrics::{latency_histogram, Histogram};
 
 use super::{Member, NodeId};
 use crate::state::{Changes, State, StateSnapshot};
@@ -110,7 +110,7 @@ impl Opened {
     pub fn start(self, fsync: bool) -> Result<StateDb, String> {
         let (jobs, queue) = mpsc::channel();
         let failed = Arc::new(Mutex::new(None));
-        let commits = Arc::new(Histogram::new(LATENCY_SECONDS));
+        let commits = latency_histogram();
         let writer = Writer {
             db: self.db,
             path: self.path.clone(),
@@ -137,7 +137,7 @@ pub struct StateDb {
     /// Set when a commit failed: the database is then behind the memory,
     /// and nothing more is written.
     failed: Arc<Mutex<Option<String>>>,
-    commits: Arc<Histogram>,
+    commits: Histogram,
 }
 
 impl StateDb {
@@ -205,7 +205,7 @@ impl StateDb {
     }
 
     /// How long the writer's commits take (fsync included when made).
-    pub fn commit_durations(&self) -> Arc<Histogram> {
+    pub fn commit_durations(&self) -> Histogram {
         self.commits.clone()
     }
 

@@ -45,7 +45,7 @@ pub(super) struct Writer {
     pub(super) path: std::path::PathBuf,
     pub(super) fsync: bool,
     pub(super) failed: Arc<Mutex<Option<String>>>,
-    pub(super) commits: Arc<Histogram>,
+    pub(super) commits: Histogram,
 }
 
 impl Writer {
@@ -60,7 +60,7 @@ impl Writer {
     fn commit(&self, batches: &[Batch], durability: Durability) -> Result<(), StateDbError> {
         let started = Instant::now();
         let result = commit(&self.db, batches, durability);
-        self.commits.observe(started.elapsed());
+        self.commits.observe(started.elapsed().as_secs_f64());
         result
     }
 

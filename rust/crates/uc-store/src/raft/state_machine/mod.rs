@@ -85,7 +85,7 @@ impl Shared {
     }
 
     /// How long commits to the state database take.
-    pub fn state_commit_durations(&self) -> Arc<uc_daemon::metrics::Histogram> {
+    pub fn state_commit_durations(&self) -> uc_daemon::metrics::Histogram {
         self.db.commit_durations()
     }
 
