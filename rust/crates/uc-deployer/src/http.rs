@@ -1,7 +1,6 @@
 //! The deployer's HTTP surface: the binary cache, `/health` and `/metrics`.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -14,13 +13,23 @@ use axum::Router;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::process::ChildStdout;
 use tokio_util::io::ReaderStream;
+use uc_daemon::metrics;
 
 use crate::cache::Cache;
 
 pub fn router(cache: Arc<Cache>) -> Router {
+    let mut registry = metrics::registry("uc_deployer");
+    cache.metrics.register(&mut registry);
+    let registry = Arc::new(registry);
     Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics::render(&registry);
+                async move { text(StatusCode::OK, metrics::CONTENT_TYPE, body) }
+            }),
+        )
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
         .route("/nix-cache-info", get(cache_info))
         .route("/nar/{file}", get(nar))
         .route("/{file}", get(narinfo))
@@ -34,32 +43,6 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
 async fn health(State(cache): State<Arc<Cache>>) -> Response {
     let body = serde_json::json!({"status": "ok", "servedPaths": cache.served_paths()});
     text(StatusCode::OK, "application/json", body.to_string())
-}
-
-async fn metrics(State(cache): State<Arc<Cache>>) -> Response {
-    let m = &cache.metrics;
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let body = format!(
-        "# HELP uc_deployer_cache_served_paths Store paths the binary cache serves.\n\
-         # TYPE uc_deployer_cache_served_paths gauge\n\
-         uc_deployer_cache_served_paths {}\n\
-         # HELP uc_deployer_cache_narinfo_requests_total narinfo requests by result.\n\
-         # TYPE uc_deployer_cache_narinfo_requests_total counter\n\
-         uc_deployer_cache_narinfo_requests_total{{result=\"hit\"}} {}\n\
-         uc_deployer_cache_narinfo_requests_total{{result=\"miss\"}} {}\n\
-         # HELP uc_deployer_cache_nar_requests_total NAR downloads started.\n\
-         # TYPE uc_deployer_cache_nar_requests_total counter\n\
-         uc_deployer_cache_nar_requests_total {}\n\
-         # HELP uc_deployer_cache_nar_bytes_total NAR bytes sent.\n\
-         # TYPE uc_deployer_cache_nar_bytes_total counter\n\
-         uc_deployer_cache_nar_bytes_total {}\n",
-        cache.served_paths(),
-        load(&m.narinfo_hits),
-        load(&m.narinfo_misses),
-        load(&m.nar_requests),
-        load(&m.nar_bytes),
-    );
-    text(StatusCode::OK, "text/plain; version=0.0.4", body)
 }
 
 async fn cache_info() -> Response {
@@ -112,7 +95,7 @@ async fn nar(State(cache): State<Arc<Cache>>, Path(file): Path<String>) -> Respo
             "no NAR output\n".into(),
         );
     };
-    cache.metrics.nar_requests.fetch_add(1, Ordering::Relaxed);
+    cache.metrics.nar_requests.inc();
     tracing::info!(%path, "serving NAR");
     let stderr = child.stderr.take();
     tokio::spawn(async move {
@@ -158,10 +141,7 @@ impl AsyncRead for Counted {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let read = (buf.filled().len() - before) as u64;
-        self.cache
-            .metrics
-            .nar_bytes
-            .fetch_add(read, Ordering::Relaxed);
+        self.cache.metrics.nar_bytes.inc_by(read);
         poll
     }
 }

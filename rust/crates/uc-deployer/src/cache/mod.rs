@@ -7,8 +7,9 @@ mod signing;
 mod store;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
+
+use uc_daemon::metrics::{Counter, Family, Gauge, Registry};
 
 pub use signing::{KeyError, SigningKey};
 pub use store::{LocalStore, OutputError, StoreError};
@@ -30,12 +31,37 @@ pub struct Cache {
     pub(crate) metrics: CacheMetrics,
 }
 
+/// The cache's `/metrics` (`uc_deployer_cache_…`), registered by
+/// [`CacheMetrics::register`].
 #[derive(Default)]
 pub(crate) struct CacheMetrics {
-    pub(crate) narinfo_hits: AtomicU64,
-    pub(crate) narinfo_misses: AtomicU64,
-    pub(crate) nar_requests: AtomicU64,
-    pub(crate) nar_bytes: AtomicU64,
+    served_paths: Gauge,
+    /// By `result`: `hit` or `miss`.
+    narinfo_requests: Family<[(&'static str, &'static str); 1], Counter>,
+    pub(crate) nar_requests: Counter,
+    pub(crate) nar_bytes: Counter,
+}
+
+impl CacheMetrics {
+    /// Adds the cache's metrics to `registry` (whose prefix is `uc_deployer`).
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "cache_served_paths",
+            "Store paths the binary cache serves",
+            self.served_paths.clone(),
+        );
+        registry.register(
+            "cache_narinfo_requests",
+            "narinfo requests by result",
+            self.narinfo_requests.clone(),
+        );
+        registry.register(
+            "cache_nar_requests",
+            "NAR downloads started",
+            self.nar_requests.clone(),
+        );
+        registry.register("cache_nar_bytes", "NAR bytes sent", self.nar_bytes.clone());
+    }
 }
 
 impl Cache {
@@ -67,6 +93,9 @@ impl Cache {
             next.by_hash_part.insert(info.hash_part().to_owned(), info);
         }
         let count = next.by_hash_part.len();
+        self.metrics
+            .served_paths
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
         match self.served.write() {
             Ok(mut served) => *served = next,
             Err(poisoned) => *poisoned.into_inner() = next,
@@ -88,12 +117,11 @@ impl Cache {
     /// The signed `.narinfo` for a store path hash part, if it is served.
     pub(crate) fn narinfo(&self, hash_part: &str) -> Option<String> {
         let info = self.read(|s| s.by_hash_part.get(hash_part).cloned());
-        let counter = if info.is_some() {
-            &self.metrics.narinfo_hits
-        } else {
-            &self.metrics.narinfo_misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        let result = if info.is_some() { "hit" } else { "miss" };
+        self.metrics
+            .narinfo_requests
+            .get_or_create(&[("result", result)])
+            .inc();
         info.map(|info| self.render_narinfo(&info))
     }
 
@@ -126,5 +154,33 @@ impl Cache {
             self.key.sign(&signing::fingerprint(info))
         ));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "test-1:dIbf+X4xryAERjId/qOdY5+3cl+5i1gbmnd0FPQgVmNAPu2irZV60PJEx74uWgcg8BBj1ewQOeI9NnZjtOyI8A==";
+
+    #[test]
+    fn metrics_keep_their_names() {
+        let key = SigningKey::parse("k", SECRET).expect("valid key");
+        let cache = Cache::new(key, LocalStore::default());
+        let mut registry = uc_daemon::metrics::registry("uc_deployer");
+        cache.metrics.register(&mut registry);
+        assert_eq!(cache.narinfo(&"0".repeat(32)), None);
+        cache.metrics.nar_bytes.inc_by(7);
+        let text = uc_daemon::metrics::render(&registry);
+        for line in [
+            "# TYPE uc_deployer_cache_served_paths gauge\n",
+            "uc_deployer_cache_served_paths 0\n",
+            "uc_deployer_cache_narinfo_requests_total{result=\"miss\"} 1\n",
+            "uc_deployer_cache_nar_requests_total 0\n",
+            "uc_deployer_cache_nar_bytes_total 7\n",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }
