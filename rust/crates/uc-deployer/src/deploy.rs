@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use serde::Deserialize;
+use tracing::Instrument;
 use uc_types::keys::{self, Key};
 use uc_types::{
     unix_seconds, DesiredSystem, Manifest, ManifestRevision, RolloutRecord, RolloutState,
@@ -40,6 +41,15 @@ pub async fn deploy(
     client: &mut Client,
     request: DeployRequest,
 ) -> Result<RolloutRecord, DeployError> {
+    let span = tracing::info_span!(
+        "import",
+        revision = tracing::field::Empty,
+        systems = request.systems.len()
+    );
+    import(client, request).instrument(span).await
+}
+
+async fn import(client: &mut Client, request: DeployRequest) -> Result<RolloutRecord, DeployError> {
     let text = request.manifest.to_string();
     let manifest = Manifest::from_json("the deployed manifest", &text)
         .map_err(|e| DeployError::Invalid(e.to_string()))?;
@@ -65,6 +75,7 @@ pub async fn deploy(
         }
     }
     let revision = current.as_ref().map_or(1, |(c, _)| c.revision + 1);
+    tracing::Span::current().record("revision", revision);
 
     let mut previous = BTreeMap::new();
     for node in request.systems.keys() {

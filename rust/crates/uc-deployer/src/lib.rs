@@ -22,6 +22,11 @@ mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tracing::Instrument;
+
 pub use cache::Cache;
 pub use store::Store;
 
@@ -39,7 +44,7 @@ pub struct App {
 }
 
 /// Every route of the deployer: the binary cache, `/health`, `/metrics`,
-/// the API, the dashboard and phone-home.
+/// the API, the dashboard and phone-home; each request in a span.
 pub fn app(app: App) -> axum::Router {
     let phone_home = phone_home::PhoneHome {
         store: app.store.clone(),
@@ -50,4 +55,15 @@ pub fn app(app: App) -> axum::Router {
         .merge(api::router(app.store.clone()))
         .merge(dashboard::router(app.store))
         .merge(phone_home::router(phone_home))
+        .layer(middleware::from_fn(request_span))
+}
+
+/// Runs the request's handler in a `request` span with its method and path.
+async fn request_span(request: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    next.run(request).instrument(span).await
 }

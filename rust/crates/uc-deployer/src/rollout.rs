@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, WatchOptions};
-use uc_types::{keys, DesiredSystem, ObservedSystem, RolloutRecord, RolloutState, SystemState};
+use tracing::Instrument;
+use uc_types::{
+    keys, unix_seconds, DesiredSystem, ObservedSystem, RolloutRecord, RolloutState, SystemState,
+};
 
 use crate::cache::Cache;
 use crate::store::{compare_and_put, get_json, Store};
-use uc_types::unix_seconds;
 
 /// Waits for any change under `/uc/v1/` after `revision`, or `timeout`.
 async fn changed_since(
@@ -60,7 +62,10 @@ pub async fn run(mut client: Client, cache: Arc<Cache>) -> Result<(), etcd_clien
             changed_since(&mut client, store_revision, Duration::from_secs(30)).await?;
             continue;
         }
-        step(&mut client, record, revision, store_revision).await?;
+        let span = tracing::info_span!("rollout_step", rollout = record.id, wave = record.wave + 1);
+        step(&mut client, record, revision, store_revision)
+            .instrument(span)
+            .await?;
     }
 }
 
@@ -76,44 +81,16 @@ async fn step(
         compare_and_put(client, &record, revision).await?;
         return Ok(());
     };
-    let generation = record.forward_generation();
     let mut healthy = 0;
     let mut failure = None;
     for node in &wave {
-        let desired = DesiredSystem {
-            store_path: record.targets[node].clone(),
-            generation,
-            rollout: Some(record.id.to_string()),
-        };
-        let current: Option<(DesiredSystem, i64)> =
-            get_json(client, &keys::desired_system(node)).await?;
-        if current.map(|(d, _)| d) != Some(desired.clone()) {
-            tracing::info!(rollout = record.id, wave = record.wave + 1, node, path = %desired.store_path, "switching node");
-            client
-                .put(
-                    keys::desired_system(node),
-                    serde_json::to_vec(&desired).unwrap_or_default(),
-                    None,
-                )
-                .await?;
-        }
-        let observed: Option<(ObservedSystem, i64)> =
-            get_json(client, &keys::observed_system(node)).await?;
-        match observed.map(|(o, _)| o) {
-            Some(o) if o.generation == generation && o.state == SystemState::Healthy => {
-                healthy += 1
+        let span = tracing::info_span!("node", %node);
+        match advance_node(client, &record, node).instrument(span).await? {
+            NodeProgress::Healthy => healthy += 1,
+            NodeProgress::Failed(why) => {
+                failure.get_or_insert(why);
             }
-            Some(o)
-                if o.generation == generation
-                    && matches!(o.state, SystemState::Failed | SystemState::RolledBack) =>
-            {
-                failure.get_or_insert(format!(
-                    "{node}: {:?}: {}",
-                    o.state,
-                    o.error.unwrap_or_default()
-                ));
-            }
-            _ => {}
+            NodeProgress::Waiting => {}
         }
     }
     let waited = unix_seconds().saturating_sub(record.wave_started);
@@ -153,6 +130,60 @@ async fn step(
     Ok(())
 }
 
+/// Where a node of the current wave is.
+enum NodeProgress {
+    Healthy,
+    /// Failed or rolled back: why.
+    Failed(String),
+    /// Switching, or not reported yet.
+    Waiting,
+}
+
+/// Gives `node` the rollout's system, unless it has it already, and reads
+/// how it is doing.
+async fn advance_node(
+    client: &mut Client,
+    record: &RolloutRecord,
+    node: &str,
+) -> Result<NodeProgress, etcd_client::Error> {
+    let generation = record.forward_generation();
+    let desired = DesiredSystem {
+        store_path: record.targets[node].clone(),
+        generation,
+        rollout: Some(record.id.to_string()),
+    };
+    let current: Option<(DesiredSystem, i64)> =
+        get_json(client, &keys::desired_system(node)).await?;
+    if current.map(|(d, _)| d) != Some(desired.clone()) {
+        tracing::info!(rollout = record.id, wave = record.wave + 1, node, path = %desired.store_path, "switching node");
+        client
+            .put(
+                keys::desired_system(node),
+                serde_json::to_vec(&desired).unwrap_or_default(),
+                None,
+            )
+            .await?;
+    }
+    let observed: Option<(ObservedSystem, i64)> =
+        get_json(client, &keys::observed_system(node)).await?;
+    Ok(match observed.map(|(o, _)| o) {
+        Some(o) if o.generation == generation && o.state == SystemState::Healthy => {
+            NodeProgress::Healthy
+        }
+        Some(o)
+            if o.generation == generation
+                && matches!(o.state, SystemState::Failed | SystemState::RolledBack) =>
+        {
+            NodeProgress::Failed(format!(
+                "{node}: {:?}: {}",
+                o.state,
+                o.error.unwrap_or_default()
+            ))
+        }
+        _ => NodeProgress::Waiting,
+    })
+}
+
 /// Gives every node the rollout touched its previous system back.
 async fn revert(client: &mut Client, record: &RolloutRecord) -> Result<(), etcd_client::Error> {
     let touched = record.waves.iter().take(record.wave + 1).flatten();
@@ -165,14 +196,19 @@ async fn revert(client: &mut Client, record: &RolloutRecord) -> Result<(), etcd_
             generation: record.revert_generation(),
             rollout: Some(record.id.to_string()),
         };
-        tracing::warn!(rollout = record.id, node, path = %previous, "reverting node");
-        client
-            .put(
-                keys::desired_system(node),
-                serde_json::to_vec(&desired).unwrap_or_default(),
-                None,
-            )
-            .await?;
+        let span = tracing::info_span!("revert", rollout = record.id, %node);
+        async {
+            tracing::warn!(rollout = record.id, node, path = %previous, "reverting node");
+            client
+                .put(
+                    keys::desired_system(node),
+                    serde_json::to_vec(&desired).unwrap_or_default(),
+                    None,
+                )
+                .await
+        }
+        .instrument(span)
+        .await?;
     }
     Ok(())
 }
