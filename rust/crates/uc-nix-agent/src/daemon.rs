@@ -49,13 +49,23 @@ impl Status {
     }
 }
 
+/// Why the daemon could not run (once running, it only stops on shutdown).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The HTTP endpoint's address could not be bound; uc-daemon says why.
+    #[error("{0}")]
+    Listen(String),
+}
+
 pub async fn run(
     config: NixAgentConfig,
     switcher: Switcher,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), DaemonError> {
     let status = Arc::new(Status::default());
-    let listener = uc_daemon::bind_http(config.http_listen).await?;
+    let listener = uc_daemon::bind_http(config.http_listen)
+        .await
+        .map_err(|err| DaemonError::Listen(err.to_string()))?;
     let app = router(status.clone());
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
@@ -72,7 +82,7 @@ pub async fn run(
     };
     tracing::info!(node = %config.node, endpoints = ?config.store_endpoints, http = %config.http_listen, "uc-nix-agent running");
     tokio::select! {
-        result = agent.watch_forever(config.store_endpoints.clone()) => result,
+        () = agent.watch_forever(config.store_endpoints.clone()) => Ok(()),
         () = shutdown => {
             tracing::info!("shutting down");
             Ok(())
@@ -121,7 +131,8 @@ struct Agent {
 }
 
 impl Agent {
-    async fn watch_forever(mut self, endpoints: Vec<String>) -> Result<(), String> {
+    /// Watches until the daemon stops, reconnecting with backoff.
+    async fn watch_forever(mut self, endpoints: Vec<String>) {
         let mut recovered = false;
         let mut backoff = Duration::from_millis(200);
         loop {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uc_types::{unix_seconds, DesiredSystem, ObservedSystem, SystemHealthCheck, SystemState};
 
-use crate::health;
-use crate::nix::NixSystem;
+use crate::health::{self, GateError};
+use crate::nix::{NixError, NixSystem};
 
 pub struct Switcher {
     pub nix: NixSystem,
@@ -19,6 +19,33 @@ pub struct Switcher {
     pub action: String,
     pub checks: Vec<SystemHealthCheck>,
     pub health_gate: Duration,
+}
+
+/// Why the switch marker could not be written (the switch is then not
+/// started: without it a killed agent could not finish or undo it).
+#[derive(Debug, thiserror::Error)]
+pub enum MarkerError {
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot encode the switch marker: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why a system set in the profile is rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error(transparent)]
+    Activate(#[from] NixError),
+    #[error(transparent)]
+    Unhealthy(#[from] GateError),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -53,14 +80,21 @@ impl Switcher {
         self.state_dir.join("switch-in-progress.json")
     }
 
-    fn write_marker(&self, marker: &InProgress) -> Result<(), String> {
-        std::fs::create_dir_all(&self.state_dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.state_dir.display()))?;
+    fn write_marker(&self, marker: &InProgress) -> Result<(), MarkerError> {
+        std::fs::create_dir_all(&self.state_dir).map_err(|source| MarkerError::CreateDir {
+            path: self.state_dir.clone(),
+            source,
+        })?;
         let tmp = self.marker().with_extension("tmp");
-        let text = serde_json::to_vec(marker).map_err(|e| e.to_string())?;
-        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, self.marker())
-            .map_err(|e| format!("cannot write {}: {e}", self.marker().display()))
+        let text = serde_json::to_vec(marker)?;
+        std::fs::write(&tmp, text).map_err(|source| MarkerError::Write {
+            path: tmp.clone(),
+            source,
+        })?;
+        std::fs::rename(&tmp, self.marker()).map_err(|source| MarkerError::Write {
+            path: self.marker(),
+            source,
+        })
     }
 
     fn clear_marker(&self) {
@@ -80,7 +114,7 @@ impl Switcher {
             // Already there (e.g. after a restart): only health is in question.
             return match health::wait_healthy(&self.checks, self.health_gate) {
                 Ok(()) => observed(from, SystemState::Healthy, generation, None),
-                Err(err) => observed(from, SystemState::Failed, generation, Some(err)),
+                Err(err) => observed(from, SystemState::Failed, generation, Some(err.to_string())),
             };
         }
 
@@ -94,7 +128,7 @@ impl Switcher {
             to: to.to_owned(),
             generation,
         }) {
-            return observed(from, SystemState::Failed, generation, Some(err));
+            return observed(from, SystemState::Failed, generation, Some(err.to_string()));
         }
         if let Err(err) = self.nix.set_profile(to) {
             self.clear_marker();
@@ -113,8 +147,8 @@ impl Switcher {
         let result = self
             .nix
             .activate(to, &self.action, &self.activation_lock())
-            .map_err(|e| e.to_string())
-            .and_then(|()| health::wait_healthy(&self.checks, self.health_gate));
+            .map_err(SwitchError::from)
+            .and_then(|()| Ok(health::wait_healthy(&self.checks, self.health_gate)?));
         let outcome = match result {
             Ok(()) => {
                 tracing::info!(to, generation, "healthy");
@@ -126,7 +160,7 @@ impl Switcher {
         outcome
     }
 
-    fn roll_back(&self, from: Option<String>, generation: u64, err: String) -> ObservedSystem {
+    fn roll_back(&self, from: Option<String>, generation: u64, err: SwitchError) -> ObservedSystem {
         tracing::error!(%err, previous = ?from, "switch failed, rolling back");
         let Some(previous) = from else {
             return observed(
@@ -147,7 +181,7 @@ impl Switcher {
                 Some(previous),
                 SystemState::RolledBack,
                 generation,
-                Some(err),
+                Some(err.to_string()),
             ),
             Err(again) => observed(
                 self.nix.current(),

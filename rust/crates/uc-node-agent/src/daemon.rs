@@ -33,25 +33,38 @@ pub struct Options {
     pub stop_instances_on_exit: bool,
 }
 
+/// Why the agent could not start (once running, it only stops on shutdown).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create {}: {source} (stateDir must be writable by the agent)", path.display())]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The HTTP endpoint's address could not be bound; uc-daemon says why.
+    #[error("{0}")]
+    Listen(String),
+    #[error("cannot tell the address the HTTP endpoint listens on: {0}")]
+    LocalAddr(std::io::Error),
+}
+
 pub async fn run(
     config: NodeAgentConfig,
     options: Options,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), DaemonError> {
     let state_dir = PathBuf::from(&config.state_dir);
     for sub in ["instances", "logs", "secrets", "run"] {
         let dir = state_dir.join(sub);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            format!(
-                "cannot create {}: {e} (stateDir must be writable by the agent)",
-                dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| DaemonError::StateDir { path: dir, source })?;
     }
-    let listener = uc_daemon::bind_http(config.http_listen).await?;
+    let listener = uc_daemon::bind_http(config.http_listen)
+        .await
+        .map_err(|err| DaemonError::Listen(err.to_string()))?;
     let http_url = format!(
         "http://{}",
-        listener.local_addr().map_err(|e| e.to_string())?
+        listener.local_addr().map_err(DaemonError::LocalAddr)?
     );
     let shared = Arc::new(Shared {
         node: config.node.clone(),

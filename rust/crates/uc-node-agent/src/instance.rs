@@ -15,7 +15,7 @@ use uc_types::{unix_seconds, HealthCheckType, InstancePhase, InstanceState, Inst
 
 use crate::logs;
 use crate::plan::{InstancePlan, Probe};
-use crate::runner::{record_path, Backend, Record, Running};
+use crate::runner::{record_path, Backend, LaunchError, Record, Running};
 
 /// Backoff before the first restart; doubles per crash up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -24,6 +24,56 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const STABLE_RUN: Duration = Duration::from_secs(30);
 /// While starting, probe this often (failures count only after the grace).
 const STARTING_PROBE: Duration = Duration::from_secs(1);
+
+/// Why an instance could not be started (it is retried after a backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+}
+
+/// Why a secret file could not be handed to an instance.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret {variable} points into the world-readable Nix store ({source_path}); provision it outside the store")]
+    InStore {
+        variable: String,
+        source_path: String,
+    },
+    #[error("secret file {source_path} for {variable} cannot be read: {source}")]
+    Read {
+        variable: String,
+        source_path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why one health probe of an instance failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The command, connect or request failed; uc-probe says how.
+    #[error("{0}")]
+    Failed(String),
+    #[error("probe task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// What instance tasks tell the agent.
 #[derive(Debug)]
@@ -274,9 +324,11 @@ async fn start(
     log: &Path,
     work_dir: &Path,
     restarts: u32,
-) -> Result<Running, String> {
-    std::fs::create_dir_all(work_dir)
-        .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
+) -> Result<Running, StartError> {
+    std::fs::create_dir_all(work_dir).map_err(|source| StartError::CreateDir {
+        path: work_dir.to_owned(),
+        source,
+    })?;
     let mut env = plan.env.clone();
     let secrets_dir = context.state_dir.join("secrets").join(&plan.name);
     for (variable, source) in &plan.secret_files {
@@ -304,18 +356,27 @@ async fn start(
 }
 
 /// A private (0600) copy of a secret file, read fresh on every start.
-fn copy_secret(dir: &Path, variable: &str, source: &str) -> Result<PathBuf, String> {
+fn copy_secret(dir: &Path, variable: &str, source: &str) -> Result<PathBuf, SecretError> {
     if source.starts_with("/nix/store/") {
-        return Err(format!(
-            "secret {variable} points into the world-readable Nix store ({source}); provision it outside the store"
-        ));
+        return Err(SecretError::InStore {
+            variable: variable.to_owned(),
+            source_path: source.to_owned(),
+        });
     }
-    let content = std::fs::read(source)
-        .map_err(|e| format!("secret file {source} for {variable} cannot be read: {e}"))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let content = std::fs::read(source).map_err(|err| SecretError::Read {
+        variable: variable.to_owned(),
+        source_path: source.to_owned(),
+        source: err,
+    })?;
+    std::fs::create_dir_all(dir).map_err(|source| SecretError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
     let copy = dir.join(variable);
-    write_atomically(&copy, &content, 0o600)
-        .map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
+    write_atomically(&copy, &content, 0o600).map_err(|source| SecretError::Write {
+        path: copy.clone(),
+        source,
+    })?;
     Ok(copy)
 }
 
@@ -337,7 +398,7 @@ fn remove_instance_files(state_dir: &Path, name: &str) {
     let _ = std::fs::remove_dir_all(state_dir.join("secrets").join(name));
 }
 
-async fn probe(check: &Probe, plan: &InstancePlan) -> Result<(), String> {
+async fn probe(check: &Probe, plan: &InstancePlan) -> Result<(), ProbeError> {
     let timeout = Duration::from_secs(check.timeout_seconds.into());
     let address = plan.address;
     let target = move |port: Option<u16>| match address {
@@ -359,7 +420,7 @@ async fn probe(check: &Probe, plan: &InstancePlan) -> Result<(), String> {
         }
     })
     .await;
-    result.unwrap_or_else(|e| Err(format!("probe task failed: {e}")))
+    result?.map_err(ProbeError::Failed)
 }
 
 /// The status of every instance, as the agent last heard.

@@ -8,6 +8,20 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use uc_types::{keys, Assignment, HealthCheckType, Service};
 
+/// Why a service's spec and assignment give no runnable instance.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("service {service} has an empty exec.command")]
+    EmptyCommand { service: String },
+    #[error("service {service}: health check port {port} is not among the assigned ports")]
+    HealthPortNotAssigned { service: String, port: String },
+    #[error("service {service}: a {kind:?} health check needs a port")]
+    HealthPortMissing {
+        service: String,
+        kind: HealthCheckType,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstancePlan {
@@ -47,11 +61,13 @@ impl InstancePlan {
         id: &str,
         spec: &Service,
         assignment: &Assignment,
-    ) -> Result<InstancePlan, String> {
+    ) -> Result<InstancePlan, PlanError> {
         let name = keys::instance_name(service, id);
         let mut argv = spec.exec.command.clone();
         let Some(program) = argv.first_mut() else {
-            return Err(format!("service {service} has an empty exec.command"));
+            return Err(PlanError::EmptyCommand {
+                service: service.into(),
+            });
         };
         if !program.contains('/') {
             if let Some(package) = &spec.exec.package {
@@ -71,14 +87,19 @@ impl InstancePlan {
             Some(check) => {
                 let port = match (&check.kind, &check.port) {
                     (HealthCheckType::Exec, _) => None,
-                    (_, Some(port_name)) => Some(*assignment.ports.get(port_name).ok_or_else(
-                        || format!("service {service}: health check port {port_name} is not among the assigned ports"),
-                    )?),
+                    (_, Some(port_name)) => {
+                        Some(*assignment.ports.get(port_name).ok_or_else(|| {
+                            PlanError::HealthPortNotAssigned {
+                                service: service.into(),
+                                port: port_name.clone(),
+                            }
+                        })?)
+                    }
                     (_, None) => {
-                        return Err(format!(
-                            "service {service}: a {:?} health check needs a port",
-                            check.kind
-                        ))
+                        return Err(PlanError::HealthPortMissing {
+                            service: service.into(),
+                            kind: check.kind,
+                        })
                     }
                 };
                 Some(Probe {
@@ -180,7 +201,9 @@ mod tests {
         let plan = InstancePlan::new("w1", address, "web", "1", &spec, &assignment).unwrap();
         assert_eq!(plan.argv[0], "/nix/store/abc-hello/bin/hello");
         spec.exec.command = vec![];
-        let err = InstancePlan::new("w1", address, "web", "1", &spec, &assignment).unwrap_err();
+        let err = InstancePlan::new("w1", address, "web", "1", &spec, &assignment)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty exec.command"), "{err}");
         assert_eq!(port_variable("metrics-v2"), "UC_PORT_METRICS_V2");
     }

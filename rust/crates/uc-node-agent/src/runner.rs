@@ -14,6 +14,34 @@ use tokio::process::{Child, Command};
 
 use crate::plan::InstancePlan;
 
+/// Why a backend could not start an instance's process.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot open the log {}: {source}", path.display())]
+    OpenLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot share the log {} between stdout and stderr: {source}", path.display())]
+    ShareLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("empty command")]
+    EmptyCommand,
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("it exited at once")]
+    ExitedAtOnce,
+    #[error("cannot run systemd-run: {0}")]
+    SystemdRun(std::io::Error),
+    #[error("systemd-run {unit}: {stderr}")]
+    SystemdRunFailed { unit: String, stderr: String },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// Children in their own process groups; the agent restarts them.
@@ -84,7 +112,7 @@ impl Backend {
         env: &BTreeMap<String, String>,
         log: &Path,
         work_dir: &Path,
-    ) -> Result<Running, String> {
+    ) -> Result<Running, LaunchError> {
         match self {
             Backend::Process => start_process(plan, env, log, work_dir),
             Backend::Systemd => start_unit(plan, env, log, work_dir).await,
@@ -161,11 +189,16 @@ fn start_process(
     env: &BTreeMap<String, String>,
     log: &Path,
     work_dir: &Path,
-) -> Result<Running, String> {
-    let out = crate::logs::open_append(log)
-        .map_err(|e| format!("cannot open the log {}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    let (program, args) = plan.argv.split_first().ok_or("empty command")?;
+) -> Result<Running, LaunchError> {
+    let out = crate::logs::open_append(log).map_err(|source| LaunchError::OpenLog {
+        path: log.to_owned(),
+        source,
+    })?;
+    let err = out.try_clone().map_err(|source| LaunchError::ShareLog {
+        path: log.to_owned(),
+        source,
+    })?;
+    let (program, args) = plan.argv.split_first().ok_or(LaunchError::EmptyCommand)?;
     let child = Command::new(program)
         .args(args)
         .env_clear()
@@ -178,8 +211,11 @@ fn start_process(
         .process_group(0)
         .kill_on_drop(false)
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let pid = child.id().ok_or("it exited at once")?;
+        .map_err(|source| LaunchError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let pid = child.id().ok_or(LaunchError::ExitedAtOnce)?;
     let start_ticks = start_ticks(pid).unwrap_or(0);
     Ok(Running {
         pid,
@@ -222,7 +258,7 @@ async fn start_unit(
     env: &BTreeMap<String, String>,
     log: &Path,
     work_dir: &Path,
-) -> Result<Running, String> {
+) -> Result<Running, LaunchError> {
     let unit = unit_name(&plan.name);
     // A failed unit of the same name would block the new one.
     let _ = Command::new("systemctl")
@@ -234,12 +270,12 @@ async fn start_unit(
         .args(systemd_run_args(plan, env, log, work_dir))
         .output()
         .await
-        .map_err(|e| format!("cannot run systemd-run: {e}"))?;
+        .map_err(LaunchError::SystemdRun)?;
     if !output.status.success() {
-        return Err(format!(
-            "systemd-run {unit}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        return Err(LaunchError::SystemdRunFailed {
+            unit,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
     }
     let pid = unit_property(&unit, "MainPID")
         .await
@@ -390,7 +426,8 @@ mod tests {
         let err = backend
             .start(&plan, &plan.env, &log, &dir)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot run /nonexistent/program"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -168,7 +168,10 @@ fn kill_group(pid: u32) {
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
 
-fn scheduler(endpoint: &str, holder: &str) -> tokio::task::JoinHandle<Result<(), String>> {
+fn scheduler(
+    endpoint: &str,
+    holder: &str,
+) -> tokio::task::JoinHandle<Result<(), uc_scheduler::daemon::Error>> {
     let config = uc_types::SchedulerConfig {
         schema_version: uc_types::SCHEMA_VERSION,
         cluster: "test".into(),

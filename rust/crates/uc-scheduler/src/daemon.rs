@@ -46,13 +46,25 @@ struct Status {
     elections_won: AtomicU64,
 }
 
+/// Why the scheduler could not run, or could not make a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The HTTP endpoint's address could not be bound; uc-daemon says why.
+    #[error("{0}")]
+    Listen(String),
+    #[error("store: {0}")]
+    Store(#[from] etcd_client::Error),
+}
+
 pub async fn run(
     config: SchedulerConfig,
     options: Options,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let status = Arc::new(Status::default());
-    let listener = uc_daemon::bind_http(config.http_listen).await?;
+    let listener = uc_daemon::bind_http(config.http_listen)
+        .await
+        .map_err(|err| Error::Listen(err.to_string()))?;
     let app = router(status.clone(), options.holder.clone());
     let http = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
@@ -231,7 +243,7 @@ async fn pass(
 
 /// The plan for the store as it is now, as JSON, written nowhere. Nodes
 /// without a heartbeat count as briefly silent: their instances stay.
-pub async fn dry_run(endpoints: &[String]) -> Result<String, etcd_client::Error> {
+pub async fn dry_run(endpoints: &[String]) -> Result<String, Error> {
     let mut client = Client::connect(endpoints, None).await?;
     let view = StoreView::read(&mut client).await?;
     let now = std::time::Instant::now();

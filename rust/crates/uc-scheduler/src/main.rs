@@ -84,10 +84,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn plan(config: SchedulerConfig) -> Result<(), String> {
-    let plan = uc_scheduler::daemon::dry_run(&config.store_endpoints)
-        .await
-        .map_err(|e| format!("store: {e}"))?;
+async fn plan(config: SchedulerConfig) -> Result<(), uc_scheduler::daemon::Error> {
+    let plan = uc_scheduler::daemon::dry_run(&config.store_endpoints).await?;
     println!("{plan}");
     Ok(())
 }

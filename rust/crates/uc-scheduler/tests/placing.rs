@@ -18,7 +18,7 @@ use uc_types::{keys, NodeCordon};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A scheduler in this process, stopped (without handing over) when dropped.
-struct Scheduler(tokio::task::JoinHandle<Result<(), String>>);
+struct Scheduler(tokio::task::JoinHandle<Result<(), daemon::Error>>);
 
 impl Scheduler {
     fn start(endpoint: &str, grace_seconds: u64, holder: &str) -> Scheduler {
