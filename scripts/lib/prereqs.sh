@@ -14,6 +14,8 @@ ensure_prereqs() {
   command -v curl >/dev/null || missing+=(curl)
   command -v etcd >/dev/null || missing+=(etcd-server)
   command -v etcdctl >/dev/null || missing+=(etcd-client)
+  command -v dig >/dev/null || missing+=(dnsutils)
+  command -v kdig >/dev/null || missing+=(knot-dnsutils)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v cc >/dev/null || missing+=(build-essential)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)

@@ -1,0 +1,145 @@
+//! The answer to one question, from a snapshot and nothing else: no I/O,
+//! so every protocol rule is a table test. As Knot answers: REFUSED outside
+//! the served zones, AA on authoritative data, NXDOMAIN or NODATA with the
+//! SOA (negative TTL) in authority, CNAMEs chased inside the zone, referrals
+//! with glue below delegations, additional addresses for MX, SRV and NS
+//! targets, and zone transfers refused (the schema lists no secondaries).
+
+use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+
+use crate::snapshot::Snapshot;
+use crate::zone::{Lookup, Zone};
+
+/// CNAME links followed before giving up (a loop or a long chain).
+const MAX_ALIASES: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct Question {
+    pub name: LowerName,
+    /// As the client spelled it: the owner of wildcard-synthesised records.
+    pub original: Name,
+    pub qtype: RecordType,
+    pub qclass: DNSClass,
+}
+
+impl Question {
+    pub fn new(name: Name, qtype: RecordType) -> Question {
+        Question {
+            name: LowerName::new(&name),
+            original: name,
+            qtype,
+            qclass: DNSClass::IN,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub answers: Vec<Record>,
+    pub authority: Vec<Record>,
+    pub additional: Vec<Record>,
+}
+
+impl Answer {
+    pub fn refused() -> Answer {
+        Answer::empty(ResponseCode::Refused, false)
+    }
+
+    fn empty(rcode: ResponseCode, authoritative: bool) -> Answer {
+        Answer {
+            rcode,
+            authoritative,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additional: Vec::new(),
+        }
+    }
+}
+
+pub fn answer(snapshot: &Snapshot, question: &Question) -> Answer {
+    if question.qclass != DNSClass::IN {
+        return Answer::refused();
+    }
+    let Some(zone) = snapshot.find_zone(&question.name) else {
+        return Answer::refused();
+    };
+    if matches!(question.qtype, RecordType::AXFR | RecordType::IXFR) {
+        // No secondaries are declared in the schema, so no transfers.
+        return Answer::refused();
+    }
+    let mut reply = Answer::empty(ResponseCode::NoError, true);
+    let mut name = question.name.clone();
+    let mut original = question.original.clone();
+    for _ in 0..=MAX_ALIASES {
+        match zone.lookup(&name, &original, question.qtype) {
+            Lookup::Found(records) => {
+                add_targets(zone, &records, &mut reply.additional);
+                reply.answers.extend(records);
+                return reply;
+            }
+            Lookup::Alias(alias) => {
+                let RData::CNAME(target) = &alias.data else {
+                    return reply;
+                };
+                let target = target.0.clone();
+                reply.answers.push(alias);
+                // Outside this zone the resolver follows on its own.
+                if !zone.apex.zone_of(&target) || looped(&reply.answers, &target) {
+                    return reply;
+                }
+                name = LowerName::new(&target);
+                original = target;
+            }
+            Lookup::NoData => {
+                reply.authority.push(zone.negative_soa());
+                return reply;
+            }
+            Lookup::NxDomain => {
+                // RFC 6604: the code is that of the last name in the chain.
+                reply.rcode = ResponseCode::NXDomain;
+                reply.authority.push(zone.negative_soa());
+                return reply;
+            }
+            Lookup::Referral(cut) => {
+                let nameservers = zone.delegation(&cut);
+                add_targets(zone, &nameservers, &mut reply.additional);
+                reply.authority.extend(nameservers);
+                // Only the referral itself is not authoritative data.
+                reply.authoritative = !reply.answers.is_empty();
+                return reply;
+            }
+        }
+    }
+    reply
+}
+
+/// Whether `target` already owns a CNAME in the answer (a loop).
+fn looped(answers: &[Record], target: &Name) -> bool {
+    answers.iter().any(|record| record.name == *target)
+}
+
+/// Addresses in `zone` of the names MX, SRV and NS records point at.
+fn add_targets(zone: &Zone, records: &[Record], additional: &mut Vec<Record>) {
+    for record in records {
+        let target = match &record.data {
+            RData::MX(mx) => &mx.exchange,
+            RData::SRV(srv) => &srv.target,
+            RData::NS(ns) => &ns.0,
+            _ => continue,
+        };
+        if !zone.apex.zone_of(target) {
+            continue;
+        }
+        for address in zone.addresses(target) {
+            if !additional.contains(&address) {
+                additional.push(address);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

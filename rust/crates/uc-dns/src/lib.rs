@@ -1,0 +1,24 @@
+//! uc-dns: authoritative DNS for the zones under `/uc/v1/dns/zones/`,
+//! answered from an in-memory snapshot of the store.
+//!
+//! Layers, from the store to the wire: `store` (the keys read) → `build`
+//! (declared zone → records, service records resolved) → `catalog` (a new
+//! `snapshot` per change, serials) → `zone`/`answer` (pure lookup, as Knot
+//! answers) → `server` (hickory-server, sockets). `sync` drives the watch;
+//! `http`, `metrics` and `status` report; `daemon` wires them.
+
+pub mod answer;
+pub mod build;
+pub mod catalog;
+pub mod daemon;
+#[cfg(test)]
+mod fixture;
+pub mod http;
+pub mod metrics;
+pub mod records;
+pub mod server;
+pub mod snapshot;
+pub mod status;
+pub mod store;
+pub mod sync;
+pub mod zone;

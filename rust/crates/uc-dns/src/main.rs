@@ -1,0 +1,106 @@
+//! `uc-dns`: serves the cluster's DNS zones from the store. Reads
+//! `/etc/ultracloud/dns.json` unless `--store` is given, in which case the
+//! flags are the whole configuration (running by hand, tests).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use uc_dns::daemon::Settings;
+use uc_types::{DaemonConfig, DnsConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "uc-dns",
+    version,
+    about = "UltraCloud DNS: authoritative answers for the cluster's zones, live from the store",
+    after_help = "Without --store, the config rendered by Nix is read (--config); \
+                  --listen and --http then override its addresses.\n\
+                  Example: uc-dns --store http://127.0.0.1:2379 --listen 127.0.0.1:5353 --http 127.0.0.1:9153"
+)]
+struct Args {
+    #[command(flatten)]
+    log: uc_daemon::LogArgs,
+    /// Config rendered by Nix (manifest.nodes.<node>.daemons.dns); ignored with --store.
+    #[arg(long, default_value = "/etc/ultracloud/dns.json")]
+    config: PathBuf,
+    /// Store endpoint (repeat for each member); the config file is then not read.
+    #[arg(long = "store", value_name = "URL")]
+    store: Vec<String>,
+    /// Address to answer DNS on, UDP and TCP (repeatable) [flags default: 127.0.0.1:5353].
+    #[arg(long = "listen", value_name = "ADDR")]
+    listen: Vec<SocketAddr>,
+    /// Address of /health and /metrics [flags default: 127.0.0.1:9153].
+    #[arg(long = "http", value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Serve only this zone (repeatable; with --store; default: every zone in the store).
+    #[arg(long = "zone", value_name = "APEX")]
+    zones: Vec<String>,
+    /// UDP sockets per address, one per worker (default: the number of CPUs).
+    #[arg(long)]
+    udp_sockets: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // hickory-server logs every query at info: too much for a busy server.
+    uc_daemon::init_logging(
+        "info,hickory_server=warn,hickory_net=warn,hickory_proto=warn",
+        args.log.log_format,
+    );
+    let settings = match settings(&args) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("uc-dns: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match uc_daemon::runtime("uc-dns") {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(uc_dns::daemon::run(settings, uc_daemon::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("uc-dns: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(args: &Args) -> Result<Settings, uc_types::ContractError> {
+    let udp_sockets = args.udp_sockets.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    if !args.store.is_empty() {
+        let zones: BTreeSet<String> = args.zones.iter().cloned().collect();
+        return Ok(Settings {
+            store_endpoints: args.store.clone(),
+            listen: if args.listen.is_empty() {
+                vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+            } else {
+                args.listen.clone()
+            },
+            http_listen: args
+                .http
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9153))),
+            zones: (!zones.is_empty()).then_some(zones),
+            udp_sockets,
+        });
+    }
+    let config = DnsConfig::load(&args.config)?;
+    Ok(Settings {
+        store_endpoints: config.store_endpoints,
+        listen: if args.listen.is_empty() {
+            config.listen
+        } else {
+            args.listen.clone()
+        },
+        http_listen: args.http.unwrap_or(config.http_listen),
+        zones: Some(config.zones.into_iter().collect()),
+        udp_sockets,
+    })
+}

@@ -1,0 +1,222 @@
+//! The DNS side: hickory-server's `Server` reads UDP and TCP and parses
+//! messages; `Handler` answers each from the current snapshot. `reply` is
+//! the message-level part (opcode, question count, EDNS version) as a pure
+//! function; `answer` does the question.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::RecordType;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder};
+use hickory_server::Server;
+use tracing::Instrument;
+
+use crate::answer::{answer, Answer, Question};
+use crate::metrics::Metrics;
+use crate::snapshot::{Published, Snapshot};
+
+/// The largest UDP answer offered to EDNS clients (DNS Flag Day 2020, Knot's default).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+/// A TCP connection idle this long is closed.
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// The response to one message, before encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub metadata: Metadata,
+    pub answer: Answer,
+    /// The query type asked, for metrics (`None` without exactly one question).
+    pub qtype: Option<RecordType>,
+}
+
+/// Answers `request` from `snapshot`.
+pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    let queries = request.queries.queries();
+    let qtype = match queries {
+        [only] => Some(only.query_type()),
+        _ => None,
+    };
+    let error = |metadata: Metadata, rcode: ResponseCode| {
+        let mut answer = Answer::refused();
+        answer.rcode = rcode;
+        let mut metadata = metadata;
+        metadata.response_code = rcode;
+        Reply {
+            metadata,
+            answer,
+            qtype,
+        }
+    };
+    if request.metadata.op_code != OpCode::Query {
+        return error(metadata, ResponseCode::NotImp);
+    }
+    let [query] = queries else {
+        return error(metadata, ResponseCode::FormErr);
+    };
+    if request.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
+        return error(metadata, ResponseCode::BADVERS);
+    }
+    let question = Question {
+        name: query.name().clone(),
+        original: query.original().name().clone(),
+        qtype: query.query_type(),
+        qclass: query.query_class(),
+    };
+    let answer = answer(snapshot, &question);
+    metadata.authoritative = answer.authoritative;
+    metadata.response_code = answer.rcode;
+    Reply {
+        metadata,
+        answer,
+        qtype,
+    }
+}
+
+/// The OPT record of the response: present when the query had one.
+pub fn response_edns(request: &MessageRequest) -> Option<Edns> {
+    request.edns.as_ref().map(|asked| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(asked.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+        edns.set_version(0);
+        edns
+    })
+}
+
+pub struct Handler {
+    pub published: Arc<Published>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let span = tracing::trace_span!("query", id = request.metadata.id, client = %request.src());
+        async move {
+            let started = Instant::now();
+            let snapshot = self.published.load();
+            let reply = reply(&snapshot, request);
+            let edns = response_edns(request);
+            let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+                reply.metadata,
+                reply.answer.answers.iter(),
+                reply.answer.authority.iter(),
+                std::iter::empty(),
+                reply.answer.additional.iter(),
+            );
+            let info = match response_handle.send_response(response).await {
+                Ok(info) => info,
+                Err(err) => {
+                    tracing::debug!(%err, "answer not sent");
+                    ResponseInfo::from(Header {
+                        metadata: reply.metadata,
+                        counts: HeaderCounts::default(),
+                    })
+                }
+            };
+            self.metrics.observe_query(
+                reply.qtype,
+                reply.metadata.response_code,
+                started.elapsed(),
+            );
+            tracing::trace!(rcode = %reply.metadata.response_code, "answered");
+            info
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address} ({protocol}): {source} (is the port in use, or below 1024 without CAP_NET_BIND_SERVICE?)")]
+pub struct BindError {
+    pub address: SocketAddr,
+    pub protocol: &'static str,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A DNS server on every address of `listen`: `udp_sockets` UDP sockets
+/// per address sharing the port (SO_REUSEPORT, so the kernel spreads
+/// queries over workers) and one TCP listener. Port 0 picks one port for all.
+/// Returns the server and the addresses actually bound.
+pub fn serve(
+    handler: Handler,
+    listen: &[SocketAddr],
+    udp_sockets: usize,
+) -> Result<(Server<Handler>, Vec<SocketAddr>), BindError> {
+    let mut server = Server::new(handler);
+    let mut bound = Vec::new();
+    for requested in listen {
+        let first = udp_socket(*requested)?;
+        let address = first.local_addr().map_err(|source| BindError {
+            address: *requested,
+            protocol: "udp",
+            source,
+        })?;
+        server.register_socket(first);
+        for _ in 1..udp_sockets.max(1) {
+            server.register_socket(udp_socket(address)?);
+        }
+        let tcp = tcp_listener(address)?;
+        server.register_listener(tcp, TCP_IDLE, 32);
+        bound.push(address);
+    }
+    Ok((server, bound))
+}
+
+fn udp_socket(address: SocketAddr) -> Result<tokio::net::UdpSocket, BindError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let error = |source| BindError {
+        address,
+        protocol: "udp",
+        source,
+    };
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(error)?;
+    socket.set_reuse_port(true).map_err(error)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true).map_err(error)?;
+    }
+    socket.set_nonblocking(true).map_err(error)?;
+    socket.bind(&address.into()).map_err(error)?;
+    tokio::net::UdpSocket::from_std(socket.into()).map_err(error)
+}
+
+fn tcp_listener(address: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let error = |source| BindError {
+        address,
+        protocol: "tcp",
+        source,
+    };
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .map_err(error)?;
+    socket.set_reuse_address(true).map_err(error)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true).map_err(error)?;
+    }
+    socket.set_nonblocking(true).map_err(error)?;
+    socket.bind(&address.into()).map_err(error)?;
+    socket.listen(1024).map_err(error)?;
+    tokio::net::TcpListener::from_std(socket.into()).map_err(error)
+}
+
+#[cfg(test)]
+mod tests;

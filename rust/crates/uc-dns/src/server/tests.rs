@@ -1,0 +1,197 @@
+//! The message level (opcodes, question counts, EDNS) and a bounded run of
+//! random and mangled packets through parse → reply → encode.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_server::proto::rr::{Name, RecordType};
+use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_server::server::Request;
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use super::{reply, response_edns, Reply};
+use crate::fixture;
+use crate::snapshot::Snapshot;
+
+fn query_bytes(name: &str, qtype: RecordType, edns: Option<Edns>) -> Vec<u8> {
+    let mut message = Message::new(4242, MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    message.edns = edns;
+    message.to_bytes().unwrap()
+}
+
+fn request(bytes: Vec<u8>) -> Request {
+    Request::from_bytes(bytes, "127.0.0.1:5300".parse().unwrap(), Protocol::Udp).unwrap()
+}
+
+/// The reply to `request` encoded as over UDP; (bytes, reply).
+fn encode(snapshot: &Snapshot, request: &Request) -> (Vec<u8>, Reply) {
+    let reply = reply(snapshot, request);
+    let edns = response_edns(request);
+    let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+        reply.metadata,
+        reply.answer.answers.iter(),
+        reply.answer.authority.iter(),
+        std::iter::empty(),
+        reply.answer.additional.iter(),
+    );
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_max_size(edns.as_ref().map_or(512, Edns::max_payload));
+    response.destructive_emit(&mut encoder).unwrap();
+    (bytes, reply)
+}
+
+#[test]
+fn a_query_gets_its_answer_with_aa_and_the_question_echoed() {
+    let snapshot = fixture::snapshot();
+    let (bytes, _) = encode(
+        &snapshot,
+        &request(query_bytes("www.example.test.", RecordType::A, None)),
+    );
+    let message = Message::from_vec(&bytes).unwrap();
+    assert_eq!(message.metadata.id, 4242);
+    assert!(message.metadata.authoritative);
+    assert!(!message.metadata.recursion_available);
+    assert_eq!(message.answers.len(), 2);
+    assert_eq!(message.queries[0].name().to_string(), "www.example.test.");
+    assert!(message.edns.is_none(), "no OPT without one in the query");
+}
+
+#[test]
+fn edns_is_answered_with_our_payload_size_and_unknown_versions_get_badvers() {
+    let snapshot = fixture::snapshot();
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    let (bytes, _) = encode(
+        &snapshot,
+        &request(query_bytes("www.example.test.", RecordType::A, Some(edns))),
+    );
+    let message = Message::from_vec(&bytes).unwrap();
+    assert_eq!(message.edns.as_ref().map(Edns::max_payload), Some(1232));
+    let mut edns = Edns::new();
+    edns.set_version(1);
+    let (bytes, reply) = encode(
+        &snapshot,
+        &request(query_bytes("www.example.test.", RecordType::A, Some(edns))),
+    );
+    assert_eq!(reply.metadata.response_code, ResponseCode::BADVERS);
+    let message = Message::from_vec(&bytes).unwrap();
+    // 16 on the wire (BADVERS and BADSIG share it; the decoder names the latter).
+    assert_eq!(u16::from(message.metadata.response_code), 16);
+    assert!(message.edns.is_some());
+}
+
+#[test]
+fn other_opcodes_are_not_implemented_and_questionless_queries_are_malformed() {
+    let snapshot = fixture::snapshot();
+    let mut notify = Message::new(1, MessageType::Query, OpCode::Notify);
+    notify.add_query(Query::query(
+        Name::from_ascii("example.test.").unwrap(),
+        RecordType::SOA,
+    ));
+    let reply = reply(&snapshot, &request(notify.to_bytes().unwrap()));
+    assert_eq!(reply.metadata.response_code, ResponseCode::NotImp);
+    let empty = Message::new(2, MessageType::Query, OpCode::Query);
+    let reply = super::reply(&snapshot, &request(empty.to_bytes().unwrap()));
+    assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(reply.qtype, None);
+    let mut two = Message::new(3, MessageType::Query, OpCode::Query);
+    two.add_query(Query::query(
+        Name::from_ascii("www.example.test.").unwrap(),
+        RecordType::A,
+    ));
+    two.add_query(Query::query(
+        Name::from_ascii("mx.example.test.").unwrap(),
+        RecordType::A,
+    ));
+    let reply = super::reply(&snapshot, &request(two.to_bytes().unwrap()));
+    assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+    assert!(!reply.metadata.authoritative);
+}
+
+/// xorshift64*: reproducible without a dependency.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_and_mangled_packets_never_panic_and_udp_answers_stay_small() {
+    let snapshot = fixture::snapshot();
+    let seeds: Vec<Vec<u8>> = [
+        ("www.example.test.", RecordType::A),
+        ("chain.example.test.", RecordType::A),
+        ("x.wild.example.test.", RecordType::ANY),
+        ("host.sub.example.test.", RecordType::A),
+        ("1.2.0.192.in-addr.arpa.", RecordType::PTR),
+        ("nope.example.test.", RecordType::MX),
+    ]
+    .iter()
+    .map(|(name, qtype)| query_bytes(name, *qtype, Some(Edns::new())))
+    .collect();
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let started = Instant::now();
+    let (mut parsed, mut answered) = (0, 0);
+    for round in 0..30_000 {
+        let bytes: Vec<u8> = match round % 3 {
+            // Noise of any length, with a plausible header now and then.
+            0 => (0..random.below(600))
+                .map(|_| random.next() as u8)
+                .collect(),
+            // A real query with a few bytes changed.
+            1 => {
+                let mut bytes = seeds[random.below(seeds.len())].clone();
+                for _ in 0..=random.below(4) {
+                    let at = random.below(bytes.len());
+                    bytes[at] = random.next() as u8;
+                }
+                bytes
+            }
+            // A real query cut short or with garbage appended.
+            _ => {
+                let mut bytes = seeds[random.below(seeds.len())].clone();
+                if random.below(2) == 0 {
+                    bytes.truncate(random.below(bytes.len()));
+                } else {
+                    bytes.extend((0..random.below(64)).map(|_| random.next() as u8));
+                }
+                bytes
+            }
+        };
+        let Ok(request) =
+            Request::from_bytes(bytes, "127.0.0.1:5300".parse().unwrap(), Protocol::Udp)
+        else {
+            continue;
+        };
+        parsed += 1;
+        let (encoded, _) = encode(&snapshot, &request);
+        assert!(
+            encoded.len() <= 1232,
+            "round {round}: {} bytes",
+            encoded.len()
+        );
+        answered += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "too slow: round {round}"
+        );
+    }
+    assert!(
+        parsed > 1_000,
+        "the corpus should reach the answer path ({parsed} parsed)"
+    );
+    assert_eq!(parsed, answered);
+}

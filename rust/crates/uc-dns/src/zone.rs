@@ -1,0 +1,387 @@
+//! One served zone as queries see it: immutable, assembled from the store
+//! (`build`), and looked up without touching the store. `lookup` follows
+//! RFC 1034 §4.3.2 the way Knot does: delegations first, then the name
+//! itself, empty non-terminals, the wildcard at the closest encloser, PTRs
+//! generated from patterns, and otherwise NXDOMAIN.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+use hickory_server::proto::rr::rdata::{PTR, SOA};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+/// The records of one owner name, one RRset per type, in declaration order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    rrsets: Vec<(RecordType, Vec<Record>)>,
+}
+
+impl Node {
+    pub fn push(&mut self, record: Record) {
+        let kind = record.record_type();
+        match self.rrsets.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, records)) => {
+                if !records.iter().any(|r| r.data == record.data) {
+                    records.push(record);
+                }
+            }
+            None => self.rrsets.push((kind, vec![record])),
+        }
+    }
+
+    pub fn rrset(&self, kind: RecordType) -> Option<&[Record]> {
+        self.rrsets
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, records)| records.as_slice())
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = RecordType> + '_ {
+        self.rrsets.iter().map(|(kind, _)| *kind)
+    }
+
+    /// Drops the RRset of `kind`, giving its records back.
+    pub fn remove(&mut self, kind: RecordType) -> Vec<Record> {
+        match self.rrsets.iter().position(|(k, _)| *k == kind) {
+            Some(at) => self.rrsets.remove(at).1,
+            None => Vec::new(),
+        }
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.rrsets.iter().map(|(_, records)| records.len()).sum()
+    }
+
+    fn records(&self) -> impl Iterator<Item = &Record> {
+        self.rrsets.iter().flat_map(|(_, records)| records)
+    }
+}
+
+/// `network` → `pattern`: a PTR for every IPv4 address in the network, as
+/// Knot's mod-synthrecord makes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PtrPattern {
+    pub base: Ipv4Addr,
+    pub prefix: u8,
+    /// An absolute name with `{a}`…`{d}` standing for the address's octets.
+    pub pattern: String,
+}
+
+impl PtrPattern {
+    pub fn contains(&self, address: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u32::from(address) & mask == u32::from(self.base) & mask
+    }
+
+    /// The name this pattern gives `address`; `None` if it is not a valid name.
+    pub fn target(&self, address: Ipv4Addr) -> Option<Name> {
+        let [a, b, c, d] = address.octets();
+        let name = self
+            .pattern
+            .replace("{a}", &a.to_string())
+            .replace("{b}", &b.to_string())
+            .replace("{c}", &c.to_string())
+            .replace("{d}", &d.to_string());
+        Name::from_ascii(name).ok().filter(Name::is_fqdn)
+    }
+}
+
+/// What a zone holds, SOA aside: compared between reloads so that the
+/// serial changes exactly when the content does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Content {
+    pub nodes: HashMap<LowerName, Node>,
+    pub ptr_patterns: Vec<PtrPattern>,
+}
+
+/// The SOA fields besides the serial (`cluster.dns.zones.<apex>.soa`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoaFields {
+    pub mname: Name,
+    pub rname: Name,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+}
+
+/// What a name holds in a zone, for one query type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// The RRsets answering the query (several for ANY).
+    Found(Vec<Record>),
+    /// The name is an alias; the query continues at the target.
+    Alias(Record),
+    /// The name exists but has no data of the type.
+    NoData,
+    NxDomain,
+    /// The name is at or below a delegation: the child zone answers.
+    Referral(LowerName),
+}
+
+#[derive(Debug)]
+pub struct Zone {
+    pub apex: Name,
+    pub serial: u32,
+    /// The default TTL: SOA's own and generated PTRs'.
+    pub ttl: u32,
+    pub spec_revision: i64,
+    pub soa_fields: SoaFields,
+    soa: Record,
+    content: Content,
+    empty_non_terminals: HashSet<LowerName>,
+    /// Owners below the apex with NS records.
+    cuts: HashSet<LowerName>,
+}
+
+/// Labels of `name`, a wildcard label counted (hickory's `num_labels` does not).
+pub fn label_count(name: &Name) -> usize {
+    name.iter().count()
+}
+
+impl Zone {
+    pub fn new(
+        apex: Name,
+        ttl: u32,
+        soa: &SoaFields,
+        serial: u32,
+        spec_revision: i64,
+        content: Content,
+    ) -> Zone {
+        let apex_key = LowerName::new(&apex);
+        let apex_labels = label_count(&apex);
+        let mut empty_non_terminals = HashSet::new();
+        let mut cuts = HashSet::new();
+        for (owner, node) in &content.nodes {
+            if *owner == apex_key {
+                continue;
+            }
+            if node.rrset(RecordType::NS).is_some() {
+                cuts.insert(owner.clone());
+            }
+            for labels in (apex_labels + 1)..label_count(owner) {
+                let ancestor = LowerName::new(&owner.trim_to(labels));
+                if !content.nodes.contains_key(&ancestor) {
+                    empty_non_terminals.insert(ancestor);
+                }
+            }
+        }
+        let data = SOA::new(
+            soa.mname.clone(),
+            soa.rname.clone(),
+            serial,
+            clamp_i32(soa.refresh),
+            clamp_i32(soa.retry),
+            clamp_i32(soa.expire),
+            soa.minimum,
+        );
+        Zone {
+            soa: Record::from_rdata(apex.clone(), ttl, RData::SOA(data)),
+            apex,
+            serial,
+            ttl,
+            spec_revision,
+            soa_fields: soa.clone(),
+            content,
+            empty_non_terminals,
+            cuts,
+        }
+    }
+
+    pub fn content(&self) -> &Content {
+        &self.content
+    }
+
+    pub fn soa(&self) -> &Record {
+        &self.soa
+    }
+
+    /// The SOA for a negative answer: its TTL is the negative-caching TTL,
+    /// min(SOA TTL, SOA minimum) (RFC 2308 §3).
+    pub fn negative_soa(&self) -> Record {
+        let mut soa = self.soa.clone();
+        if let RData::SOA(data) = &soa.data {
+            soa.ttl = soa.ttl.min(data.minimum);
+        }
+        soa
+    }
+
+    pub fn record_count(&self) -> usize {
+        1 + self
+            .content
+            .nodes
+            .values()
+            .map(Node::record_count)
+            .sum::<usize>()
+    }
+
+    /// Every record of the zone (SOA first), for diagnostics and tests.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        std::iter::once(&self.soa).chain(self.content.nodes.values().flat_map(Node::records))
+    }
+
+    /// The records `qname` has for `qtype` in this zone. `original` is the
+    /// query's spelling, used as the owner of synthesised records.
+    pub fn lookup(&self, qname: &LowerName, original: &Name, qtype: RecordType) -> Lookup {
+        let apex_labels = label_count(&self.apex);
+        let qname_labels = label_count(qname);
+        if !self.cuts.is_empty() {
+            for labels in (apex_labels + 1)..=qname_labels {
+                let ancestor = LowerName::new(&qname.trim_to(labels));
+                if self.cuts.contains(&ancestor) {
+                    // DS belongs to the parent side of the cut (not signed here: NODATA).
+                    if labels == qname_labels && qtype == RecordType::DS {
+                        return Lookup::NoData;
+                    }
+                    return Lookup::Referral(ancestor);
+                }
+            }
+        }
+        if let Some(node) = self.content.nodes.get(qname) {
+            let is_apex = qname_labels == apex_labels;
+            return self.select(node, qtype, None, is_apex);
+        }
+        if self.empty_non_terminals.contains(qname) {
+            return Lookup::NoData;
+        }
+        // The wildcard of the closest encloser only (RFC 4592 §3.3.1).
+        for labels in (apex_labels..qname_labels).rev() {
+            let ancestor = LowerName::new(&qname.trim_to(labels));
+            let exists = labels == apex_labels
+                || self.content.nodes.contains_key(&ancestor)
+                || self.empty_non_terminals.contains(&ancestor);
+            if exists {
+                let wildcard = ancestor.prepend_label("*").ok().map(LowerName::from);
+                if let Some(node) = wildcard.and_then(|w| self.content.nodes.get(&w)) {
+                    return self.select(node, qtype, Some(original), false);
+                }
+                break;
+            }
+        }
+        if let Some(found) = self.generated_ptr(qname, original, qtype) {
+            return found;
+        }
+        Lookup::NxDomain
+    }
+
+    /// A and AAAA records held at `name` in this zone (glue and additional
+    /// data), below delegations too.
+    pub fn addresses(&self, name: &Name) -> Vec<Record> {
+        let Some(node) = self.content.nodes.get(&LowerName::new(name)) else {
+            return Vec::new();
+        };
+        [RecordType::A, RecordType::AAAA]
+            .into_iter()
+            .filter_map(|kind| node.rrset(kind))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The NS records of a delegation point.
+    pub fn delegation(&self, cut: &LowerName) -> Vec<Record> {
+        self.content
+            .nodes
+            .get(cut)
+            .and_then(|node| node.rrset(RecordType::NS))
+            .map(<[Record]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    fn select(
+        &self,
+        node: &Node,
+        qtype: RecordType,
+        synthesised_owner: Option<&Name>,
+        is_apex: bool,
+    ) -> Lookup {
+        let rename = |records: &[Record]| -> Vec<Record> {
+            records
+                .iter()
+                .map(|record| match synthesised_owner {
+                    Some(owner) => {
+                        let mut record = record.clone();
+                        record.name = owner.clone();
+                        record
+                    }
+                    None => record.clone(),
+                })
+                .collect()
+        };
+        if qtype == RecordType::ANY {
+            let mut all: Vec<Record> = Vec::new();
+            if is_apex {
+                all.push(self.soa.clone());
+            }
+            for (_, records) in &node.rrsets {
+                all.extend(rename(records));
+            }
+            return if all.is_empty() {
+                Lookup::NoData
+            } else {
+                Lookup::Found(all)
+            };
+        }
+        if is_apex && qtype == RecordType::SOA {
+            return Lookup::Found(vec![self.soa.clone()]);
+        }
+        if let Some(records) = node.rrset(qtype) {
+            return Lookup::Found(rename(records));
+        }
+        if let Some(alias) = node.rrset(RecordType::CNAME).and_then(|r| rename(r).pop()) {
+            return Lookup::Alias(alias);
+        }
+        Lookup::NoData
+    }
+
+    fn generated_ptr(
+        &self,
+        qname: &LowerName,
+        original: &Name,
+        qtype: RecordType,
+    ) -> Option<Lookup> {
+        if self.content.ptr_patterns.is_empty() {
+            return None;
+        }
+        let address = reverse_ipv4(qname)?;
+        let pattern = self
+            .content
+            .ptr_patterns
+            .iter()
+            .find(|p| p.contains(address))?;
+        let target = pattern.target(address)?;
+        Some(match qtype {
+            RecordType::PTR | RecordType::ANY => Lookup::Found(vec![Record::from_rdata(
+                original.clone(),
+                self.ttl,
+                RData::PTR(PTR(target)),
+            )]),
+            _ => Lookup::NoData,
+        })
+    }
+}
+
+/// The address of `d.c.b.a.in-addr.arpa.`, if the name is one.
+pub fn reverse_ipv4(name: &Name) -> Option<Ipv4Addr> {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    let [d, c, b, a, in_addr, arpa] = labels[..] else {
+        return None;
+    };
+    if !in_addr.eq_ignore_ascii_case(b"in-addr") || !arpa.eq_ignore_ascii_case(b"arpa") {
+        return None;
+    }
+    let octet = |label: &[u8]| -> Option<u8> {
+        // "01" is not how an address is spelled in a reverse name.
+        if label.len() > 1 && label[0] == b'0' {
+            return None;
+        }
+        std::str::from_utf8(label).ok()?.parse().ok()
+    };
+    Some(Ipv4Addr::new(octet(a)?, octet(b)?, octet(c)?, octet(d)?))
+}
+
+fn clamp_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
