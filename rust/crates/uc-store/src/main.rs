@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use uc_store::restore::{restore, Restore};
-use uc_store::server::{parse_retention, Settings};
+use uc_store::server::{parse_retention, ConfigError, Settings};
 use uc_types::{ClusterState, DaemonConfig, InitialMember, StoreConfig};
 
 #[derive(Parser)]
@@ -184,12 +184,12 @@ fn snapshot_restore(args: RestoreArgs) -> ExitCode {
     }
 }
 
-fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, String> {
+fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, ConfigError> {
     let mut members: Vec<InitialMember> = Vec::new();
     for part in text.split(',').filter(|p| !p.is_empty()) {
-        let (name, url) = part.split_once('=').ok_or_else(|| {
-            format!("--initial-cluster: {part:?} is not name=peerURL (e.g. infra0=http://10.0.1.10:2380)")
-        })?;
+        let (name, url) = part
+            .split_once('=')
+            .ok_or_else(|| ConfigError::InitialCluster(part.to_string()))?;
         match members.iter_mut().find(|m| m.name == name) {
             Some(member) => member.peer_urls.push(url.to_string()),
             None => members.push(InitialMember {
@@ -201,9 +201,9 @@ fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, String> {
     Ok(members)
 }
 
-fn settings(args: Args) -> Result<Settings, String> {
+fn settings(args: Args) -> Result<Settings, ConfigError> {
     let base = match &args.config {
-        Some(path) => Some(StoreConfig::load(path).map_err(|e| e.to_string())?),
+        Some(path) => Some(StoreConfig::load(path)?),
         None => None,
     };
     // etcd's defaults when neither the config nor a flag sets a value.
@@ -231,11 +231,7 @@ fn settings(args: Args) -> Result<Settings, String> {
             .map_or(ClusterState::New, |c| c.initial_cluster_state),
         Some("new") => ClusterState::New,
         Some("existing") => ClusterState::Existing,
-        Some(other) => {
-            return Err(format!(
-                "--initial-cluster-state {other:?}: expected \"new\" or \"existing\""
-            ))
-        }
+        Some(other) => return Err(ConfigError::InitialClusterState(other.to_string())),
     };
     let retention = args
         .auto_compaction_retention
@@ -250,9 +246,10 @@ fn settings(args: Args) -> Result<Settings, String> {
         .or(base.as_ref().map(|c| c.election_timeout_ms))
         .unwrap_or(1000);
     if heartbeat == 0 || election <= heartbeat {
-        return Err(format!(
-            "--election-timeout ({election} ms) must be greater than --heartbeat-interval ({heartbeat} ms), which must be above 0"
-        ));
+        return Err(ConfigError::Timeouts {
+            election_ms: election,
+            heartbeat_ms: heartbeat,
+        });
     }
     Ok(Settings {
         data_dir: args

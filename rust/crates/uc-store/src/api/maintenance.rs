@@ -195,7 +195,7 @@ impl Maintenance for MaintenanceService {
             data.resize(data.len().div_ceil(512) * 512, 0);
             let digest = sha2::Sha256::digest(&data);
             data.extend_from_slice(&digest);
-            Ok::<_, String>((data, revision))
+            Ok::<_, crate::raft::state_db::StateDbError>((data, revision))
         })
         .await
         .map_err(|e| errors::internal(e.to_string()))?

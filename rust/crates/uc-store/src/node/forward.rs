@@ -73,7 +73,11 @@ impl Node {
         if leader == self.id {
             return Err(errors::leader_changed());
         }
-        let mut client = PeerClient::new(self.channels.member(member).map_err(Status::internal)?);
+        let mut client = PeerClient::new(
+            self.channels
+                .member(member)
+                .map_err(|e| Status::internal(e.to_string()))?,
+        );
         let data = crate::raft::encode(&request).map_err(|e| errors::internal(e.to_string()))?;
         let mut grpc = tonic::Request::new(Payload { data });
         grpc.set_timeout(self.request_timeout);

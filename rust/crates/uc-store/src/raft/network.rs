@@ -81,6 +81,23 @@ impl Acks {
     }
 }
 
+/// Why there is no channel to a peer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChannelError {
+    #[error("member {member} has no peer URL")]
+    NoPeerUrl { member: String },
+    #[error("bad peer URL {url}: {source}")]
+    BadUrl {
+        url: String,
+        source: Arc<tonic::transport::Error>,
+    },
+    #[error("member {member}: {source}")]
+    Member {
+        member: String,
+        source: Box<ChannelError>,
+    },
+}
+
 /// One HTTP/2 connection per peer URL, shared by every client openraft asks
 /// for: openraft 0.9 asks for a new one for each leadership check of a
 /// linearizable read, and a connection each would mean a TCP handshake per
@@ -89,7 +106,7 @@ impl Acks {
 pub struct PeerChannels(Arc<Mutex<BTreeMap<String, Channel>>>);
 
 impl PeerChannels {
-    pub fn get(&self, url: &str) -> Result<Channel, String> {
+    pub fn get(&self, url: &str) -> Result<Channel, ChannelError> {
         let mut channels = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(url) {
             return Ok(channel.clone());
@@ -100,13 +117,17 @@ impl PeerChannels {
     }
 
     /// The channel to a member's first peer URL.
-    pub fn member(&self, member: &Member) -> Result<Channel, String> {
+    pub fn member(&self, member: &Member) -> Result<Channel, ChannelError> {
         let url = member
             .peer_urls
             .first()
-            .ok_or_else(|| format!("member {} has no peer URL", member.name))?;
-        self.get(url)
-            .map_err(|e| format!("member {}: {e}", member.name))
+            .ok_or_else(|| ChannelError::NoPeerUrl {
+                member: member.name.clone(),
+            })?;
+        self.get(url).map_err(|e| ChannelError::Member {
+            member: member.name.clone(),
+            source: Box::new(e),
+        })
     }
 }
 
@@ -127,9 +148,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 /// A lazily connected channel (reconnects by itself after a failure).
-fn url_channel(url: &str) -> Result<Channel, String> {
+fn url_channel(url: &str) -> Result<Channel, ChannelError> {
     let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("bad peer URL {url}: {e}"))?
+        .map_err(|e| ChannelError::BadUrl {
+            url: url.to_owned(),
+            source: Arc::new(e),
+        })?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true);
     Ok(endpoint.connect_lazy())
@@ -137,7 +161,7 @@ fn url_channel(url: &str) -> Result<Channel, String> {
 
 pub struct PeerConnection {
     target: NodeId,
-    client: Result<PeerClient<Channel>, String>,
+    client: Result<PeerClient<Channel>, ChannelError>,
     url: String,
     peer_urls: PeerUrls,
     channels: PeerChannels,
@@ -172,7 +196,7 @@ impl PeerConnection {
             self.client = self.channels.get(&latest).map(PeerClient::new);
             self.url = latest;
         }
-        let client = self.client.as_mut().map_err(|e| network(e.clone()))?;
+        let client = self.client.as_mut().map_err(|e| network(e.to_string()))?;
         let data = super::encode(request).map_err(|e| network(e.to_string()))?;
         let mut request = tonic::Request::new(Payload { data });
         request.set_timeout(option.hard_ttl());

@@ -24,6 +24,23 @@ pub struct SnapshotFile {
     pub state: StateSnapshot,
 }
 
+/// Why a snapshot file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotFileError {
+    #[error("{0}")]
+    Binary(#[from] postcard::Error),
+    /// The JSON of versions before the binary format.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("not a uc-store snapshot (no known header)")]
+    UnknownFormat,
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Where versions before the binary format kept their snapshot (JSON).
 pub(crate) const LEGACY_SNAPSHOT_FILE: &str = "snapshot.json";
@@ -39,22 +56,20 @@ impl SnapshotFile {
     }
 
     /// Reads a snapshot in the binary format or in the JSON of older versions.
-    pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, String> {
+    pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, SnapshotFileError> {
         match bytes.strip_prefix(SNAPSHOT_MAGIC) {
-            Some(rest) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-            None if bytes.first() == Some(&b'{') => {
-                serde_json::from_slice(bytes).map_err(|e| e.to_string())
-            }
-            None => Err("not a uc-store snapshot (no known header)".to_string()),
+            Some(rest) => Ok(postcard::from_bytes(rest)?),
+            None if bytes.first() == Some(&b'{') => Ok(serde_json::from_slice(bytes)?),
+            None => Err(SnapshotFileError::UnknownFormat),
         }
     }
 
     /// The meta alone: cheap for the binary format.
-    pub(crate) fn decode_meta(bytes: &[u8]) -> Result<SnapshotMeta<NodeId, Member>, String> {
+    pub(crate) fn decode_meta(
+        bytes: &[u8],
+    ) -> Result<SnapshotMeta<NodeId, Member>, SnapshotFileError> {
         match bytes.strip_prefix(SNAPSHOT_MAGIC) {
-            Some(rest) => postcard::take_from_bytes(rest)
-                .map(|(meta, _)| meta)
-                .map_err(|e| e.to_string()),
+            Some(rest) => Ok(postcard::take_from_bytes(rest).map(|(meta, _)| meta)?),
             None => SnapshotFile::decode(bytes).map(|file| file.meta),
         }
     }
@@ -72,7 +87,7 @@ pub(crate) fn save_blocking(path: &Path, bytes: &[u8]) -> Result<(), StorageErro
 
 /// The snapshot file's path and bytes: the binary one, else the JSON one an
 /// older version wrote, else none.
-pub(crate) fn read_snapshot(path: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
+pub(crate) fn read_snapshot(path: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, SnapshotFileError> {
     for path in [
         path.to_path_buf(),
         path.with_file_name(LEGACY_SNAPSHOT_FILE),
@@ -80,7 +95,7 @@ pub(crate) fn read_snapshot(path: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, S
         match std::fs::read(&path) {
             Ok(bytes) => return Ok(Some((path, bytes))),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(format!("{}: {err}", path.display())),
+            Err(source) => return Err(SnapshotFileError::Read { path, source }),
         }
     }
     Ok(None)
@@ -154,7 +169,10 @@ pub(crate) mod tests {
 
     #[test]
     fn a_snapshot_that_is_neither_format_is_refused_by_name() {
-        let err = SnapshotFile::decode(b"PK\x03\x04 not ours").err().unwrap();
+        let err = SnapshotFile::decode(b"PK\x03\x04 not ours")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("not a uc-store snapshot"), "{err}");
         let mut cut = sample().encode().unwrap();
         cut.truncate(cut.len() / 2);

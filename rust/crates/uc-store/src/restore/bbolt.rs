@@ -21,6 +21,35 @@ const VERSION: u32 = 2;
 /// Deeper than any real tree: a corrupt file must not recurse forever.
 const MAX_DEPTH: usize = 64;
 
+/// What is wrong with a bbolt file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoltError {
+    #[error("too short for a bbolt file")]
+    TooShort,
+    #[error("not a bbolt file (no meta page)")]
+    NoMeta,
+    #[error("bbolt format version {found} (only {expected}, etcd 3.x's, is read)")]
+    Version { found: u32, expected: u32 },
+    #[error("the bbolt meta page's checksum does not match (damaged file)")]
+    MetaChecksum,
+    #[error("bbolt page size {0} is not plausible")]
+    PageSize(usize),
+    #[error("page {0} is beyond the end of the file (cut short?)")]
+    PageBeyondEnd(u64),
+    #[error("page {0} runs past the end of the file (cut short?)")]
+    PagePastEnd(u64),
+    #[error("page {0} carries another page's id (damaged file)")]
+    PageId(u64),
+    #[error("the tree is deeper than any real one (damaged file)")]
+    TooDeep,
+    #[error("a page's elements run past its end (damaged file)")]
+    ElementsPastEnd,
+    #[error("a bucket points at a page that is neither a branch nor a leaf (flags {flags:#x}; damaged file)")]
+    NeitherBranchNorLeaf { flags: u16 },
+    #[error("a bucket's header is cut short (damaged file)")]
+    BucketHeader,
+}
+
 /// Whether `data` starts like a bbolt file (the first meta's magic).
 pub fn looks_like_bbolt(data: &[u8]) -> bool {
     u32_at(data, HEADER).is_some_and(|magic| magic == MAGIC)
@@ -42,7 +71,7 @@ enum Node<'a> {
 }
 
 impl<'a> Bolt<'a> {
-    pub fn open(data: &'a [u8]) -> Result<Bolt<'a>, String> {
+    pub fn open(data: &'a [u8]) -> Result<Bolt<'a>, BoltError> {
         let first = Meta::read(data, 0);
         // The second copy is one page further; if the first is damaged,
         // bbolt assumes the OS page size.
@@ -67,9 +96,12 @@ impl<'a> Bolt<'a> {
     }
 
     /// A bucket of the root bucket, if there is one by that name.
-    pub fn bucket(&self, name: &[u8]) -> Result<Option<Bucket<'a>>, String> {
+    pub fn bucket(&self, name: &[u8]) -> Result<Option<Bucket<'a>>, BoltError> {
         let mut found = None;
-        self.walk(self.root.0, 0, &mut |flags, key, value| {
+        self.walk(self.root.0, 0, &mut |flags,
+                                        key,
+                                        value|
+         -> Result<(), BoltError> {
             if key == name && flags & BUCKET_LEAF != 0 {
                 found = Some(bucket_from(value)?);
             }
@@ -79,12 +111,12 @@ impl<'a> Bolt<'a> {
     }
 
     /// Every key/value pair of `bucket` in key order (nested buckets are
-    /// skipped).
-    pub fn for_each(
+    /// skipped). `visit`'s errors, and the file's, come back as `E`.
+    pub fn for_each<E: From<BoltError>>(
         &self,
         bucket: Bucket<'a>,
-        mut visit: impl FnMut(&'a [u8], &'a [u8]) -> Result<(), String>,
-    ) -> Result<(), String> {
+        mut visit: impl FnMut(&'a [u8], &'a [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.walk(bucket.0, 0, &mut |flags, key, value| {
             if flags & BUCKET_LEAF == 0 {
                 visit(key, value)?;
@@ -93,40 +125,38 @@ impl<'a> Bolt<'a> {
         })
     }
 
-    fn page(&self, id: u64) -> Result<&'a [u8], String> {
+    fn page(&self, id: u64) -> Result<&'a [u8], BoltError> {
         let start = usize::try_from(id)
             .ok()
             .and_then(|id| id.checked_mul(self.page_size))
             .filter(|start| start + HEADER <= self.data.len())
-            .ok_or_else(|| format!("page {id} is beyond the end of the file (cut short?)"))?;
+            .ok_or(BoltError::PageBeyondEnd(id))?;
         let overflow = u32_at(self.data, start + 12).unwrap_or(0) as usize;
         let end = start + (overflow + 1) * self.page_size;
         let page = self
             .data
             .get(start..end)
-            .ok_or_else(|| format!("page {id} runs past the end of the file (cut short?)"))?;
+            .ok_or(BoltError::PagePastEnd(id))?;
         if u64_at(page, 0) != Some(id) {
-            return Err(format!(
-                "page {id} carries another page's id (damaged file)"
-            ));
+            return Err(BoltError::PageId(id));
         }
         Ok(page)
     }
 
-    fn walk(
+    fn walk<E: From<BoltError>>(
         &self,
         node: Node<'a>,
         depth: usize,
-        visit: &mut dyn FnMut(u32, &'a [u8], &'a [u8]) -> Result<(), String>,
-    ) -> Result<(), String> {
+        visit: &mut dyn FnMut(u32, &'a [u8], &'a [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         if depth > MAX_DEPTH {
-            return Err("the tree is deeper than any real one (damaged file)".into());
+            return Err(BoltError::TooDeep.into());
         }
         let page = match node {
             Node::Page(id) => self.page(id)?,
             Node::Inline(page) => page,
         };
-        let damaged = || "a page's elements run past its end (damaged file)".to_string();
+        let damaged = || E::from(BoltError::ElementsPastEnd);
         let flags = u16_at(page, 8).ok_or_else(damaged)?;
         let count = u16_at(page, 10).ok_or_else(damaged)? as usize;
         for i in 0..count {
@@ -151,9 +181,7 @@ impl<'a> Bolt<'a> {
                 let child = u64_at(page, at + 8).ok_or_else(damaged)?;
                 self.walk(Node::Page(child), depth + 1, visit)?;
             } else {
-                return Err(format!(
-                    "a bucket points at a page that is neither a branch nor a leaf (flags {flags:#x}; damaged file)"
-                ));
+                return Err(BoltError::NeitherBranchNorLeaf { flags }.into());
             }
         }
         Ok(())
@@ -162,8 +190,8 @@ impl<'a> Bolt<'a> {
 
 /// A bucket's value: its root page id and sequence, then the inline page
 /// when the root is 0.
-fn bucket_from(value: &[u8]) -> Result<Bucket<'_>, String> {
-    let root = u64_at(value, 0).ok_or("a bucket's header is cut short (damaged file)")?;
+fn bucket_from(value: &[u8]) -> Result<Bucket<'_>, BoltError> {
+    let root = u64_at(value, 0).ok_or(BoltError::BucketHeader)?;
     Ok(Bucket(if root == 0 {
         Node::Inline(value.get(HEADER..).unwrap_or_default())
     } else {
@@ -178,27 +206,27 @@ struct Meta {
 }
 
 impl Meta {
-    fn read(data: &[u8], page_start: usize) -> Result<Meta, String> {
+    fn read(data: &[u8], page_start: usize) -> Result<Meta, BoltError> {
         let meta = data
             .get(page_start + HEADER..page_start + HEADER + 64)
-            .ok_or("too short for a bbolt file")?;
+            .ok_or(BoltError::TooShort)?;
         let word = |at| u32_at(meta, at).unwrap_or(0);
         let long = |at| u64_at(meta, at).unwrap_or(0);
         if u16_at(data, page_start + 8) != Some(META_PAGE) || word(0) != MAGIC {
-            return Err("not a bbolt file (no meta page)".into());
+            return Err(BoltError::NoMeta);
         }
         if word(4) != VERSION {
-            return Err(format!(
-                "bbolt format version {} (only {VERSION}, etcd 3.x's, is read)",
-                word(4)
-            ));
+            return Err(BoltError::Version {
+                found: word(4),
+                expected: VERSION,
+            });
         }
         if fnv64a(&meta[..56]) != long(56) {
-            return Err("the bbolt meta page's checksum does not match (damaged file)".into());
+            return Err(BoltError::MetaChecksum);
         }
         let page_size = word(8) as usize;
         if !(512..=(1 << 20)).contains(&page_size) || !page_size.is_power_of_two() {
-            return Err(format!("bbolt page size {page_size} is not plausible"));
+            return Err(BoltError::PageSize(page_size));
         }
         Ok(Meta {
             page_size,
@@ -297,7 +325,7 @@ mod tests {
         let mut pairs = Vec::new();
         bolt.for_each(bucket, |k, v| {
             pairs.push((k.to_vec(), v.to_vec()));
-            Ok(())
+            Ok::<(), BoltError>(())
         })
         .unwrap();
         assert_eq!(
@@ -318,7 +346,7 @@ mod tests {
         let bolt = Bolt::open(&data).unwrap();
         assert!(bolt.bucket(b"b").unwrap().is_none());
         data[HEADER + 20] ^= 0xff;
-        let err = Bolt::open(&data).err().unwrap();
+        let err = Bolt::open(&data).err().unwrap().to_string();
         assert!(err.contains("checksum"), "{err}");
     }
 
@@ -329,7 +357,8 @@ mod tests {
         let err = Bolt::open(&data)
             .and_then(|b| b.bucket(b"b"))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(err.contains("cut short"), "{err}");
         assert!(!looks_like_bbolt(b"ucsnap"));
     }

@@ -16,13 +16,71 @@ use sha2::Digest;
 use uc_types::InitialMember;
 
 use crate::lease::Lease;
-use crate::mvcc::{EventKind, KeyValue, Keyspace, Record, Snapshot};
-use crate::raft::snapshot::{SnapshotFile, SNAPSHOT_MAGIC};
-use crate::raft::state_db::{self, Position, STATE_FILE};
-use crate::server::{bootstrap, check_identity};
+use crate::mvcc::{EventKind, KeyValue, Keyspace, MvccError, Record, Snapshot};
+use crate::raft::snapshot::{SnapshotFile, SnapshotFileError, SNAPSHOT_MAGIC};
+use crate::raft::state_db::{self, Position, StateDbError, STATE_FILE};
+use crate::server::{bootstrap, check_identity, StartError};
 use crate::state::StateSnapshot;
+use bbolt::BoltError;
 
 mod bbolt;
+
+/// Why a restore wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The flags do not describe this member of a cluster, or the data
+    /// dir's identity could not be written.
+    #[error(transparent)]
+    Member(#[from] StartError),
+    #[error("data dir {} exists and is not empty; a restore makes a new member: choose another --data-dir or move that one away", .0.display())]
+    DataDirNotEmpty(PathBuf),
+    /// The snapshot file at `file` cannot be restored.
+    #[error("{}: {source}", file.display())]
+    Snapshot { file: PathBuf, source: FileError },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    StateDb(#[from] StateDbError),
+}
+
+/// What is wrong with a snapshot file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error(transparent)]
+    Read(std::io::Error),
+    #[error("snapshot file integrity check failed: its SHA-256 does not match its contents (damaged or cut short)")]
+    HashMismatch,
+    #[error("snapshot file integrity check failed: no SHA-256 trailer (not written by `etcdctl snapshot save`?); pass --skip-hash-check to restore it anyway, e.g. a member's member/snap/db")]
+    NoHash,
+    #[error("not a snapshot of uc-store or of etcd 3.x (neither format's header found)")]
+    UnknownFormat,
+    #[error(transparent)]
+    UcStore(#[from] SnapshotFileError),
+    #[error(transparent)]
+    Bolt(#[from] BoltError),
+    #[error("a bbolt file without etcd's \"key\" bucket: not an etcd snapshot")]
+    NoKeyBucket,
+    #[error("key bucket: {at:x?} is not an etcd revision")]
+    KeyRevision { at: Vec<u8> },
+    #[error("key bucket: the value at revision {main}/{sub}: {source}")]
+    KeyValue {
+        main: i64,
+        sub: i64,
+        source: prost::DecodeError,
+    },
+    #[error("meta bucket: {name:?} is not a revision")]
+    MetaRevision { name: Vec<u8> },
+    #[error("lease bucket: {0}")]
+    Lease(prost::DecodeError),
+    /// What no store could have written.
+    #[error(transparent)]
+    State(#[from] crate::mvcc::SnapshotError),
+    #[error("finishing etcd's compaction to {revision}: {source}")]
+    Compaction { revision: i64, source: MvccError },
+}
 
 /// What to restore where; the flags of `etcdctl snapshot restore`.
 #[derive(Debug, Clone)]
@@ -55,24 +113,23 @@ pub struct Restored {
     pub orphaned_lease_keys: usize,
 }
 
-pub fn restore(request: &Restore) -> Result<Restored, String> {
+pub fn restore(request: &Restore) -> Result<Restored, RestoreError> {
     let dir = &request.data_dir;
     let plan = bootstrap(
         &request.name,
         &request.initial_advertise_peer_urls,
         &request.initial_cluster,
         &request.initial_cluster_token,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(format!(
-            "data dir {} exists and is not empty; a restore makes a new member: choose another --data-dir or move that one away",
-            dir.display()
-        ));
+        return Err(RestoreError::DataDirNotEmpty(dir.clone()));
     }
-    let file = request.snapshot.display();
-    let bytes = std::fs::read(&request.snapshot).map_err(|e| format!("{file}: {e}"))?;
-    let data = verify(&bytes, request.skip_hash_check).map_err(|e| format!("{file}: {e}"))?;
+    let in_file = |source: FileError| RestoreError::Snapshot {
+        file: request.snapshot.clone(),
+        source,
+    };
+    let bytes = std::fs::read(&request.snapshot).map_err(|e| in_file(FileError::Read(e)))?;
+    let data = verify(&bytes, request.skip_hash_check).map_err(in_file)?;
     let (
         format,
         Prepared {
@@ -80,9 +137,9 @@ pub fn restore(request: &Restore) -> Result<Restored, String> {
             orphaned_lease_keys,
             keys,
         },
-    ) = decode(data).map_err(|e| format!("{file}: {e}"))?;
+    ) = decode(data).map_err(in_file)?;
     // Refuses what no store could have written before anything is written.
-    crate::state::State::restore(&snapshot).map_err(|e| format!("{file}: {e}"))?;
+    crate::state::State::restore(&snapshot).map_err(|e| in_file(FileError::State(e)))?;
     let restored = Restored {
         format,
         revision: snapshot.keyspace.revision,
@@ -104,22 +161,32 @@ pub fn restore(request: &Restore) -> Result<Restored, String> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RestoreError::Io { path, source }
+    };
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
     let staging = staging_dir(dir);
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    std::fs::create_dir(&staging).map_err(io(&staging))?;
     let written = check_identity(&staging, &plan.identity)
-        .map_err(|e| e.to_string())
-        .and_then(|()| state_db::create(&staging.join(STATE_FILE), &snapshot, &position))
+        .map_err(RestoreError::from)
+        .and_then(|()| {
+            Ok(state_db::create(
+                &staging.join(STATE_FILE),
+                &snapshot,
+                &position,
+            )?)
+        })
         .and_then(|()| {
             // An empty data dir that exists (made by a unit's StateDirectory).
             if dir.exists() {
-                std::fs::remove_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::fs::remove_dir(dir).map_err(io(dir))?;
             }
-            std::fs::rename(&staging, dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::rename(&staging, dir).map_err(io(dir))?;
             std::fs::File::open(&parent)
                 .and_then(|p| p.sync_all())
-                .map_err(|e| format!("{}: {e}", parent.display()))
+                .map_err(io(&parent))
         });
     if let Err(err) = written {
         let _ = std::fs::remove_dir_all(&staging);
@@ -136,19 +203,19 @@ fn staging_dir(dir: &Path) -> PathBuf {
 
 /// The snapshot without etcdctl's trailer: `etcdctl snapshot save` writes
 /// the member's bytes (a multiple of 512) and their SHA-256.
-fn verify(bytes: &[u8], skip_hash_check: bool) -> Result<&[u8], String> {
+fn verify(bytes: &[u8], skip_hash_check: bool) -> Result<&[u8], FileError> {
     let digest = sha2::Sha256::output_size();
     if bytes.len() % 512 == digest {
         let (data, trailer) = bytes.split_at(bytes.len() - digest);
         if !skip_hash_check && sha2::Sha256::digest(data).as_slice() != trailer {
-            return Err("snapshot file integrity check failed: its SHA-256 does not match its contents (damaged or cut short)".into());
+            return Err(FileError::HashMismatch);
         }
         return Ok(data);
     }
     if skip_hash_check {
         return Ok(bytes);
     }
-    Err("snapshot file integrity check failed: no SHA-256 trailer (not written by `etcdctl snapshot save`?); pass --skip-hash-check to restore it anyway, e.g. a member's member/snap/db".into())
+    Err(FileError::NoHash)
 }
 
 /// The state to restore, and what to report about it.
@@ -160,7 +227,7 @@ struct Prepared {
 }
 
 /// The state a snapshot holds, in either format, and its format's name.
-fn decode(data: &[u8]) -> Result<(&'static str, Prepared), String> {
+fn decode(data: &[u8]) -> Result<(&'static str, Prepared), FileError> {
     if data.starts_with(SNAPSHOT_MAGIC) || data.first() == Some(&b'{') {
         let file = SnapshotFile::decode(data)?;
         return Ok(("uc-store", prepare(file.state.keyspace, file.state.leases)));
@@ -169,7 +236,7 @@ fn decode(data: &[u8]) -> Result<(&'static str, Prepared), String> {
         let (keyspace, leases) = from_etcd(data)?;
         return Ok(("etcd", prepare(keyspace, leases)));
     }
-    Err("not a snapshot of uc-store or of etcd 3.x (neither format's header found)".into())
+    Err(FileError::UnknownFormat)
 }
 
 /// Leases as the snapshot has them, their keys from the keyspace: the keys
@@ -230,17 +297,15 @@ struct EtcdLease {
 /// retained change under its revision (8-byte main, `_`, 8-byte sub, all
 /// big-endian, and a `t` for a delete) as an mvccpb.KeyValue; `meta` the
 /// compacted revisions; `lease` the leases.
-fn from_etcd(data: &[u8]) -> Result<(Snapshot, Vec<Lease>), String> {
+fn from_etcd(data: &[u8]) -> Result<(Snapshot, Vec<Lease>), FileError> {
     let bolt = bbolt::Bolt::open(data)?;
-    let keys = bolt
-        .bucket(b"key")?
-        .ok_or("a bbolt file without etcd's \"key\" bucket: not an etcd snapshot")?;
+    let keys = bolt.bucket(b"key")?.ok_or(FileError::NoKeyBucket)?;
     let mut records = Vec::new();
     bolt.for_each(keys, |at, value| {
-        let (main, sub, tombstone) = etcd_revision(at)
-            .ok_or_else(|| format!("key bucket: {at:x?} is not an etcd revision"))?;
+        let (main, sub, tombstone) =
+            etcd_revision(at).ok_or_else(|| FileError::KeyRevision { at: at.to_vec() })?;
         let kv = uc_proto::mvccpb::KeyValue::decode(value)
-            .map_err(|e| format!("key bucket: the value at revision {main}/{sub}: {e}"))?;
+            .map_err(|source| FileError::KeyValue { main, sub, source })?;
         let (kind, kv) = if tombstone {
             (EventKind::Delete, KeyValue::tombstone(kv.key, main))
         } else {
@@ -260,7 +325,7 @@ fn from_etcd(data: &[u8]) -> Result<(Snapshot, Vec<Lease>), String> {
             kind,
             kv,
         });
-        Ok(())
+        Ok::<(), FileError>(())
     })?;
 
     let (mut finished, mut scheduled) = (0, 0);
@@ -269,26 +334,28 @@ fn from_etcd(data: &[u8]) -> Result<(Snapshot, Vec<Lease>), String> {
             let main = || {
                 etcd_revision(value)
                     .map(|(main, _, _)| main)
-                    .ok_or_else(|| format!("meta bucket: {name:?} is not a revision"))
+                    .ok_or_else(|| FileError::MetaRevision {
+                        name: name.to_vec(),
+                    })
             };
             match name {
                 b"finishedCompactRev" => finished = main()?,
                 b"scheduledCompactRev" => scheduled = main()?,
                 _ => {}
             }
-            Ok(())
+            Ok::<(), FileError>(())
         })?;
     }
     let mut leases = Vec::new();
     if let Some(bucket) = bolt.bucket(b"lease")? {
         bolt.for_each(bucket, |_, value| {
-            let lease = EtcdLease::decode(value).map_err(|e| format!("lease bucket: {e}"))?;
+            let lease = EtcdLease::decode(value).map_err(FileError::Lease)?;
             leases.push(Lease {
                 id: lease.id,
                 ttl: lease.ttl,
                 keys: Default::default(),
             });
-            Ok(())
+            Ok::<(), FileError>(())
         })?;
     }
 
@@ -307,10 +374,13 @@ fn from_etcd(data: &[u8]) -> Result<(Snapshot, Vec<Lease>), String> {
     }
     // A compaction etcd had scheduled but not finished: etcd finishes it
     // when it starts; so does the restore.
-    let mut keyspace = Keyspace::restore(&snapshot).map_err(|e| e.to_string())?;
+    let mut keyspace = Keyspace::restore(&snapshot)?;
     keyspace
         .compact(scheduled)
-        .map_err(|e| format!("finishing etcd's compaction to {scheduled}: {e}"))?;
+        .map_err(|source| FileError::Compaction {
+            revision: scheduled,
+            source,
+        })?;
     Ok((keyspace.snapshot(), leases))
 }
 
@@ -344,11 +414,11 @@ mod tests {
 
         let mut damaged = saved.clone();
         damaged[100] ^= 1;
-        let err = verify(&damaged, false).err().unwrap();
+        let err = verify(&damaged, false).err().unwrap().to_string();
         assert!(err.contains("does not match"), "{err}");
         assert!(verify(&damaged, true).is_ok());
 
-        let err = verify(&data, false).err().unwrap();
+        let err = verify(&data, false).err().unwrap().to_string();
         assert!(err.contains("--skip-hash-check"), "{err}");
         assert_eq!(verify(&data, true).unwrap(), data.as_slice());
     }
@@ -368,7 +438,7 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused_by_name() {
-        let err = decode(b"PK\x03\x04 a zip file").err().unwrap();
+        let err = decode(b"PK\x03\x04 a zip file").err().unwrap().to_string();
         assert!(err.contains("neither format"), "{err}");
     }
 }

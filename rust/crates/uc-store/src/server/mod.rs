@@ -71,13 +71,26 @@ pub enum StartError {
     Raft(String),
 }
 
+/// Flags or config values that do not make a member; each names the flag.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] uc_types::ContractError),
+    #[error("--auto-compaction-retention {0:?}: expected hours (\"1\") or a duration (\"30m\", \"1h\", \"90s\")")]
+    Retention(String),
+    #[error("--initial-cluster: {0:?} is not name=peerURL (e.g. infra0=http://10.0.1.10:2380)")]
+    InitialCluster(String),
+    #[error("--initial-cluster-state {0:?}: expected \"new\" or \"existing\"")]
+    InitialClusterState(String),
+    #[error("--election-timeout ({election_ms} ms) must be greater than --heartbeat-interval ({heartbeat_ms} ms), which must be above 0")]
+    Timeouts { election_ms: u64, heartbeat_ms: u64 },
+}
+
 /// Parses etcd's `--auto-compaction-retention`: hours, or a duration with a
 /// unit (`30m`, `1h`, `90s`); `0` turns it off.
-pub fn parse_retention(text: &str) -> Result<Option<Duration>, String> {
+pub fn parse_retention(text: &str) -> Result<Option<Duration>, ConfigError> {
     let text = text.trim();
-    let bad = || {
-        format!("--auto-compaction-retention {text:?}: expected hours (\"1\") or a duration (\"30m\", \"1h\", \"90s\")")
-    };
+    let bad = || ConfigError::Retention(text.to_string());
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => (&text[..i], &text[i..]),
         None => (text, "h"),
@@ -175,7 +188,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let state_machine = StateMachine::open(dir, !settings.unsafe_no_fsync).map_err(|detail| {
         StartError::DataDir {
             dir: dir.display().to_string(),
-            detail,
+            detail: detail.to_string(),
         }
     })?;
     let shared = state_machine.shared();

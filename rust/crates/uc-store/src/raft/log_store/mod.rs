@@ -82,7 +82,8 @@ struct Volatile {
     last_purged: Option<LogId<NodeId>>,
 }
 
-type Done = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// A commit's outcome, for everyone waiting on it.
+type Done = tokio::sync::oneshot::Sender<Result<(), Arc<redb::Error>>>;
 
 enum Job {
     /// Entries and openraft's callback (None: tests, which wait with Sync).
@@ -133,7 +134,7 @@ fn writer(
             }
         }
         let started = Instant::now();
-        let result = commit_batch(&db, durability, &batch).map_err(|e| e.to_string());
+        let result = commit_batch(&db, durability, &batch).map_err(Arc::new);
         let took = started.elapsed();
         commits.observe(took.as_secs_f64());
         if let Some((count, worst)) = slow.note(took, Instant::now()) {

@@ -15,6 +15,7 @@
 //! Here the database's handle and what callers hand it; `writer` is the
 //! thread that owns it, `tables` its layout and the reads and writes of it.
 
+mod error;
 mod tables;
 mod writer;
 
@@ -30,9 +31,10 @@ use uc_daemon::metrics::{latency_histogram, Histogram};
 
 use super::{Member, NodeId};
 use crate::state::{Changes, State, StateSnapshot};
-use tables::{create_tables, load, replace, StateDbError};
+use tables::{create_tables, load, replace};
 use writer::{Job, Writer};
 
+pub use error::StateDbError;
 pub use tables::{encode_snapshot, EncodedSnapshot};
 
 /// The state database, in the data dir.
@@ -101,13 +103,13 @@ pub struct Opened {
 
 impl Opened {
     /// Writes a whole state, durably (a data dir of an older version).
-    pub fn seed(&self, snapshot: &StateSnapshot, position: &Position) -> Result<(), String> {
-        replace(&self.db, snapshot, position, Durability::Immediate).map_err(|e| e.to_string())
+    pub fn seed(&self, snapshot: &StateSnapshot, position: &Position) -> Result<(), StateDbError> {
+        replace(&self.db, snapshot, position, Durability::Immediate)
     }
 
     /// Starts the writer, which owns the database from now on. `fsync`
     /// false: no commit is ever made durable.
-    pub fn start(self, fsync: bool) -> Result<StateDb, String> {
+    pub fn start(self, fsync: bool) -> Result<StateDb, StateDbError> {
         let (jobs, queue) = mpsc::channel();
         let failed = Arc::new(Mutex::new(None));
         let commits = latency_histogram();
@@ -121,7 +123,10 @@ impl Opened {
         std::thread::Builder::new()
             .name("state-writer".into())
             .spawn(move || writer.run(queue))
-            .map_err(|e| format!("{}: starting its writer: {e}", self.path.display()))?;
+            .map_err(|e| StateDbError::StartWriter {
+                path: self.path.clone(),
+                source: Arc::new(e),
+            })?;
         Ok(StateDb {
             jobs,
             failed,
@@ -136,25 +141,24 @@ pub struct StateDb {
     jobs: mpsc::Sender<Job>,
     /// Set when a commit failed: the database is then behind the memory,
     /// and nothing more is written.
-    failed: Arc<Mutex<Option<String>>>,
+    failed: Arc<Mutex<Option<StateDbError>>>,
     commits: Histogram,
 }
 
 impl StateDb {
     /// Opens (or creates) the database and loads the state it holds.
-    pub fn open(path: &Path) -> Result<Opened, String> {
-        let name = path.display();
+    pub fn open(path: &Path) -> Result<Opened, StateDbError> {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(path)
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    format!("{name}: in use by another uc-store process")
-                }
-                other => format!("{name}: {other}"),
+                redb::DatabaseError::DatabaseAlreadyOpen => StateDbError::InUse {
+                    path: path.to_path_buf(),
+                },
+                other => StateDbError::Database(Arc::new(other)).at(path),
             })?;
-        create_tables(&db).map_err(|e| format!("{name}: {e}"))?;
-        let loaded = load(&db).map_err(|e| format!("{name}: {e}"))?;
+        create_tables(&db).map_err(|e| e.at(path))?;
+        let loaded = load(&db).map_err(|e| e.at(path))?;
         Ok(Opened {
             db,
             path: path.to_path_buf(),
@@ -162,7 +166,7 @@ impl StateDb {
         })
     }
 
-    fn failure(&self) -> Option<String> {
+    fn failure(&self) -> Option<StateDbError> {
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -170,17 +174,21 @@ impl StateDb {
     }
 
     /// Queues an applied batch; fails if an earlier commit failed.
-    pub fn apply(&self, batch: Batch) -> Result<(), String> {
+    pub fn apply(&self, batch: Batch) -> Result<(), StateDbError> {
         if let Some(err) = self.failure() {
             return Err(err);
         }
         self.jobs
             .send(Job::Apply(batch))
-            .map_err(|_| "the state writer stopped".to_string())
+            .map_err(|_| StateDbError::WriterStopped)
     }
 
     /// Replaces the whole state, durably, once queued batches are written.
-    pub async fn replace(&self, snapshot: StateSnapshot, position: Position) -> Result<(), String> {
+    pub async fn replace(
+        &self,
+        snapshot: StateSnapshot,
+        position: Position,
+    ) -> Result<(), StateDbError> {
         self.ask(|done| Job::Replace(Box::new(snapshot), position, done))
             .await
     }
@@ -188,19 +196,18 @@ impl StateDb {
     /// Queues a job that answers, and waits for its answer.
     async fn ask<T>(
         &self,
-        job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Job,
-    ) -> Result<T, String> {
+        job: impl FnOnce(oneshot::Sender<Result<T, StateDbError>>) -> Job,
+    ) -> Result<T, StateDbError> {
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(job(done))
-            .map_err(|_| "the state writer stopped".to_string())?;
-        wait.await
-            .map_err(|_| "the state writer stopped".to_string())?
+            .map_err(|_| StateDbError::WriterStopped)?;
+        wait.await.map_err(|_| StateDbError::WriterStopped)?
     }
 
     /// Writes every queued batch durably; returns a read transaction that
     /// sees exactly what is on disk now.
-    pub async fn checkpoint(&self) -> Result<ReadTransaction, String> {
+    pub async fn checkpoint(&self) -> Result<ReadTransaction, StateDbError> {
         self.ask(Job::Checkpoint).await
     }
 
@@ -211,30 +218,33 @@ impl StateDb {
 
     /// A read transaction at the last applied batch (maybe not durable).
     /// Blocks: for blocking threads.
-    pub fn begin_read(&self) -> Result<ReadTransaction, String> {
+    pub fn begin_read(&self) -> Result<ReadTransaction, StateDbError> {
         let (done, wait) = mpsc::channel();
         self.jobs
             .send(Job::Read(done))
-            .map_err(|_| "the state writer stopped".to_string())?;
-        wait.recv()
-            .map_err(|_| "the state writer stopped".to_string())?
+            .map_err(|_| StateDbError::WriterStopped)?;
+        wait.recv().map_err(|_| StateDbError::WriterStopped)?
     }
 
     /// Writes every queued batch durably, then rewrites the file without
     /// its free pages (as etcd's defragment: the space a compaction freed
     /// goes back to the filesystem). Applied batches queue meanwhile.
-    pub async fn defragment(&self) -> Result<Defragmented, String> {
+    pub async fn defragment(&self) -> Result<Defragmented, StateDbError> {
         self.ask(Job::Defragment).await
     }
 }
 
 /// Writes a new state database holding `snapshot`, durably, and closes it
 /// (for `uc-store snapshot restore`).
-pub fn create(path: &Path, snapshot: &StateSnapshot, position: &Position) -> Result<(), String> {
-    let failed = |e: StateDbError| format!("{}: {e}", path.display());
+pub fn create(
+    path: &Path,
+    snapshot: &StateSnapshot,
+    position: &Position,
+) -> Result<(), StateDbError> {
+    let failed = |e: StateDbError| e.at(path);
     let db = Database::builder()
         .create(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| StateDbError::Database(Arc::new(e)).at(path))?;
     create_tables(&db).map_err(failed)?;
     replace(&db, snapshot, position, Durability::Immediate).map_err(failed)
 }

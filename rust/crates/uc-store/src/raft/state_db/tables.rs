@@ -11,7 +11,7 @@ use redb::{
 };
 use serde::Serialize;
 
-use super::{Batch, Position, Step};
+use super::{Batch, Position, StateDbError, Step};
 use crate::lease::Lease;
 use crate::mvcc::{EventKind, KeyValue, Record};
 use crate::raft::snapshot::SNAPSHOT_MAGIC;
@@ -39,22 +39,15 @@ struct RecordRef<'a> {
     kv: &'a KeyValue,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct StateDbError(String);
-
-impl<E: Into<redb::Error>> From<E> for StateDbError {
-    fn from(err: E) -> Self {
-        StateDbError(err.into().to_string())
-    }
-}
-
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StateDbError> {
-    crate::raft::encode(value).map_err(|e| StateDbError(e.to_string()))
+    crate::raft::encode(value).map_err(StateDbError::Encode)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StateDbError> {
-    crate::raft::decode(bytes).map_err(|e| StateDbError(format!("{what}: {e}")))
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, StateDbError> {
+    crate::raft::decode(bytes).map_err(|source| StateDbError::Decode { what, source })
 }
 
 /// Writes applied batches in one transaction.
@@ -187,11 +180,9 @@ fn read_leases(txn: &ReadTransaction) -> Result<Vec<Lease>, StateDbError> {
     for row in txn.open_table(LEASE_KEYS)?.iter()? {
         let (at, _) = row?;
         let (id, key) = at.value();
-        let lease = leases.get_mut(&id).ok_or_else(|| {
-            StateDbError(format!(
-                "a key is attached to lease {id}, which is not there"
-            ))
-        })?;
+        let lease = leases
+            .get_mut(&id)
+            .ok_or_else(|| StateDbError::KeyOfMissingLease { lease: id })?;
         lease.keys.insert(key.to_vec());
     }
     Ok(leases.into_values().collect())
@@ -216,7 +207,7 @@ pub(super) fn load(db: &Database) -> Result<Option<(State, Position)>, StateDbEr
         leases: read_leases(&txn)?,
         nospace: position.nospace.clone(),
     };
-    let state = State::restore(&snapshot).map_err(|e| StateDbError(e.to_string()))?;
+    let state = State::restore(&snapshot).map_err(StateDbError::State)?;
     Ok(Some((state, position)))
 }
 
@@ -236,7 +227,7 @@ pub fn encode_snapshot(
     };
     let records = txn.open_table(RECORDS)?;
     let count = records.len()? as usize;
-    let ser = |e: postcard::Error| StateDbError(e.to_string());
+    let ser = StateDbError::Encode;
     let mut bytes = postcard::to_extend(
         &(&meta, position.revision, position.compacted, count),
         SNAPSHOT_MAGIC.to_vec(),

@@ -12,8 +12,8 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase};
 use tokio::sync::oneshot;
 use uc_daemon::metrics::Histogram;
 
-use super::tables::{commit, replace, StateDbError};
-use super::{Batch, Defragmented, Position};
+use super::tables::{commit, replace};
+use super::{Batch, Defragmented, Position, StateDbError};
 use crate::state::StateSnapshot;
 
 /// How long at most the database goes without a commit with fsync.
@@ -22,18 +22,18 @@ const DURABLE_EVERY: Duration = Duration::from_secs(1);
 /// How often at most applied batches are committed.
 const COMMIT_EVERY: Duration = Duration::from_millis(10);
 
-type Done = oneshot::Sender<Result<(), String>>;
+type Done = oneshot::Sender<Result<(), StateDbError>>;
 
 pub(super) enum Job {
     Apply(Batch),
     /// Replaces everything with an installed snapshot (with fsync).
     Replace(Box<StateSnapshot>, Position, Done),
     /// Commits with fsync, then hands over a read transaction at that point.
-    Checkpoint(oneshot::Sender<Result<ReadTransaction, String>>),
+    Checkpoint(oneshot::Sender<Result<ReadTransaction, StateDbError>>),
     /// Commits (without fsync), then hands over a read transaction.
-    Read(mpsc::Sender<Result<ReadTransaction, String>>),
+    Read(mpsc::Sender<Result<ReadTransaction, StateDbError>>),
     /// Commits with fsync, then rewrites the file without its free pages.
-    Defragment(oneshot::Sender<Result<Defragmented, String>>),
+    Defragment(oneshot::Sender<Result<Defragmented, StateDbError>>),
 }
 
 /// How long a defragmentation waits for readers (snapshots being encoded)
@@ -44,7 +44,7 @@ pub(super) struct Writer {
     pub(super) db: Database,
     pub(super) path: std::path::PathBuf,
     pub(super) fsync: bool,
-    pub(super) failed: Arc<Mutex<Option<String>>>,
+    pub(super) failed: Arc<Mutex<Option<StateDbError>>>,
     pub(super) commits: Histogram,
 }
 
@@ -64,7 +64,7 @@ impl Writer {
         result
     }
 
-    fn stopped(&self) -> Option<String> {
+    fn stopped(&self) -> Option<StateDbError> {
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -72,16 +72,19 @@ impl Writer {
     }
 
     /// A read transaction after `commit`, or the commit's error.
-    fn read_after(&self, commit: &Result<(), StateDbError>) -> Result<ReadTransaction, String> {
+    fn read_after(
+        &self,
+        commit: &Result<(), StateDbError>,
+    ) -> Result<ReadTransaction, StateDbError> {
         match commit {
-            Ok(()) => self.db.begin_read().map_err(|e| e.to_string()),
-            Err(err) => Err(err.to_string()),
+            Ok(()) => Ok(self.db.begin_read()?),
+            Err(err) => Err(err.clone()),
         }
     }
 
     /// Compacts the file once no reader holds a transaction (snapshots
     /// being encoded hold one for seconds).
-    fn defragment(&mut self) -> Result<Defragmented, String> {
+    fn defragment(&mut self) -> Result<Defragmented, StateDbError> {
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
         let before = size(&self.path);
         let started = Instant::now();
@@ -94,11 +97,9 @@ impl Writer {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(redb::CompactionError::TransactionInProgress) => {
-                    return Err(format!(
-                        "a snapshot was being read from the state database for {DEFRAGMENT_WAIT:?}; try again later"
-                    ))
+                    return Err(StateDbError::ReadersStayed(DEFRAGMENT_WAIT))
                 }
-                Err(err) => return Err(err.to_string()),
+                Err(err) => return Err(StateDbError::Compaction(Arc::new(err))),
             }
         }
         let after = size(&self.path);
@@ -139,7 +140,7 @@ impl Writer {
                             .and_then(|()| replace(&self.db, &snapshot, &position, self.durable()));
                         applies.clear();
                         durable_at = Instant::now();
-                        let _ = done.send(result.clone().map_err(|e| e.to_string()));
+                        let _ = done.send(result.clone());
                         result
                     }
                     Job::Checkpoint(done) => {
@@ -164,7 +165,7 @@ impl Writer {
                         // stop the writer.
                         let _ = done.send(match &result {
                             Ok(()) => self.defragment(),
-                            Err(err) => Err(err.to_string()),
+                            Err(err) => Err(err.clone()),
                         });
                         result
                     }
@@ -189,25 +190,25 @@ impl Writer {
     }
 }
 
-fn stop(failed: &Mutex<Option<String>>, err: StateDbError) {
+fn stop(failed: &Mutex<Option<StateDbError>>, err: StateDbError) {
     tracing::error!(%err, "writing the state database failed; applying stops");
-    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("state.redb: {err}"));
+    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(StateDbError::Stopped(Box::new(err)));
 }
 
-fn refuse(job: Job, err: &str) {
+fn refuse(job: Job, err: &StateDbError) {
     match job {
         Job::Apply(_) => {}
         Job::Replace(_, _, done) => {
-            let _ = done.send(Err(err.to_string()));
+            let _ = done.send(Err(err.clone()));
         }
         Job::Checkpoint(done) => {
-            let _ = done.send(Err(err.to_string()));
+            let _ = done.send(Err(err.clone()));
         }
         Job::Read(done) => {
-            let _ = done.send(Err(err.to_string()));
+            let _ = done.send(Err(err.clone()));
         }
         Job::Defragment(done) => {
-            let _ = done.send(Err(err.to_string()));
+            let _ = done.send(Err(err.clone()));
         }
     }
 }

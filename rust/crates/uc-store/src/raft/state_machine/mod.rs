@@ -24,8 +24,10 @@ use openraft::{
 };
 use tokio::sync::broadcast;
 
-use super::snapshot::{read_snapshot, save_blocking, SnapshotFile, SNAPSHOT_FILE};
-use super::state_db::{self, Batch, Position, StateDb, Step, STATE_FILE};
+use super::snapshot::{
+    read_snapshot, save_blocking, SnapshotFile, SnapshotFileError, SNAPSHOT_FILE,
+};
+use super::state_db::{self, Batch, Position, StateDb, StateDbError, Step, STATE_FILE};
 use super::{read_error, write_error, Member, NodeId, StorageError, TypeConfig};
 use crate::lease::LeaseClock;
 use crate::mvcc::Event;
@@ -69,10 +71,9 @@ impl Shared {
     /// The state as the database has it now, as a snapshot file (without
     /// fsync: for Maintenance.Snapshot). Holds no lock on the state.
     /// Returns the bytes and their revision.
-    pub fn snapshot_bytes(&self) -> Result<(Vec<u8>, i64), String> {
+    pub fn snapshot_bytes(&self) -> Result<(Vec<u8>, i64), StateDbError> {
         let txn = self.db.begin_read()?;
-        let encoded =
-            state_db::encode_snapshot(&txn, |p| self.snapshot_id(p)).map_err(|e| e.to_string())?;
+        let encoded = state_db::encode_snapshot(&txn, |p| self.snapshot_id(p))?;
         Ok((encoded.bytes, encoded.revision))
     }
 
@@ -90,13 +91,13 @@ impl Shared {
     }
 
     /// Rewrites the state database without its free pages (Maintenance.Defragment).
-    pub async fn defragment(&self) -> Result<state_db::Defragmented, String> {
+    pub async fn defragment(&self) -> Result<state_db::Defragmented, StateDbError> {
         self.db.defragment().await
     }
 
     /// Writes everything applied to the disk (on shutdown: a restart then
     /// re-applies nothing).
-    pub async fn flush(&self) -> Result<(), String> {
+    pub async fn flush(&self) -> Result<(), StateDbError> {
         self.db.checkpoint().await.map(drop)
     }
 
@@ -166,9 +167,25 @@ fn note(command: &Command, applied: &Applied, events: Vec<Event>, steps: &mut Ve
     }
 }
 
+/// Why the state machine could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Failure(String);
+pub enum OpenError {
+    #[error(transparent)]
+    StateDb(#[from] StateDbError),
+    #[error(transparent)]
+    SnapshotFile(#[from] SnapshotFileError),
+    /// The snapshot of an older version, which was to seed the database.
+    #[error("{}: {source}", path.display())]
+    Snapshot {
+        path: PathBuf,
+        source: SnapshotFileError,
+    },
+    #[error("{}: {source}", path.display())]
+    State {
+        path: PathBuf,
+        source: crate::mvcc::SnapshotError,
+    },
+}
 
 #[derive(Clone)]
 pub struct StateMachine {
@@ -180,7 +197,7 @@ impl StateMachine {
     /// data dir of a version that kept the state only in its snapshot file
     /// is loaded from that file, which then seeds the database. `fsync`
     /// as for the log (false: `--unsafe-no-fsync`).
-    pub fn open(data_dir: &Path, fsync: bool) -> Result<StateMachine, String> {
+    pub fn open(data_dir: &Path, fsync: bool) -> Result<StateMachine, OpenError> {
         let snapshot_path = data_dir.join(SNAPSHOT_FILE);
         let mut opened = StateDb::open(&data_dir.join(STATE_FILE))?;
         let machine = match opened.loaded.take() {
@@ -191,9 +208,15 @@ impl StateMachine {
             },
             None => match read_snapshot(&snapshot_path)? {
                 Some((path, bytes)) => {
-                    let failed = |e: String| format!("{}: {e}", path.display());
-                    let file = SnapshotFile::decode(&bytes).map_err(failed)?;
-                    let state = State::restore(&file.state).map_err(|e| failed(e.to_string()))?;
+                    let file =
+                        SnapshotFile::decode(&bytes).map_err(|source| OpenError::Snapshot {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    let state = State::restore(&file.state).map_err(|source| OpenError::State {
+                        path: path.clone(),
+                        source,
+                    })?;
                     let machine = Machine {
                         state,
                         last_applied: file.meta.last_log_id,
@@ -258,12 +281,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let started = Instant::now();
         // The snapshot is of what is durable: openraft purges the log
         // behind it, and a restart re-applies the log from what is on disk.
-        let txn = self
-            .shared
-            .db
-            .checkpoint()
-            .await
-            .map_err(|e| write_error(Failure(e)))?;
+        let txn = self.shared.db.checkpoint().await.map_err(write_error)?;
         // Encoding takes as long as the state is large (seconds for
         // hundreds of MB): off the async workers, and without the state's lock.
         let shared = self.shared.clone();
@@ -352,7 +370,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.shared
             .db
             .apply(Batch { steps, position })
-            .map_err(|e| write_error(Failure(e)))?;
+            .map_err(write_error)?;
         Ok(replies)
     }
 
@@ -371,7 +389,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
         let (file, bytes, state) = tokio::task::spawn_blocking(move || {
-            let file = SnapshotFile::decode(&bytes).map_err(|e| read_error(Failure(e)))?;
+            let file = SnapshotFile::decode(&bytes).map_err(read_error)?;
             let state = State::restore(&file.state).map_err(read_error)?;
             Ok::<_, StorageError>((file, bytes, state))
         })
@@ -399,7 +417,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .db
             .replace(file.state, machine.position())
             .await
-            .map_err(|e| write_error(Failure(e)))?;
+            .map_err(write_error)?;
         self.save(bytes).await?;
         let revision = machine.state.keyspace.revision();
         *self.shared.write() = machine;
@@ -414,12 +432,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some((_, bytes)) =
-            read_snapshot(&self.shared.snapshot_path).map_err(|e| read_error(Failure(e)))?
+        let Some((_, bytes)) = read_snapshot(&self.shared.snapshot_path).map_err(read_error)?
         else {
             return Ok(None);
         };
-        let meta = SnapshotFile::decode_meta(&bytes).map_err(|e| read_error(Failure(e)))?;
+        let meta = SnapshotFile::decode_meta(&bytes).map_err(read_error)?;
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
