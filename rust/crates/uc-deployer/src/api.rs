@@ -1,20 +1,21 @@
 //! The deployer's HTTP API: deploy a manifest, read and steer the rollout,
 //! see services and their instances, cordon, drain and uncordon nodes.
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::collections::BTreeMap;
-
 use etcd_client::{Client, GetOptions};
+use serde::Serialize;
 use uc_types::keys::{self, Key};
 use uc_types::{
-    unix_seconds, Assignment, InstanceStatus, InstanceView, ManifestRevision, NodeCordon,
-    NodeHeartbeat, NodeView, PlacementStatus, RolloutRecord, RolloutState, Service, ServiceView,
-    ServicesView,
+    unix_seconds, ApiError, Assignment, InstanceStatus, InstanceView, ManifestRevision,
+    NodeActionAnswer, NodeActionRequest, NodeCordon, NodeHeartbeat, NodeView, PlacementStatus,
+    RolloutRecord, RolloutState, Service, ServiceView, ServicesView,
 };
 
 use crate::deploy::{self, DeployError, DeployRequest};
@@ -25,7 +26,7 @@ use crate::store::{compare_and_put, get_json};
 fn store_unreachable() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "the store is not reachable yet".into(),
+        "the store is not reachable yet",
     )
 }
 
@@ -39,17 +40,22 @@ pub fn router(store: Store) -> Router {
         .with_state(store)
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        value.to_string(),
-    )
-        .into_response()
+/// A JSON answer. Written through a `serde_json::Value`, so that object
+/// keys come sorted, as clients have always seen them.
+pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    let text = serde_json::to_value(body)
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    json(status, serde_json::json!({ "error": message }))
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    json(
+        status,
+        &ApiError {
+            error: message.into(),
+        },
+    )
 }
 
 async fn deploy_handler(State(store): State<Store>, body: Bytes) -> Response {
@@ -66,10 +72,7 @@ async fn deploy_handler(State(store): State<Store>, body: Bytes) -> Response {
         }
     };
     match deploy::deploy(&mut store, request).await {
-        Ok(record) => json(
-            StatusCode::CREATED,
-            serde_json::to_value(record).unwrap_or_default(),
-        ),
+        Ok(record) => json(StatusCode::CREATED, &record),
         Err(err @ DeployError::Invalid(_)) => {
             tracing::warn!(%err, "deployment refused");
             error(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())
@@ -84,11 +87,8 @@ async fn rollout_status(State(store): State<Store>) -> Response {
         return store_unreachable();
     };
     match get_json::<RolloutRecord>(&mut store, &keys::rollout_current()).await {
-        Ok(Some((record, _))) => json(
-            StatusCode::OK,
-            serde_json::to_value(record).unwrap_or_default(),
-        ),
-        Ok(None) => error(StatusCode::NOT_FOUND, "no rollout yet".into()),
+        Ok(Some((record, _))) => json(StatusCode::OK, &record),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no rollout yet"),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     }
 }
@@ -113,7 +113,7 @@ async fn rollout_action(State(store): State<Store>, Path(action): Path<String>) 
     };
     let current = match get_json::<RolloutRecord>(&mut store, &keys::rollout_current()).await {
         Ok(Some(current)) => current,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no rollout yet".into()),
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no rollout yet"),
         Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     };
     let (mut record, revision) = current;
@@ -134,15 +134,9 @@ async fn rollout_action(State(store): State<Store>, Path(action): Path<String>) 
     match compare_and_put(&mut store, &record, revision).await {
         Ok(true) => {
             tracing::info!(rollout = record.id, action, "rollout steered");
-            json(
-                StatusCode::OK,
-                serde_json::to_value(record).unwrap_or_default(),
-            )
+            json(StatusCode::OK, &record)
         }
-        Ok(false) => error(
-            StatusCode::CONFLICT,
-            "the rollout changed meanwhile; retry".into(),
-        ),
+        Ok(false) => error(StatusCode::CONFLICT, "the rollout changed meanwhile; retry"),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     }
 }
@@ -155,10 +149,7 @@ async fn services(State(store): State<Store>) -> Response {
         return store_unreachable();
     };
     match services_view(&mut store).await {
-        Ok(view) => json(
-            StatusCode::OK,
-            serde_json::to_value(view).unwrap_or_default(),
-        ),
+        Ok(view) => json(StatusCode::OK, &view),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     }
 }
@@ -273,15 +264,15 @@ async fn node_action(
     let Some(mut store) = store.get().cloned() else {
         return store_unreachable();
     };
-    let reason = serde_json::from_slice::<serde_json::Value>(&body)
+    let reason = serde_json::from_slice::<NodeActionRequest>(&body)
         .ok()
-        .and_then(|v| v["reason"].as_str().map(str::to_owned));
+        .and_then(|r| r.reason);
     let current = match get_json::<ManifestRevision>(&mut store, &keys::manifest_current()).await {
         Ok(Some((current, _))) => current,
         Ok(None) => {
             return error(
                 StatusCode::CONFLICT,
-                "no manifest deployed yet: nothing to cordon".into(),
+                "no manifest deployed yet: nothing to cordon",
             )
         }
         Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
@@ -320,10 +311,7 @@ async fn node_action(
     match result {
         Ok(()) => {
             tracing::info!(%node, action, "node steered");
-            json(
-                StatusCode::OK,
-                serde_json::json!({ "node": node, "action": action }),
-            )
+            json(StatusCode::OK, &NodeActionAnswer { node, action })
         }
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
-use serde::Deserialize;
 use tracing::Instrument;
 use uc_types::keys::{self, Key};
 use uc_types::{
@@ -13,14 +12,8 @@ use uc_types::{
 
 use crate::store::get_json;
 
-/// What `uc deploy` sends: the manifest and each node's system.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DeployRequest {
-    pub manifest: serde_json::Value,
-    /// Node to its NixOS system store path; nodes left out keep their system.
-    pub systems: BTreeMap<String, String>,
-}
+/// What `uc deploy` sends (a uc-types contract; named here as before).
+pub use uc_types::DeployRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {

@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use serde::Serialize;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::process::ChildStdout;
 use tokio_util::io::ReaderStream;
@@ -40,9 +41,20 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
+/// `GET /health`'s answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    status: &'static str,
+    served_paths: usize,
+}
+
 async fn health(State(cache): State<Arc<Cache>>) -> Response {
-    let body = serde_json::json!({"status": "ok", "servedPaths": cache.served_paths()});
-    text(StatusCode::OK, "application/json", body.to_string())
+    let health = Health {
+        status: "ok",
+        served_paths: cache.served_paths(),
+    };
+    crate::api::json(StatusCode::OK, &health)
 }
 
 async fn cache_info() -> Response {

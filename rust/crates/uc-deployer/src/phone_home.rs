@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use uc_types::{keys, ManifestRevision, Role};
 
+use crate::api::{error, json};
 use crate::store::{get_json, Store};
 use uc_types::unix_seconds;
 
@@ -66,17 +67,12 @@ pub(crate) fn router(state: PhoneHome) -> Router {
         .with_state(state)
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        value.to_string(),
-    )
-        .into_response()
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    json(status, serde_json::json!({ "error": message.into() }))
+/// `POST /api/v1/phone-home`'s answer to a machine it does not know.
+#[derive(Serialize)]
+struct Pending {
+    /// Its id under `/uc/v1/pending/`.
+    pending: String,
+    reason: String,
 }
 
 /// Compares without an early exit, so timing does not reveal the token.
@@ -219,10 +215,7 @@ async fn phone_home(State(state): State<PhoneHome>, headers: HeaderMap, body: By
             .collect(),
     };
     tracing::info!(node = %name, system = %plan.system, "phone-home: install plan handed out");
-    json(
-        StatusCode::OK,
-        serde_json::to_value(plan).unwrap_or_default(),
-    )
+    json(StatusCode::OK, &plan)
 }
 
 async fn record_pending(
@@ -266,7 +259,10 @@ async fn record_pending(
     );
     json(
         StatusCode::ACCEPTED,
-        serde_json::json!({"pending": id, "reason": format!("this machine {why}; declare it in cluster.nodes with its MAC address or DMI serial and deploy")}),
+        &Pending {
+            pending: id,
+            reason: format!("this machine {why}; declare it in cluster.nodes with its MAC address or DMI serial and deploy"),
+        },
     )
 }
 
@@ -285,10 +281,7 @@ async fn pending(State(state): State<PhoneHome>) -> Response {
                 .iter()
                 .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
                 .collect();
-            json(
-                StatusCode::OK,
-                serde_json::to_value(machines).unwrap_or_default(),
-            )
+            json(StatusCode::OK, &machines)
         }
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     }

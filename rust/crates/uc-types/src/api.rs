@@ -1,11 +1,47 @@
-//! Answers of the deployer's HTTP API that other programs read: built by
-//! uc-deployer, read by `uc` and the deployer's dashboard.
+//! The deployer's HTTP API: the bodies `uc` sends and the answers it and
+//! the deployer's dashboard read.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{InstanceStatus, NodeCordon, PlacementStatus};
+
+/// Every API error's body: `{"error": "what went wrong and what to do"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// `POST /api/v1/deploy`'s body, what `uc deploy` sends: a rendered
+/// manifest (checked by the deployer, schemaVersion first) and the systems
+/// built for its nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeployRequest {
+    pub manifest: serde_json::Value,
+    /// Node to its NixOS system store path; nodes left out keep their system.
+    pub systems: BTreeMap<String, String>,
+}
+
+/// `POST /api/v1/nodes/<node>/<action>`'s body (optional: without one, or
+/// with one that does not parse, there is no reason).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeActionRequest {
+    /// Kept in the cordon, for whoever looks at the node next.
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/nodes/<node>/<action>`'s answer: what was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeActionAnswer {
+    pub node: String,
+    /// `cordon`, `drain` or `uncordon`.
+    pub action: String,
+}
 
 /// `GET /api/v1/services`: every service with its instances and why
 /// replicas are unplaced; every node of the deployed manifest with its
@@ -126,5 +162,40 @@ mod tests {
         );
         let back: ServicesView = serde_json::from_value(json).expect("parse");
         assert_eq!(back, view);
+    }
+
+    #[test]
+    fn request_and_answer_bodies_are_the_contract() {
+        let deploy = DeployRequest {
+            manifest: serde_json::json!({"schemaVersion": 1}),
+            systems: BTreeMap::from([("w1".to_owned(), "/nix/store/x-system".to_owned())]),
+        };
+        assert_eq!(
+            serde_json::to_value(&deploy).expect("serialise"),
+            serde_json::json!({"manifest": {"schemaVersion": 1},
+                "systems": {"w1": "/nix/store/x-system"}})
+        );
+        let request = NodeActionRequest {
+            reason: Some("disk".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&request).expect("serialise"),
+            serde_json::json!({"reason": "disk"})
+        );
+        let answer = NodeActionAnswer {
+            node: "w1".into(),
+            action: "drain".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&answer).expect("serialise"),
+            serde_json::json!({"node": "w1", "action": "drain"})
+        );
+        let error = ApiError {
+            error: "no rollout yet".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&error).expect("serialise"),
+            serde_json::json!({"error": "no rollout yet"})
+        );
     }
 }

@@ -6,11 +6,15 @@ mod client;
 mod plan;
 mod services;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use uc_types::{ContractError, Manifest, RolloutRecord, ServicesView};
+use uc_types::{
+    ContractError, DeployRequest, Manifest, NodeActionAnswer, NodeActionRequest, RolloutRecord,
+    ServicesView,
+};
 
 #[derive(Parser)]
 #[command(name = "uc", version, about = "UltraCloud operator CLI")]
@@ -227,14 +231,23 @@ fn run(command: Command) -> Result<(), CliError> {
             deployer,
         } => {
             let parsed = Manifest::load(&manifest)?;
-            let mut map = serde_json::Map::new();
+            let mut request = DeployRequest {
+                manifest: serde_json::to_value(&parsed).map_err(|source| CliError::Print {
+                    what: "the manifest",
+                    source,
+                })?,
+                systems: BTreeMap::new(),
+            };
             for system in systems {
                 let (node, path) = system
                     .split_once('=')
                     .ok_or_else(|| CliError::SystemFlag(system.clone()))?;
-                map.insert(node.to_owned(), path.into());
+                request.systems.insert(node.to_owned(), path.to_owned());
             }
-            let body = serde_json::json!({"manifest": parsed, "systems": map}).to_string();
+            let body = serde_json::to_string(&request).map_err(|source| CliError::Print {
+                what: "the deployment",
+                source,
+            })?;
             let record = api(&deployer, "POST", "/api/v1/deploy", Some(&body), 201)?;
             print!("{}", rollout_summary(&record));
             Ok(())
@@ -288,8 +301,13 @@ fn run(command: Command) -> Result<(), CliError> {
                 NodeCommand::Drain { node, reason } => (node, "drain", reason),
                 NodeCommand::Uncordon { node } => (node, "uncordon", None),
             };
-            let body = serde_json::json!({ "reason": reason }).to_string();
-            let _: serde_json::Value = api(
+            let body = serde_json::to_string(&NodeActionRequest { reason }).map_err(|source| {
+                CliError::Print {
+                    what: "the request",
+                    source,
+                }
+            })?;
+            let _: NodeActionAnswer = api(
                 &deployer,
                 "POST",
                 &format!("/api/v1/nodes/{node}/{verb}"),
