@@ -2,7 +2,6 @@
 //! (uc-store, or any etcd v3 API), switches, and writes the observed state
 //! back. Serves /health and /metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,27 +10,46 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, EventType, WatchOptions};
+use uc_daemon::metrics::{self, Counter, Family, Registry};
 use uc_types::{keys, unix_seconds, DesiredSystem, NixAgentConfig, ObservedSystem, SystemState};
 
 use crate::switch::Switcher;
 
-#[derive(Default)]
 struct Status {
     observed: Mutex<Option<ObservedSystem>>,
-    switches_healthy: AtomicU64,
-    switches_rolled_back: AtomicU64,
-    switches_failed: AtomicU64,
+    /// `switches` by `outcome`: healthy, rolled-back, failed.
+    switches: Family<[(&'static str, &'static str); 1], Counter>,
+    registry: Registry,
 }
 
 impl Status {
+    fn new() -> Status {
+        let switches = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        for outcome in ["healthy", "rolled-back", "failed"] {
+            // Every outcome is shown, at 0 until it happens.
+            drop(switches.get_or_create(&[("outcome", outcome)]));
+        }
+        let mut registry = metrics::registry("uc_nix_agent");
+        registry.register(
+            "switches",
+            "Switches finished, by outcome",
+            switches.clone(),
+        );
+        Status {
+            observed: Mutex::new(None),
+            switches,
+            registry,
+        }
+    }
+
     fn record(&self, observed: &ObservedSystem) {
-        let counter = match observed.state {
-            SystemState::Healthy => &self.switches_healthy,
-            SystemState::RolledBack => &self.switches_rolled_back,
-            SystemState::Failed => &self.switches_failed,
+        let outcome = match observed.state {
+            SystemState::Healthy => "healthy",
+            SystemState::RolledBack => "rolled-back",
+            SystemState::Failed => "failed",
             SystemState::Switching => return,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.switches.get_or_create(&[("outcome", outcome)]).inc();
     }
 
     fn observed(&self) -> Option<ObservedSystem> {
@@ -62,7 +80,7 @@ pub async fn run(
     switcher: Switcher,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let status = Arc::new(Status::default());
+    let status = Arc::new(Status::new());
     let listener = uc_daemon::bind_http(config.http_listen)
         .await
         .map_err(|err| DaemonError::Listen(err.to_string()))?;
@@ -102,19 +120,9 @@ fn router(status: Arc<Status>) -> Router {
                 .into_response()
         }
     };
-    let metrics = move || async move {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let body = format!(
-            "# HELP uc_nix_agent_switches_total Switches finished, by outcome.\n\
-             # TYPE uc_nix_agent_switches_total counter\n\
-             uc_nix_agent_switches_total{{outcome=\"healthy\"}} {}\n\
-             uc_nix_agent_switches_total{{outcome=\"rolled-back\"}} {}\n\
-             uc_nix_agent_switches_total{{outcome=\"failed\"}} {}\n",
-            load(&status.switches_healthy),
-            load(&status.switches_rolled_back),
-            load(&status.switches_failed),
-        );
-        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let metrics = move || {
+        let body = metrics::render(&status.registry);
+        async move { ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response() }
     };
     Router::new()
         .route("/health", get(health))
@@ -237,5 +245,32 @@ impl Agent {
             .put(self.observed_key.as_str(), value, None)
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_keep_their_names() {
+        let status = Status::new();
+        status.record(&ObservedSystem {
+            store_path: None,
+            state: SystemState::RolledBack,
+            generation: 1,
+            since: 0,
+            error: None,
+        });
+        let text = metrics::render(&status.registry);
+        for line in [
+            "# TYPE uc_nix_agent_switches counter\n",
+            "uc_nix_agent_switches_total{outcome=\"healthy\"} 0\n",
+            "uc_nix_agent_switches_total{outcome=\"rolled-back\"} 1\n",
+            "uc_nix_agent_switches_total{outcome=\"failed\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -11,18 +11,110 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use uc_daemon::metrics::{self, Family, Gauge, Registry};
 use uc_types::InstanceState;
 
 use crate::logs;
 use crate::shared::Shared;
 
 pub fn router(shared: Arc<Shared>) -> Router {
+    let metrics = Arc::new(Metrics::new());
+    let metrics_route = {
+        let shared = shared.clone();
+        move || {
+            let body = metrics.render(&shared);
+            async move {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                    body,
+                )
+                    .into_response()
+            }
+        }
+    };
     Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_route))
         .route("/instances", get(instances))
         .route("/logs/{instance}", get(instance_logs))
         .with_state(shared)
+}
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// The agent's `/metrics` (`uc_node_agent_…`), set from [`Shared`] when
+/// scraped.
+struct Metrics {
+    registry: Registry,
+    /// By `state`: starting, healthy, unhealthy.
+    instances: Family<Labels, Gauge>,
+    instance_restarts: Gauge,
+    store_connected: Gauge,
+    /// By `backend`: the one in use is 1.
+    backend: Family<Labels, Gauge>,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let instances = Family::<Labels, Gauge>::default();
+        let instance_restarts = Gauge::default();
+        let store_connected = Gauge::default();
+        let backend = Family::<Labels, Gauge>::default();
+        let mut registry = metrics::registry("uc_node_agent");
+        registry.register(
+            "instances",
+            "Instances on this node by state",
+            instances.clone(),
+        );
+        registry.register(
+            "instance_restarts",
+            "Restarts of the current instances",
+            instance_restarts.clone(),
+        );
+        registry.register(
+            "store_connected",
+            "1 while the heartbeat lease is held",
+            store_connected.clone(),
+        );
+        registry.register("backend", "How instances run", backend.clone());
+        Metrics {
+            registry,
+            instances,
+            instance_restarts,
+            store_connected,
+            backend,
+        }
+    }
+
+    fn render(&self, shared: &Shared) -> String {
+        let statuses = shared
+            .statuses
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let mut by_state: BTreeMap<&'static str, i64> =
+            BTreeMap::from([("starting", 0), ("healthy", 0), ("unhealthy", 0)]);
+        for status in statuses.values() {
+            let state = match status.state {
+                InstanceState::Starting => "starting",
+                InstanceState::Healthy => "healthy",
+                InstanceState::Unhealthy => "unhealthy",
+            };
+            *by_state.entry(state).or_default() += 1;
+        }
+        for (state, n) in by_state {
+            self.instances.get_or_create(&[("state", state)]).set(n);
+        }
+        let restarts: i64 = statuses.values().map(|s| i64::from(s.restarts)).sum();
+        self.instance_restarts.set(restarts);
+        self.store_connected
+            .set(i64::from(shared.store_connected.load(Ordering::Relaxed)));
+        self.backend
+            .get_or_create(&[("backend", shared.backend.name())])
+            .set(1);
+        metrics::render(&self.registry)
+    }
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
@@ -37,44 +129,6 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
-    )
-        .into_response()
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let statuses = shared
-        .statuses
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
-    let mut by_state: BTreeMap<&str, usize> =
-        BTreeMap::from([("starting", 0), ("healthy", 0), ("unhealthy", 0)]);
-    for status in statuses.values() {
-        let state = match status.state {
-            InstanceState::Starting => "starting",
-            InstanceState::Healthy => "healthy",
-            InstanceState::Unhealthy => "unhealthy",
-        };
-        *by_state.entry(state).or_default() += 1;
-    }
-    let restarts: u64 = statuses.values().map(|s| u64::from(s.restarts)).sum();
-    let mut text = String::from(
-        "# HELP uc_node_agent_instances Instances on this node by state.\n# TYPE uc_node_agent_instances gauge\n",
-    );
-    for (state, n) in by_state {
-        text += &format!("uc_node_agent_instances{{state=\"{state}\"}} {n}\n");
-    }
-    text += &format!(
-        "# HELP uc_node_agent_instance_restarts Restarts of the current instances.\n# TYPE uc_node_agent_instance_restarts gauge\nuc_node_agent_instance_restarts {restarts}\n\
-         # HELP uc_node_agent_store_connected 1 while the heartbeat lease is held.\n# TYPE uc_node_agent_store_connected gauge\nuc_node_agent_store_connected {}\n\
-         # HELP uc_node_agent_backend How instances run.\n# TYPE uc_node_agent_backend gauge\nuc_node_agent_backend{{backend=\"{}\"}} 1\n",
-        u8::from(shared.store_connected.load(Ordering::Relaxed)),
-        shared.backend.name()
-    );
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
     )
         .into_response()
 }
@@ -125,5 +179,41 @@ async fn instance_logs(
         )
             .into_response(),
         Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, AtomicI64};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::instance::Statuses;
+    use crate::runner::Backend;
+
+    #[test]
+    fn metrics_keep_their_names() {
+        let shared = Shared {
+            node: "n1".into(),
+            state_dir: PathBuf::from("/nonexistent"),
+            backend: Backend::Process,
+            statuses: Mutex::new(Statuses::new()),
+            store_connected: AtomicBool::new(true),
+            lease: AtomicI64::new(0),
+        };
+        let text = Metrics::new().render(&shared);
+        for line in [
+            "uc_node_agent_instances{state=\"healthy\"} 0\n",
+            "uc_node_agent_instances{state=\"starting\"} 0\n",
+            "uc_node_agent_instances{state=\"unhealthy\"} 0\n",
+            "uc_node_agent_instance_restarts 0\n",
+            "uc_node_agent_store_connected 1\n",
+            "uc_node_agent_backend{backend=\"process\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -4,7 +4,7 @@
 //! the difference in transactions guarded by its leadership. Serves /health
 //! and /metrics.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, WatchOptions};
 use tokio::time::Instant;
+use uc_daemon::metrics::{self, Counter, Gauge, Registry};
 use uc_types::keys::{self, Key};
 use uc_types::SchedulerConfig;
 
@@ -40,10 +41,56 @@ struct Status {
     leader: AtomicBool,
     /// The lease of the held leadership (0: none), revoked on shutdown.
     lease: AtomicI64,
-    passes: AtomicU64,
-    writes: AtomicU64,
-    unplaced: AtomicU64,
-    elections_won: AtomicU64,
+    metrics: Metrics,
+}
+
+impl Status {
+    fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::SeqCst);
+        self.metrics.leader.set(i64::from(leader));
+    }
+}
+
+/// The scheduler's `/metrics` (`uc_scheduler_…`).
+#[derive(Default)]
+struct Metrics {
+    leader: Gauge,
+    elections_won: Counter,
+    passes: Counter,
+    writes: Counter,
+    unplaced: Gauge,
+}
+
+impl Metrics {
+    fn registry(&self) -> Registry {
+        let mut registry = metrics::registry("uc_scheduler");
+        registry.register(
+            "leader",
+            "1 while this scheduler is the active one",
+            self.leader.clone(),
+        );
+        registry.register(
+            "elections_won",
+            "Times this scheduler became the leader",
+            self.elections_won.clone(),
+        );
+        registry.register(
+            "passes",
+            "Placement passes run as the leader",
+            self.passes.clone(),
+        );
+        registry.register(
+            "writes",
+            "Assignment and status keys written or deleted",
+            self.writes.clone(),
+        );
+        registry.register(
+            "unplaced_replicas",
+            "Replicas no node accepts, at the last pass",
+            self.unplaced.clone(),
+        );
+        registry
+    }
 }
 
 /// Why the scheduler could not run, or could not make a plan.
@@ -95,15 +142,15 @@ pub async fn run(
 async fn lead_forever(endpoints: &[String], options: &Options, grace: Duration, status: &Status) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let won = status.elections_won.load(Ordering::Relaxed);
+        let won = status.metrics.elections_won.get();
         if let Err(err) = lead_once(endpoints, options, grace, status).await {
             tracing::warn!(%err, retry_in = ?backoff, "not leading");
         }
-        if status.elections_won.load(Ordering::Relaxed) != won {
+        if status.metrics.elections_won.get() != won {
             // It led for a while: the store is reachable, retry soon.
             backoff = Duration::from_millis(200);
         }
-        status.leader.store(false, Ordering::SeqCst);
+        status.set_leader(false);
         status.lease.store(0, Ordering::SeqCst);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -119,8 +166,8 @@ async fn lead_once(
     let mut client = Client::connect(endpoints, None).await?;
     let leadership = leader::campaign(&mut client, &options.holder, options.leader_ttl).await?;
     status.lease.store(leadership.lease, Ordering::SeqCst);
-    status.leader.store(true, Ordering::SeqCst);
-    status.elections_won.fetch_add(1, Ordering::Relaxed);
+    status.set_leader(true);
+    status.metrics.elections_won.inc();
     let mut keeper = client.clone();
     let result = tokio::select! {
         err = leadership.keep_alive(&mut keeper, options.leader_ttl) => Err(err),
@@ -201,7 +248,7 @@ async fn pass(
     status: &Status,
 ) -> Result<Option<Instant>, LeaderError> {
     let view = StoreView::read(client).await?;
-    status.passes.fetch_add(1, Ordering::Relaxed);
+    status.metrics.passes.inc();
     let now = std::time::Instant::now();
     let Some(manifest) = &view.manifest else {
         tracing::debug!("no manifest yet");
@@ -213,7 +260,10 @@ async fn pass(
     };
     let plan = placement::place(&cluster);
     let unplaced: u64 = plan.status.values().map(|s| u64::from(s.unplaced)).sum();
-    status.unplaced.store(unplaced, Ordering::Relaxed);
+    status
+        .metrics
+        .unplaced
+        .set(i64::try_from(unplaced).unwrap_or(i64::MAX));
     for (service, s) in &plan.status {
         tracing::debug!(service, unplaced = s.unplaced, stuck = ?s.stuck, reasons = ?s.reasons, "not fully placed");
     }
@@ -232,7 +282,7 @@ async fn pass(
             leadership.txn(client, ops).await?;
             ops = rest;
         }
-        status.writes.fetch_add(count, Ordering::Relaxed);
+        status.metrics.writes.inc_by(count);
     }
     let deadline = liveness.next_deadline(now).map(|at| {
         // Just after the grace period ends, so that the node counts as lost.
@@ -280,31 +330,10 @@ fn router(status: Arc<Status>, holder: String) -> Router {
                 .into_response()
         }
     };
-    let metrics = move || async move {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let body = format!(
-            "# HELP uc_scheduler_leader 1 while this scheduler is the active one.\n\
-             # TYPE uc_scheduler_leader gauge\n\
-             uc_scheduler_leader {}\n\
-             # HELP uc_scheduler_elections_won_total Times this scheduler became the leader.\n\
-             # TYPE uc_scheduler_elections_won_total counter\n\
-             uc_scheduler_elections_won_total {}\n\
-             # HELP uc_scheduler_passes_total Placement passes run as the leader.\n\
-             # TYPE uc_scheduler_passes_total counter\n\
-             uc_scheduler_passes_total {}\n\
-             # HELP uc_scheduler_writes_total Assignment and status keys written or deleted.\n\
-             # TYPE uc_scheduler_writes_total counter\n\
-             uc_scheduler_writes_total {}\n\
-             # HELP uc_scheduler_unplaced_replicas Replicas no node accepts, at the last pass.\n\
-             # TYPE uc_scheduler_unplaced_replicas gauge\n\
-             uc_scheduler_unplaced_replicas {}\n",
-            u8::from(status.leader.load(Ordering::SeqCst)),
-            load(&status.elections_won),
-            load(&status.passes),
-            load(&status.writes),
-            load(&status.unplaced),
-        );
-        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let registry = Arc::new(status.metrics.registry());
+    let metrics = move || {
+        let body = metrics::render(&registry);
+        async move { ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response() }
     };
     Router::new()
         .route("/health", get(health))
@@ -313,7 +342,27 @@ fn router(status: Arc<Status>, holder: String) -> Router {
 
 #[cfg(test)]
 mod tests {
-    use super::relevant;
+    use super::{relevant, Status};
+
+    #[test]
+    fn metrics_keep_their_names() {
+        let status = Status::default();
+        let registry = status.metrics.registry();
+        status.set_leader(true);
+        status.metrics.elections_won.inc();
+        status.metrics.writes.inc_by(3);
+        let text = uc_daemon::metrics::render(&registry);
+        for line in [
+            "uc_scheduler_leader 1\n",
+            "uc_scheduler_elections_won_total 1\n",
+            "uc_scheduler_passes_total 0\n",
+            "uc_scheduler_writes_total 3\n",
+            "uc_scheduler_unplaced_replicas 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
 
     #[test]
     fn only_inputs_of_placement_wake_the_leader() {
