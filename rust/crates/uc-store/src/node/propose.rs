@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use tonic::Status;
+use tracing::Instrument;
 
 use super::messages::{Forward, Forwarded};
 use super::Node;
@@ -96,6 +97,7 @@ impl Node {
             submitted = match submitted {
                 Submitted::Applied(applied) => {
                     self.wait_applied_revision(applied.revision).await?;
+                    tracing::debug!(revision = applied.revision, "write applied");
                     return Ok(applied);
                 }
                 Submitted::Failed(status) => return Err(status),
@@ -156,12 +158,32 @@ impl Node {
                     Err(_) => break,
                 }
             }
+            // One span per log entry (or per question to the leader), with
+            // what a write's request span can be matched by: its revision.
+            let member = format!("{:x}", self.id);
             match self.leader_elsewhere() {
                 Some(to) => {
+                    let span = tracing::info_span!(
+                        "forward",
+                        member,
+                        writes = batch.len(),
+                        leader = to.leader_id.map(|id| format!("{id:x}")),
+                    );
                     let node = self.clone();
-                    tokio::spawn(async move { node.forward_batch(to, batch).await });
+                    tokio::spawn(
+                        async move { node.forward_batch(to, batch).await }.instrument(span),
+                    );
                 }
-                None => self.propose_batch(batch).await,
+                None => {
+                    let span = tracing::info_span!(
+                        "propose",
+                        member,
+                        writes = batch.len(),
+                        log_id = tracing::field::Empty,
+                        revision = tracing::field::Empty,
+                    );
+                    self.propose_batch(batch).instrument(span).await
+                }
             }
         }
     }
@@ -222,6 +244,10 @@ impl Node {
         let proposed = Instant::now();
         match self.raft.client_write(command).await {
             Ok(response) => {
+                let span = tracing::Span::current();
+                span.record("log_id", tracing::field::display(&response.log_id));
+                span.record("revision", response.data.revision);
+                tracing::debug!("proposal applied");
                 self.timings
                     .proposals
                     .observe(proposed.elapsed().as_secs_f64());

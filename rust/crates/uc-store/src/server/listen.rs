@@ -11,6 +11,18 @@ use tokio_stream::StreamExt;
 
 use super::StartError;
 use crate::node::Node;
+use crate::raft::NodeId;
+
+/// Every gRPC request runs in a span naming its method (e.g.
+/// `/etcdserverpb.KV/Put`) and this member, so what a request logs can be
+/// told from what others log (a write's `write applied` gives its revision,
+/// which the `propose` span of its log entry carries too).
+pub(super) fn request_span(
+    member: NodeId,
+) -> impl Fn(&http::Request<()>) -> tracing::Span + Clone + Send + Sync + 'static {
+    let member = format!("{member:x}");
+    move |request| tracing::info_span!("grpc", method = request.uri().path(), member = %member)
+}
 
 pub(super) fn socket_addr(url: &str) -> Result<SocketAddr, StartError> {
     let bad = |detail: &str| StartError::Config(format!("URL {url:?}: {detail}"));

@@ -31,7 +31,7 @@ use crate::raft::state_machine::StateMachine;
 use crate::raft::{Member, NodeId, Raft};
 
 pub(crate) use identity::{bootstrap, check_identity, Bootstrap};
-use listen::{bind, serve_grpc, Listener};
+use listen::{bind, request_span, serve_grpc, Listener};
 
 /// Everything a member needs; built from the rendered config and flags.
 #[derive(Debug, Clone)]
@@ -314,11 +314,13 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             url: url.clone(),
             detail: e.to_string(),
         })?);
-        let router = tonic::transport::Server::builder().add_service(
-            PeerServer::new(api::peer::PeerService { node: node.clone() })
-                .max_decoding_message_size(512 * 1024 * 1024)
-                .max_encoding_message_size(512 * 1024 * 1024),
-        );
+        let router = tonic::transport::Server::builder()
+            .trace_fn(request_span(id))
+            .add_service(
+                PeerServer::new(api::peer::PeerService { node: node.clone() })
+                    .max_decoding_message_size(512 * 1024 * 1024)
+                    .max_encoding_message_size(512 * 1024 * 1024),
+            );
         tasks.push(tokio::spawn(serve_grpc(
             router,
             listener,
@@ -337,6 +339,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         // etcd's gRPC limit: the request limit plus 512 KiB of overhead.
         let limit = api::kv::MAX_REQUEST_BYTES + 512 * 1024;
         let router = tonic::transport::Server::builder()
+            .trace_fn(request_span(id))
             .add_service(
                 KvServer::new(api::kv::KvService { node: node.clone() })
                     .max_decoding_message_size(limit),
