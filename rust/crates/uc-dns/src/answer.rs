@@ -60,6 +60,17 @@ impl Answer {
 }
 
 pub fn answer(snapshot: &Snapshot, question: &Question) -> Answer {
+    let mut reply = resolve(snapshot, question);
+    // The asked name is answered in the asker's spelling, as Knot does.
+    for record in &mut reply.answers {
+        if record.name == question.original {
+            record.name = question.original.clone();
+        }
+    }
+    reply
+}
+
+fn resolve(snapshot: &Snapshot, question: &Question) -> Answer {
     if question.qclass != DNSClass::IN {
         return Answer::refused();
     }

@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::RecordType;
+use hickory_server::proto::rr::rdata::opt::EdnsOption;
+use hickory_server::proto::rr::{DNSClass, RData, RecordType};
+use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder};
 use hickory_server::Server;
@@ -31,6 +34,8 @@ pub struct Reply {
     pub answer: Answer,
     /// The query type asked, for metrics (`None` without exactly one question).
     pub qtype: Option<RecordType>,
+    /// The name is in no served zone (EDE 20 when the client speaks EDNS).
+    pub outside_zones: bool,
 }
 
 /// Answers `request` from `snapshot`.
@@ -50,6 +55,7 @@ pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
             metadata,
             answer,
             qtype,
+            outside_zones: false,
         }
     };
     if request.metadata.op_code != OpCode::Query {
@@ -70,19 +76,116 @@ pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
     let answer = answer(snapshot, &question);
     metadata.authoritative = answer.authoritative;
     metadata.response_code = answer.rcode;
+    let outside_zones =
+        question.qclass == DNSClass::IN && snapshot.find_zone(&question.name).is_none();
     Reply {
         metadata,
         answer,
         qtype,
+        outside_zones,
     }
 }
 
-/// The OPT record of the response: present when the query had one.
-pub fn response_edns(request: &MessageRequest) -> Option<Edns> {
+/// Makes `reply` fit a UDP answer of the size the client allows, as Knot
+/// does: additional records go first (unless they are a referral's glue);
+/// if it still does not fit, TC is set and every section left empty, so the
+/// client asks again over TCP. (hickory's encoder would send a cut-off
+/// RRset, with part of a record left at the end.)
+pub fn fit_udp(request: &MessageRequest, reply: &mut Reply, edns: Option<&Edns>) {
+    let limit = edns.map_or(512, Edns::max_payload);
+    if size_bound(request, reply).is_some_and(|bound| bound <= usize::from(limit)) {
+        return;
+    }
+    if encodes_within(request, reply, edns, limit) {
+        return;
+    }
+    let referral = !reply.metadata.authoritative && !reply.answer.authority.is_empty();
+    if !reply.answer.additional.is_empty() && !referral {
+        let additional = std::mem::take(&mut reply.answer.additional);
+        if encodes_within(request, reply, edns, limit) {
+            return;
+        }
+        reply.answer.additional = additional;
+    }
+    reply.metadata.truncation = true;
+    reply.answer.answers.clear();
+    reply.answer.authority.clear();
+    reply.answer.additional.clear();
+}
+
+/// An upper bound of the encoded reply's size, without compression; `None`
+/// when a record's data has no cheap bound (then it is encoded to see).
+fn size_bound(request: &MessageRequest, reply: &Reply) -> Option<usize> {
+    const OPT: usize = 11;
+    let name = |name: &hickory_server::proto::rr::Name| name.len() + 1;
+    let question: usize = request
+        .queries
+        .queries()
+        .iter()
+        .map(|q| name(q.name()) + 4)
+        .sum();
+    let mut total = 12 + question + OPT;
+    let answer = &reply.answer;
+    for record in answer
+        .answers
+        .iter()
+        .chain(&answer.authority)
+        .chain(&answer.additional)
+    {
+        let data = match &record.data {
+            RData::A(_) => 4,
+            RData::AAAA(_) => 16,
+            RData::CNAME(target) => name(&target.0),
+            RData::NS(target) => name(&target.0),
+            RData::PTR(target) => name(&target.0),
+            RData::MX(mx) => 2 + name(&mx.exchange),
+            RData::SRV(srv) => 6 + name(&srv.target),
+            RData::SOA(soa) => name(&soa.mname) + name(&soa.rname) + 20,
+            _ => return None,
+        };
+        total += name(&record.name) + 10 + data;
+    }
+    Some(total)
+}
+
+fn encodes_within(
+    request: &MessageRequest,
+    reply: &Reply,
+    edns: Option<&Edns>,
+    limit: u16,
+) -> bool {
+    let response = MessageResponseBuilder::new(&request.queries, edns).build(
+        reply.metadata,
+        reply.answer.answers.iter(),
+        reply.answer.authority.iter(),
+        std::iter::empty(),
+        reply.answer.additional.iter(),
+    );
+    let mut bytes = Vec::with_capacity(usize::from(limit));
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_max_size(limit);
+    matches!(response.destructive_emit(&mut encoder), Ok(info) if !info.truncation)
+}
+
+/// EDNS option code of Extended DNS Errors (RFC 8914).
+const EXTENDED_ERROR: u16 = 15;
+/// EDE "Not Authoritative": the REFUSED of a name outside the served zones.
+const NOT_AUTHORITATIVE: u16 = 20;
+
+/// The OPT record of the response: present when the query had one, with
+/// the DO bit echoed (RFC 3225) and, for a name outside the served zones,
+/// why it is refused (as Knot adds it).
+pub fn response_edns(request: &MessageRequest, reply: &Reply) -> Option<Edns> {
     request.edns.as_ref().map(|asked| {
         let mut edns = Edns::new();
         edns.set_max_payload(asked.max_payload().clamp(512, MAX_UDP_PAYLOAD));
         edns.set_version(0);
+        edns.set_dnssec_ok(asked.flags().dnssec_ok);
+        if reply.outside_zones {
+            let code = NOT_AUTHORITATIVE.to_be_bytes().to_vec();
+            edns.options_mut()
+                .insert(EdnsOption::Unknown(EXTENDED_ERROR, code));
+        }
         edns
     })
 }
@@ -103,8 +206,11 @@ impl RequestHandler for Handler {
         async move {
             let started = Instant::now();
             let snapshot = self.published.load();
-            let reply = reply(&snapshot, request);
-            let edns = response_edns(request);
+            let mut reply = reply(&snapshot, request);
+            let edns = response_edns(request, &reply);
+            if request.protocol() == Protocol::Udp {
+                fit_udp(request, &mut reply, edns.as_ref());
+            }
             let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
                 reply.metadata,
                 reply.answer.answers.iter(),

@@ -311,17 +311,16 @@ impl Zone {
                 .collect()
         };
         if qtype == RecordType::ANY {
-            let mut all: Vec<Record> = Vec::new();
-            if is_apex {
-                all.push(self.soa.clone());
-            }
-            for (_, records) in &node.rrsets {
-                all.extend(rename(records));
-            }
-            return if all.is_empty() {
-                Lookup::NoData
-            } else {
-                Lookup::Found(all)
+            // One RRset, the lowest type, as Knot does (RFC 8482 §4.1).
+            let soa = is_apex.then(|| (RecordType::SOA, std::slice::from_ref(&self.soa)));
+            let rrsets = node
+                .rrsets
+                .iter()
+                .map(|(kind, records)| (*kind, records.as_slice()));
+            let lowest = rrsets.chain(soa).min_by_key(|(kind, _)| u16::from(*kind));
+            return match lowest {
+                Some((_, records)) => Lookup::Found(rename(records)),
+                None => Lookup::NoData,
             };
         }
         if is_apex && qtype == RecordType::SOA {

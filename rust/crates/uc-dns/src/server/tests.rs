@@ -11,7 +11,7 @@ use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::Request;
 use hickory_server::zone_handler::MessageResponseBuilder;
 
-use super::{reply, response_edns, Reply};
+use super::{fit_udp, reply, response_edns, Reply};
 use crate::fixture;
 use crate::snapshot::Snapshot;
 
@@ -28,8 +28,9 @@ fn request(bytes: Vec<u8>) -> Request {
 
 /// The reply to `request` encoded as over UDP; (bytes, reply).
 fn encode(snapshot: &Snapshot, request: &Request) -> (Vec<u8>, Reply) {
-    let reply = reply(snapshot, request);
-    let edns = response_edns(request);
+    let mut reply = reply(snapshot, request);
+    let edns = response_edns(request, &reply);
+    fit_udp(request, &mut reply, edns.as_ref());
     let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
         reply.metadata,
         reply.answer.answers.iter(),
@@ -40,7 +41,9 @@ fn encode(snapshot: &Snapshot, request: &Request) -> (Vec<u8>, Reply) {
     let mut bytes = Vec::new();
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_max_size(edns.as_ref().map_or(512, Edns::max_payload));
-    response.destructive_emit(&mut encoder).unwrap();
+    let info = response.destructive_emit(&mut encoder).unwrap();
+    // What fit_udp left always fits: hickory never has to cut it.
+    assert_eq!(info.truncation, reply.metadata.truncation);
     (bytes, reply)
 }
 
@@ -194,4 +197,93 @@ fn random_and_mangled_packets_never_panic_and_udp_answers_stay_small() {
         "the corpus should reach the answer path ({parsed} parsed)"
     );
     assert_eq!(parsed, answered);
+}
+
+#[test]
+fn udp_answers_that_do_not_fit_lose_additionals_first_then_everything_with_tc() {
+    let big: Vec<String> = (0..60).map(|i| format!("192.0.2.{i}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let targets: Vec<String> = (0..10).map(|i| format!("10 mx{i}")).collect();
+    let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+    let mut records: Vec<(String, &str, Vec<&str>)> = vec![
+        ("big".into(), "A", big.clone()),
+        ("mail".into(), "MX", targets),
+    ];
+    for i in 0..10 {
+        records.push((format!("mx{i}"), "A", big[..5].to_vec()));
+    }
+    let records: Vec<(&str, &str, &[&str])> = records
+        .iter()
+        .map(|(name, kind, values)| (name.as_str(), *kind, values.as_slice()))
+        .collect();
+    let spec = fixture::declared(&records, serde_json::json!({}));
+    let zone = fixture::zone("example.test", &spec, &Default::default());
+    let snapshot = Snapshot::new(vec![std::sync::Arc::new(zone)], 1, 1);
+
+    let (bytes, reply) = encode(
+        &snapshot,
+        &request(query_bytes("big.example.test.", RecordType::A, None)),
+    );
+    assert!(reply.metadata.truncation);
+    let message = Message::from_vec(&bytes).unwrap();
+    assert!(message.metadata.truncation);
+    assert!(message.answers.is_empty() && message.additionals.is_empty());
+    assert!(bytes.len() <= 512);
+
+    let (bytes, reply) = encode(
+        &snapshot,
+        &request(query_bytes("mail.example.test.", RecordType::MX, None)),
+    );
+    assert!(
+        !reply.metadata.truncation,
+        "the answer fits without its additionals"
+    );
+    let message = Message::from_vec(&bytes).unwrap();
+    assert_eq!(message.answers.len(), 10);
+    assert!(message.additionals.is_empty());
+
+    // With EDNS' larger size the additionals fit too.
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    let (bytes, _) = encode(
+        &snapshot,
+        &request(query_bytes(
+            "mail.example.test.",
+            RecordType::MX,
+            Some(edns),
+        )),
+    );
+    let message = Message::from_vec(&bytes).unwrap();
+    assert_eq!(message.additionals.len(), 50);
+}
+
+#[test]
+fn refusals_say_why_and_the_do_bit_is_echoed() {
+    let snapshot = fixture::snapshot();
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true);
+    let (bytes, _) = encode(
+        &snapshot,
+        &request(query_bytes(
+            "www.other.test.",
+            RecordType::A,
+            Some(edns.clone()),
+        )),
+    );
+    let message = Message::from_vec(&bytes).unwrap();
+    assert_eq!(message.metadata.response_code, ResponseCode::Refused);
+    let opt = message.edns.unwrap();
+    assert!(opt.flags().dnssec_ok);
+    let ede = opt
+        .options()
+        .as_ref()
+        .iter()
+        .find(|(code, _)| u16::from(*code) == 15);
+    assert!(ede.is_some(), "{opt:?}");
+    let (bytes, _) = encode(
+        &snapshot,
+        &request(query_bytes("www.example.test.", RecordType::A, Some(edns))),
+    );
+    let opt = Message::from_vec(&bytes).unwrap().edns.unwrap();
+    assert!(opt.options().as_ref().is_empty());
 }
