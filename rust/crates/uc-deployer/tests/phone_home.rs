@@ -16,26 +16,17 @@ const CACHE_KEY: &str = "uc-cache-1:dIbf+X4xryAERjId/qOdY5+3cl+5i1gbmnd0FPQgVmNA
 const SYSTEM: &str = "/nix/store/00000000000000000000000000000000-nixos-system-worker1";
 
 fn post(port: u16, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "POST /api/v1/phone-home HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response[9..12].parse().expect("status");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("");
+    use uc_http::header::{HeaderValue, AUTHORIZATION};
+    let mut request = uc_http::Request::post(format!("http://127.0.0.1:{port}/api/v1/phone-home"))
+        .json(body.to_owned());
+    if let Some(token) = token {
+        let auth = HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
+        request = request.header(AUTHORIZATION, auth);
+    }
+    let response = request.send_blocking().expect("phone-home answers");
     (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        response.status.as_u16(),
+        serde_json::from_str(&response.text()).unwrap_or(serde_json::Value::Null),
     )
 }
 

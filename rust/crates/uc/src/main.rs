@@ -147,9 +147,8 @@ enum CliError {
     Manifest(#[from] ContractError),
     #[error("--system {0}: write NODE=/nix/store/...")]
     SystemFlag(String),
-    /// The request did not get an answer (client.rs says why).
-    #[error("{0}")]
-    Request(String),
+    #[error(transparent)]
+    Request(#[from] client::RequestError),
     #[error("deployer answered {status}: {message}")]
     Refused { status: u16, message: String },
     #[error("unexpected answer from the deployer: {0}")]
@@ -213,7 +212,7 @@ fn api<T: serde::de::DeserializeOwned>(
     body: Option<&str>,
     ok: u16,
 ) -> Result<T, CliError> {
-    let response = client::request(deployer, method, path, body).map_err(CliError::Request)?;
+    let response = client::request(deployer, method, path, body)?;
     if response.status != ok {
         return Err(CliError::Refused {
             status: response.status,
