@@ -58,8 +58,11 @@ pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
             outside_zones: false,
         }
     };
-    if request.metadata.op_code != OpCode::Query {
-        return error(metadata, ResponseCode::NotImp);
+    match request.metadata.op_code {
+        OpCode::Query => {}
+        // Not a secondary, and no updates allowed: Knot's answer too.
+        OpCode::Notify | OpCode::Update => return error(metadata, ResponseCode::NotAuth),
+        _ => return error(metadata, ResponseCode::NotImp),
     }
     let [query] = queries else {
         return error(metadata, ResponseCode::FormErr);
@@ -92,7 +95,7 @@ pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
 /// client asks again over TCP. (hickory's encoder would send a cut-off
 /// RRset, with part of a record left at the end.)
 pub fn fit_udp(request: &MessageRequest, reply: &mut Reply, edns: Option<&Edns>) {
-    let limit = edns.map_or(512, Edns::max_payload);
+    let limit = udp_limit(request);
     if size_bound(request, reply).is_some_and(|bound| bound <= usize::from(limit)) {
         return;
     }
@@ -167,6 +170,15 @@ fn encodes_within(
     matches!(response.destructive_emit(&mut encoder), Ok(info) if !info.truncation)
 }
 
+/// The largest UDP answer this client takes: 512 bytes without EDNS, else
+/// what it offers, at most `MAX_UDP_PAYLOAD`.
+pub fn udp_limit(request: &MessageRequest) -> u16 {
+    request
+        .edns
+        .as_ref()
+        .map_or(512, |asked| asked.max_payload().clamp(512, MAX_UDP_PAYLOAD))
+}
+
 /// EDNS option code of Extended DNS Errors (RFC 8914).
 const EXTENDED_ERROR: u16 = 15;
 /// EDE "Not Authoritative": the REFUSED of a name outside the served zones.
@@ -178,7 +190,8 @@ const NOT_AUTHORITATIVE: u16 = 20;
 pub fn response_edns(request: &MessageRequest, reply: &Reply) -> Option<Edns> {
     request.edns.as_ref().map(|asked| {
         let mut edns = Edns::new();
-        edns.set_max_payload(asked.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+        // Our own size (RFC 6891 §6.2.3); what the client takes is `udp_limit`.
+        edns.set_max_payload(MAX_UDP_PAYLOAD);
         edns.set_version(0);
         edns.set_dnssec_ok(asked.flags().dnssec_ok);
         if reply.outside_zones {

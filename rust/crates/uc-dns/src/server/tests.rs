@@ -40,7 +40,7 @@ fn encode(snapshot: &Snapshot, request: &Request) -> (Vec<u8>, Reply) {
     );
     let mut bytes = Vec::new();
     let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_max_size(edns.as_ref().map_or(512, Edns::max_payload));
+    encoder.set_max_size(super::udp_limit(request));
     let info = response.destructive_emit(&mut encoder).unwrap();
     // What fit_udp left always fits: hickory never has to cut it.
     assert_eq!(info.truncation, reply.metadata.truncation);
@@ -88,7 +88,8 @@ fn edns_is_answered_with_our_payload_size_and_unknown_versions_get_badvers() {
 }
 
 #[test]
-fn other_opcodes_are_not_implemented_and_questionless_queries_are_malformed() {
+fn notify_and_update_are_not_ours_other_opcodes_not_implemented_and_questionless_queries_malformed()
+{
     let snapshot = fixture::snapshot();
     let mut notify = Message::new(1, MessageType::Query, OpCode::Notify);
     notify.add_query(Query::query(
@@ -96,6 +97,13 @@ fn other_opcodes_are_not_implemented_and_questionless_queries_are_malformed() {
         RecordType::SOA,
     ));
     let reply = reply(&snapshot, &request(notify.to_bytes().unwrap()));
+    assert_eq!(reply.metadata.response_code, ResponseCode::NotAuth);
+    let mut status = Message::new(1, MessageType::Query, OpCode::Status);
+    status.add_query(Query::query(
+        Name::from_ascii("example.test.").unwrap(),
+        RecordType::SOA,
+    ));
+    let reply = super::reply(&snapshot, &request(status.to_bytes().unwrap()));
     assert_eq!(reply.metadata.response_code, ResponseCode::NotImp);
     let empty = Message::new(2, MessageType::Query, OpCode::Query);
     let reply = super::reply(&snapshot, &request(empty.to_bytes().unwrap()));
