@@ -5,11 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, EventType, WatchOptions};
+use tracing::Instrument;
 use uc_daemon::metrics::{self, Counter, Family, Registry};
 use uc_types::{keys, unix_seconds, DesiredSystem, NixAgentConfig, ObservedSystem, SystemState};
 
@@ -99,8 +102,12 @@ pub async fn run(
         last: None,
     };
     tracing::info!(node = %config.node, endpoints = ?config.store_endpoints, http = %config.http_listen, "uc-nix-agent running");
+    let span = tracing::info_span!("nix-agent", node = %config.node);
+    let watch = agent
+        .watch_forever(config.store_endpoints.clone())
+        .instrument(span);
     tokio::select! {
-        () = agent.watch_forever(config.store_endpoints.clone()) => Ok(()),
+        () = watch => Ok(()),
         () = shutdown => {
             tracing::info!("shutting down");
             Ok(())
@@ -127,6 +134,17 @@ fn router(status: Arc<Status>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn(request_span))
+}
+
+/// Runs the request's handler in a `request` span with its method and path.
+async fn request_span(request: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    next.run(request).instrument(span).await
 }
 
 struct Agent {
@@ -161,8 +179,9 @@ impl Agent {
         let mut client = Client::connect(endpoints, None).await?;
         if !*recovered {
             let switcher = self.switcher.clone();
+            let span = tracing::Span::current();
             if let Ok(Some(observed)) =
-                tokio::task::spawn_blocking(move || switcher.recover()).await
+                tokio::task::spawn_blocking(move || span.in_scope(|| switcher.recover())).await
             {
                 self.report(&mut client, observed).await?;
             }
@@ -225,10 +244,12 @@ impl Agent {
             self.report(client, switching).await?;
         }
         let switcher = self.switcher.clone();
+        let span = tracing::Span::current();
         // The switch blocks on nix; a shutdown waits for it rather than leaving it half done.
-        let observed = tokio::task::spawn_blocking(move || switcher.switch(&desired))
-            .await
-            .map_err(|e| etcd_client::Error::IoError(std::io::Error::other(e.to_string())))?;
+        let observed =
+            tokio::task::spawn_blocking(move || span.in_scope(|| switcher.switch(&desired)))
+                .await
+                .map_err(|e| etcd_client::Error::IoError(std::io::Error::other(e.to_string())))?;
         self.status.record(&observed);
         self.report(client, observed).await
     }

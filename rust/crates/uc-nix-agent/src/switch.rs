@@ -106,9 +106,21 @@ impl Switcher {
     }
 
     /// Moves the node to `desired` and says what it runs afterwards.
+    /// Everything it logs is in a `switch` span with the generation, the
+    /// store path and the rollout.
     pub fn switch(&self, desired: &DesiredSystem) -> ObservedSystem {
         let to = desired.store_path.as_str();
         let generation = desired.generation;
+        let span = tracing::info_span!(
+            "switch",
+            generation,
+            store_path = to,
+            rollout = tracing::field::Empty
+        );
+        if let Some(rollout) = &desired.rollout {
+            span.record("rollout", rollout.as_str());
+        }
+        let _span = span.entered();
         let from = self.nix.current();
         if from.as_deref() == Some(to) {
             // Already there (e.g. after a restart): only health is in question.
@@ -207,6 +219,12 @@ impl Switcher {
                 return None;
             }
         };
+        let _span = tracing::info_span!(
+            "recover",
+            generation = marker.generation,
+            store_path = %marker.to
+        )
+        .entered();
         let current = self.nix.current();
         if current.as_deref() != Some(marker.to.as_str()) {
             tracing::info!(to = %marker.to, "an interrupted switch never set the profile");

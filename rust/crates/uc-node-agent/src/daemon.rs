@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 use uc_types::{unix_seconds, NodeAgentConfig, NodeHeartbeat};
 
 use crate::follow::{follow_assignments, Desired, Wanted};
@@ -48,7 +49,18 @@ pub enum DaemonError {
     LocalAddr(std::io::Error),
 }
 
+/// Runs the agent until `shutdown`; everything it logs is in a `node-agent`
+/// span naming its node.
 pub async fn run(
+    config: NodeAgentConfig,
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let span = tracing::info_span!("node-agent", node = %config.node);
+    run_agent(config, options, shutdown).instrument(span).await
+}
+
+async fn run_agent(
     config: NodeAgentConfig,
     options: Options,
     shutdown: impl std::future::Future<Output = ()>,
@@ -89,6 +101,7 @@ pub async fn run(
         state_dir: state_dir.clone(),
         stop_timeout: options.stop_timeout,
         updates: updates_tx,
+        span: tracing::Span::current(),
     });
     let heartbeat = NodeHeartbeat {
         url: http_url,
@@ -96,14 +109,14 @@ pub async fn run(
         since: unix_seconds(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let writer = tokio::spawn(write_statuses(
-        config.clone(),
-        heartbeat,
-        to_store,
-        shared.clone(),
-    ));
+    let writer = tokio::spawn(
+        write_statuses(config.clone(), heartbeat, to_store, shared.clone())
+            .instrument(tracing::info_span!("heartbeat")),
+    );
     let (desired_tx, mut desired_rx) = watch::channel::<Desired>(None);
-    let follower = tokio::spawn(follow_assignments(config.clone(), desired_tx));
+    let follower = tokio::spawn(
+        follow_assignments(config.clone(), desired_tx).instrument(tracing::info_span!("follow")),
+    );
 
     let mut instances = adopt(&context).await;
     let mut rolling = RollingUpdates::new(&config, shared.clone());
@@ -111,6 +124,7 @@ pub async fn run(
     // Spec changes waiting for an update slot, and slots to give back.
     let mut retry = tokio::time::interval(Duration::from_millis(500));
     let mut desired: Option<BTreeMap<String, Wanted>> = None;
+    let mut passes: u64 = 0;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -128,8 +142,14 @@ pub async fn run(
             () = &mut shutdown => break,
         }
         if let Some(desired) = &desired {
-            reconcile(&context, &mut instances, desired, &mut rolling).await;
-            rolling.release_finished(&instances, desired).await;
+            passes += 1;
+            let span = tracing::info_span!("reconcile", pass = passes, wanted = desired.len());
+            async {
+                reconcile(&context, &mut instances, desired, &mut rolling).await;
+                rolling.release_finished(&instances, desired).await;
+            }
+            .instrument(span)
+            .await;
         }
     }
     if options.stop_instances_on_exit {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use etcd_client::{Client, GetOptions, WatchOptions};
 use tokio::sync::watch;
+use tracing::Instrument;
 use uc_types::keys::{self, Key};
 use uc_types::{Assignment, NodeAgentConfig, Service};
 
@@ -69,7 +70,20 @@ async fn follow(
     Err(etcd_client::Error::WatchError("watch ended".into()))
 }
 
+/// Reads the services and this node's assignments, in an `assignments`
+/// span with the revision read.
 async fn read_desired(
+    client: &mut Client,
+    config: &NodeAgentConfig,
+    desired: &watch::Sender<Desired>,
+) -> Result<i64, etcd_client::Error> {
+    let span = tracing::info_span!("assignments", revision = tracing::field::Empty);
+    read_desired_once(client, config, desired)
+        .instrument(span)
+        .await
+}
+
+async fn read_desired_once(
     client: &mut Client,
     config: &NodeAgentConfig,
     desired: &watch::Sender<Desired>,
@@ -79,6 +93,7 @@ async fn read_desired(
         .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
         .await?;
     let revision = response.header().map_or(0, |h| h.revision());
+    tracing::Span::current().record("revision", revision);
     let mut specs: BTreeMap<String, Service> = BTreeMap::new();
     let mut mine: Vec<(String, String, Assignment)> = Vec::new();
     for kv in response.kvs() {

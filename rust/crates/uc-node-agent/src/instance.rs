@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 use uc_types::{unix_seconds, HealthCheckType, InstancePhase, InstanceState, InstanceStatus};
 
 use crate::logs;
@@ -91,6 +92,9 @@ pub struct Context {
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub updates: mpsc::UnboundedSender<Update>,
+    /// The agent's span: each instance's task runs in an `instance` span
+    /// below it.
+    pub span: tracing::Span,
 }
 
 pub struct Handle {
@@ -108,7 +112,14 @@ impl Handle {
     ) -> Handle {
         let (stop, stop_rx) = watch::channel(false);
         let fingerprint = plan.fingerprint();
-        let task = tokio::spawn(supervise(context, plan, adopted, stop_rx));
+        let span = tracing::info_span!(
+            parent: &context.span,
+            "instance",
+            instance = %plan.name,
+            service = %plan.service,
+            id = %plan.id
+        );
+        let task = tokio::spawn(supervise(context, plan, adopted, stop_rx).instrument(span));
         Handle {
             fingerprint,
             stop,
@@ -146,6 +157,8 @@ impl Reporter {
     ) {
         let s = &mut self.status;
         if s.state != state {
+            let _transition =
+                tracing::info_span!("transition", from = ?s.state, to = ?state).entered();
             s.since = unix_seconds();
             tracing::info!(instance = %format!("{}-{}", s.service, s.id), ?state, ?phase, message = message.as_deref().unwrap_or(""), "instance state");
         }
@@ -188,7 +201,13 @@ async fn supervise(
                 tracing::info!(instance = %plan.name, pid = running.pid, "adopted a running instance");
                 running
             }
-            None => match start(&context, &plan, &log, &work_dir, reporter.status.restarts).await {
+            None => match start(&context, &plan, &log, &work_dir, reporter.status.restarts)
+                .instrument(tracing::info_span!(
+                    "start",
+                    restarts = reporter.status.restarts
+                ))
+                .await
+            {
                 Ok(running) => running,
                 Err(why) => {
                     tracing::warn!(instance = %plan.name, %why, "cannot start");
@@ -230,8 +249,13 @@ async fn supervise(
             match event {
                 Event::Exited(how) => break how,
                 Event::Stop => {
-                    tracing::info!(instance = %plan.name, pid = running.pid, "stopping");
-                    backend.stop(&mut running, context.stop_timeout).await;
+                    let span = tracing::info_span!("stop", pid = running.pid);
+                    async {
+                        tracing::info!(instance = %plan.name, pid = running.pid, "stopping");
+                        backend.stop(&mut running, context.stop_timeout).await;
+                    }
+                    .instrument(span)
+                    .await;
                     remove_instance_files(&context.state_dir, &plan.name);
                     let _ = context.updates.send(Update::Gone {
                         name: plan.name.clone(),

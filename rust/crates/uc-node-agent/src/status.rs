@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use etcd_client::{Client, GetOptions, PutOptions};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uc_types::keys::{self, Key};
 use uc_types::{InstanceStatus, NodeAgentConfig, NodeHeartbeat};
 
@@ -23,14 +24,15 @@ pub(crate) fn relay_statuses(
     mut updates: mpsc::UnboundedReceiver<Update>,
 ) -> mpsc::UnboundedReceiver<Update> {
     let (to_store, store_updates) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
+    let relay = async move {
         while let Some(update) = updates.recv().await {
             apply(&shared, &update);
             if to_store.send(update).is_err() {
                 break;
             }
         }
-    });
+    };
+    tokio::spawn(relay.instrument(tracing::Span::current()));
     store_updates
 }
 

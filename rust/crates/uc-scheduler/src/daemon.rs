@@ -8,12 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, WatchOptions};
 use tokio::time::Instant;
+use tracing::Instrument;
 use uc_daemon::metrics::{self, Counter, Gauge, Registry};
 use uc_types::keys::{self, Key};
 use uc_types::SchedulerConfig;
@@ -120,8 +123,10 @@ pub async fn run(
     });
     let grace = Duration::from_secs(config.node_loss_grace_seconds);
     tracing::info!(holder = %options.holder, endpoints = ?config.store_endpoints, http = %config.http_listen, ?grace, "uc-scheduler running");
+    let span = tracing::info_span!("scheduler", holder = %options.holder);
+    let lead = lead_forever(&config.store_endpoints, &options, grace, &status).instrument(span);
     let result = tokio::select! {
-        () = lead_forever(&config.store_endpoints, &options, grace, &status) => Ok(()),
+        () = lead => Ok(()),
         () = shutdown => {
             tracing::info!("shutting down");
             Ok(())
@@ -168,14 +173,19 @@ async fn lead_once(
     status.lease.store(leadership.lease, Ordering::SeqCst);
     status.set_leader(true);
     status.metrics.elections_won.inc();
-    let mut keeper = client.clone();
-    let result = tokio::select! {
-        err = leadership.keep_alive(&mut keeper, options.leader_ttl) => Err(err),
-        result = schedule(&mut client, &leadership, grace, status) => result,
-    };
-    tracing::warn!(lease = leadership.lease, "stepping down");
-    let _ = client.lease_revoke(leadership.lease).await;
-    result
+    let span = tracing::info_span!("leading", lease = leadership.lease);
+    async {
+        let mut keeper = client.clone();
+        let result = tokio::select! {
+            err = leadership.keep_alive(&mut keeper, options.leader_ttl) => Err(err),
+            result = schedule(&mut client, &leadership, grace, status) => result,
+        };
+        tracing::warn!("stepping down");
+        let _ = client.lease_revoke(leadership.lease).await;
+        result
+    }
+    .instrument(span)
+    .await
 }
 
 /// The leader's loop: place on every change until leadership is lost.
@@ -191,7 +201,14 @@ async fn schedule(
         .watch(keys::PREFIX, Some(WatchOptions::new().with_prefix()))
         .await?;
     loop {
-        let deadline = pass(client, leadership, &mut liveness, status).await?;
+        let span = tracing::info_span!(
+            "pass",
+            pass = status.metrics.passes.get() + 1,
+            revision = tracing::field::Empty
+        );
+        let deadline = pass(client, leadership, &mut liveness, status)
+            .instrument(span)
+            .await?;
         // Wait for a change that matters, or for a silent node's grace to end.
         loop {
             let message = match deadline {
@@ -248,6 +265,7 @@ async fn pass(
     status: &Status,
 ) -> Result<Option<Instant>, LeaderError> {
     let view = StoreView::read(client).await?;
+    tracing::Span::current().record("revision", view.revision);
     status.metrics.passes.inc();
     let now = std::time::Instant::now();
     let Some(manifest) = &view.manifest else {
@@ -338,6 +356,17 @@ fn router(status: Arc<Status>, holder: String) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn(request_span))
+}
+
+/// Runs the request's handler in a `request` span with its method and path.
+async fn request_span(request: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    next.run(request).instrument(span).await
 }
 
 #[cfg(test)]
