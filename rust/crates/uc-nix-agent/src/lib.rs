@@ -3,9 +3,9 @@
 //! signed, sets the system profile, activates it, runs the health checks, and
 //! rolls back to the previous generation when any step fails.
 //!
-//! Implemented so far: the switch itself (`switch`) over the real Nix
-//! commands (`nix`), with crash recovery. Watching desired state in uc-store
-//! and reporting observed state there lands with the store.
+//! `switch` is one switch over the real Nix commands (`nix`), with crash
+//! recovery; `health` the checks after it; `daemon` watches the node's
+//! desired system in the store, switches and reports the observed state.
 
 pub mod daemon;
 pub mod health;
