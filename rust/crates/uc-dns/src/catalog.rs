@@ -20,6 +20,10 @@ pub struct Catalog {
     parsed: BTreeMap<String, Arc<ParsedZone>>,
     /// Declarations that could not be read, by mod revision (logged once).
     unreadable: BTreeMap<String, i64>,
+    /// The last serial of every zone served since start, also of zones gone
+    /// meanwhile: a zone that comes back (even from a store that lost its
+    /// data and counts revisions from 1 again) never goes back in serial.
+    serials: BTreeMap<String, u32>,
     generation: u64,
 }
 
@@ -29,6 +33,7 @@ impl Catalog {
             only,
             parsed: BTreeMap::new(),
             unreadable: BTreeMap::new(),
+            serials: BTreeMap::new(),
             generation: 0,
         }
     }
@@ -67,7 +72,9 @@ impl Catalog {
                 zones.push(zone.clone());
                 continue;
             }
-            let serial = next_serial(before.map(|z| z.serial), revision);
+            let last = before.map(|z| z.serial).or(self.serials.get(name).copied());
+            let serial = next_serial(last, revision);
+            self.serials.insert(name.clone(), serial);
             tracing::info!(zone = %name, serial, revision, "zone changed");
             zones.push(Arc::new(Zone::new(
                 parsed.apex.clone(),
@@ -179,6 +186,13 @@ mod tests {
         let third = catalog.reload(&state, &second, 14);
         assert_eq!(serial(&third), 14);
         assert_eq!(third.generation, 3);
+        // Gone, then back from a store whose revisions started over.
+        state.apply(&keys::dns_zone("example.test"), None, 15);
+        let gone = catalog.reload(&state, &third, 15);
+        assert_eq!(gone.zones().count(), 0);
+        let mut fresh = StoreState::default();
+        put_zone(&mut fresh, &fixture::example_zone(), 2);
+        assert_eq!(serial(&catalog.reload(&fresh, &gone, 3)), 15);
     }
 
     #[test]

@@ -65,10 +65,12 @@ async fn health(State(shared): State<Shared>) -> impl IntoResponse {
 }
 
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
+    // Never in contact: the age is at least the time since start.
     let age = shared
         .status
         .since_contact()
-        .map_or(f64::INFINITY, |age| age.as_secs_f64());
+        .unwrap_or_else(|| shared.status.uptime())
+        .as_secs_f64();
     shared.metrics.last_sync_age.set(age);
     (
         [(header::CONTENT_TYPE, uc_daemon::metrics::CONTENT_TYPE)],

@@ -78,6 +78,10 @@ impl SyncStatus {
         }
     }
 
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// Time since the store last answered; `None` if it never did.
     pub fn since_contact(&self) -> Option<Duration> {
         match self.last_contact.load(Ordering::Relaxed) {

@@ -7,10 +7,26 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use serde::Deserialize;
 use uc_types::keys::{self, Key};
-use uc_types::{Assignment, InstanceState, InstanceStatus, ManifestRevision};
+use uc_types::{InstanceState, ManifestRevision};
 
 use crate::build::{NamedPort, ServiceEndpoints};
+
+/// The part of an assignment (`uc_types::Assignment`) uc-dns reads. Partial
+/// on purpose, as in the scheduler: a field added by a newer writer must not
+/// make every instance look unassigned and empty the service's records.
+#[derive(Deserialize)]
+struct AssignedNode {
+    node: String,
+}
+
+/// The part of an instance status (`uc_types::InstanceStatus`) uc-dns reads.
+#[derive(Deserialize)]
+struct ReportedHealth {
+    state: InstanceState,
+    address: IpAddr,
+}
 
 /// A zone's declaration as stored: parsed, or why not.
 #[derive(Debug, Clone)]
@@ -66,7 +82,7 @@ impl StoreState {
             }
             Some(Key::ServiceAssignment { service, id }) => {
                 let entry = (service.to_owned(), id.to_owned());
-                match value.and_then(|v| serde_json::from_slice::<Assignment>(v).ok()) {
+                match value.and_then(|v| serde_json::from_slice::<AssignedNode>(v).ok()) {
                     Some(assignment) => self.assignments.insert(entry, assignment.node),
                     None => self.assignments.remove(&entry),
                 };
@@ -75,7 +91,7 @@ impl StoreState {
             Some(Key::InstanceStatus { node, instance }) => {
                 let entry = (node.to_owned(), instance.to_owned());
                 let healthy = value
-                    .and_then(|v| serde_json::from_slice::<InstanceStatus>(v).ok())
+                    .and_then(|v| serde_json::from_slice::<ReportedHealth>(v).ok())
                     .map(|status| (status.state == InstanceState::Healthy, status.address));
                 match healthy {
                     Some(seen) => self.instances.insert(entry, seen),
@@ -133,5 +149,117 @@ impl StoreState {
             })
             .unwrap_or_default();
         ServiceEndpoints { addresses, ports }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::BTreeMap;
+    use uc_types::{Assignment, InstancePhase, InstanceStatus};
+
+    fn manifest() -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../hosts/ha/manifest.json"
+        );
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let revision = serde_json::json!({"revision": 1, "importedAt": 0, "systems": {}, "manifest": manifest});
+        serde_json::to_vec(&revision).unwrap()
+    }
+
+    fn assign(state: &mut StoreState, id: &str, node: &str) {
+        let assignment = Assignment {
+            node: node.to_owned(),
+            ports: BTreeMap::new(),
+        };
+        let value = serde_json::to_vec(&assignment).unwrap();
+        state.apply(&keys::service_assignment("web", id), Some(&value), 1);
+    }
+
+    fn report(state: &mut StoreState, node: &str, id: &str, address: &str, healthy: bool) {
+        let status = InstanceStatus {
+            service: "web".into(),
+            id: id.into(),
+            state: if healthy {
+                InstanceState::Healthy
+            } else {
+                InstanceState::Unhealthy
+            },
+            phase: InstancePhase::Running,
+            pid: None,
+            restarts: 0,
+            address: address.parse().unwrap(),
+            ports: BTreeMap::new(),
+            since: 0,
+            message: None,
+        };
+        let key = keys::instance_status(node, &keys::instance_name("web", id));
+        state.apply(&key, Some(&serde_json::to_vec(&status).unwrap()), 1);
+    }
+
+    fn addresses(state: &StoreState) -> Vec<String> {
+        state
+            .endpoints("web")
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_service_answers_nodes_with_an_assigned_healthy_instance() {
+        let mut state = StoreState::default();
+        assert_eq!(
+            state.apply(&keys::manifest_current(), Some(&manifest()), 1),
+            Changed::Services
+        );
+        assign(&mut state, "0", "worker1");
+        assign(&mut state, "1", "worker2");
+        report(&mut state, "worker1", "0", "192.0.2.99", true);
+        report(&mut state, "worker2", "1", "10.1.0.22", false);
+        // The manifest's address wins over the one reported.
+        assert_eq!(addresses(&state), ["10.1.0.21"]);
+        report(&mut state, "worker2", "1", "10.1.0.22", true);
+        assert_eq!(addresses(&state), ["10.1.0.21", "10.1.0.22"]);
+        // Healthy but no longer assigned there: not answered.
+        state.apply(&keys::service_assignment("web", "1"), None, 2);
+        assert_eq!(addresses(&state), ["10.1.0.21"]);
+        let ports = state.endpoints("web").ports;
+        assert_eq!((ports[0].name.as_str(), ports[0].port), ("http", 8080));
+    }
+
+    #[test]
+    fn without_the_node_in_the_manifest_the_reported_address_is_used() {
+        let mut state = StoreState::default();
+        assign(&mut state, "0", "elsewhere");
+        report(&mut state, "elsewhere", "0", "192.0.2.7", true);
+        assert_eq!(addresses(&state), ["192.0.2.7"]);
+        assert!(state.endpoints("web").ports.is_empty());
+    }
+
+    #[test]
+    fn fields_from_a_newer_writer_do_not_hide_an_instance() {
+        let mut state = StoreState::default();
+        let assignment = br#"{"node":"n1","ports":{},"addedLater":true}"#;
+        state.apply(&keys::service_assignment("web", "0"), Some(assignment), 1);
+        let status = br#"{"state":"healthy","address":"192.0.2.8","addedLater":1}"#;
+        let key = keys::instance_status("n1", &keys::instance_name("web", "0"));
+        state.apply(&key, Some(status), 1);
+        assert_eq!(addresses(&state), ["192.0.2.8"]);
+    }
+
+    #[test]
+    fn other_keys_change_nothing() {
+        let mut state = StoreState::default();
+        for key in [
+            "/uc/v1/nodes/w1/heartbeat",
+            "/uc/v1/services/web/spec",
+            "/other",
+        ] {
+            assert_eq!(state.apply(key, Some(b"{}"), 1), Changed::Nothing, "{key}");
+        }
     }
 }

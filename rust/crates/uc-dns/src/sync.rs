@@ -58,31 +58,31 @@ impl Syncer {
         loop {
             session += 1;
             let span = tracing::info_span!("store_session", session);
-            let result = self.session().instrument(span).await;
+            let mut synced = false;
+            let result = self.session(&mut synced).instrument(span).await;
             self.status.connected(false);
             self.metrics.store_connected.set(0);
             if let Err(err) = result {
                 self.status.set_error(Some(err.to_string()));
                 tracing::warn!(%err, retry_in = ?backoff, "store unreachable; answering from the last snapshot");
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-            if self
-                .status
-                .since_contact()
-                .is_some_and(|age| age < Duration::from_secs(1))
-            {
+            // A session that got as far as reading was a working store: retry soon.
+            if synced {
                 backoff = Duration::from_millis(200);
             }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
-    async fn session(&mut self) -> Result<(), SyncError> {
+    /// One connection: read, watch, apply; sets `synced` once it has read.
+    async fn session(&mut self, synced: &mut bool) -> Result<(), SyncError> {
         let options = ConnectOptions::new().with_connect_timeout(STORE_TIMEOUT);
         let mut client = within("connect", Client::connect(&self.endpoints, Some(options))).await?;
         let mut state = StoreState::default();
         let revision = within("initial read", read_all(&mut client, &mut state)).await?;
         self.status.contact();
+        *synced = true;
         self.publish(&state, revision);
         let watch = WatchOptions::new()
             .with_prefix()

@@ -2,17 +2,20 @@
 //! healthy instances and changes within a second of an instance turning
 //! unhealthy and back, with no restart; a uc-dns started from its config
 //! file serves only the zones listed there; when the store goes away the
-//! last snapshot keeps answering and /health says degraded.
+//! last snapshot keeps answering and /health says degraded, and when a
+//! store answers again uc-dns reads it anew.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{put_zone, Dns};
+use common::Dns;
 use serde_json::Value;
-use uc_testkit::{free_port, Etcd, TestDir};
+use uc_testkit::{free_port, wait_for, Etcd, KillOnDrop, TestDir};
 use uc_types::{keys, Assignment, InstancePhase, InstanceState, InstanceStatus};
 
 /// A second is the promise; dig's own start-up is inside the measurement.
@@ -26,28 +29,89 @@ fn ha_manifest() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// etcdctl against `endpoint` (the store may be one this test restarted).
+fn ctl(endpoint: &str, args: &[&str]) {
+    let status = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run etcdctl");
+    assert!(status.success(), "etcdctl {args:?}");
+}
+
 /// What the deployer writes: the manifest revision and each zone.
-fn import(store: &Etcd, manifest: &Value) {
+fn import(store: &str, manifest: &Value) {
     let revision =
         serde_json::json!({"revision": 1, "importedAt": 0, "systems": {}, "manifest": manifest});
-    store.ctl(&["put", &keys::manifest_current(), &revision.to_string()]);
+    ctl(
+        store,
+        &["put", &keys::manifest_current(), &revision.to_string()],
+    );
     for (apex, zone) in manifest["dns"]["zones"].as_object().unwrap() {
-        put_zone(store, apex, &zone.to_string());
+        ctl(store, &["put", &keys::dns_zone(apex), &zone.to_string()]);
     }
 }
 
+/// A new, empty store (etcd, or `UC_TEST_STORE`) answering on `endpoint`,
+/// as when a store comes back without its data.
+fn store_at(endpoint: &str, dir: &Path) -> KillOnDrop {
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let binary = std::env::var("UC_TEST_STORE").unwrap_or_else(|_| "etcd".into());
+    let process = Command::new(binary)
+        .args(["--name", "t2", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--listen-client-urls",
+            endpoint,
+            "--advertise-client-urls",
+            endpoint,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("t2={peer}"),
+            "--log-level",
+            "error",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the store again");
+    let process = KillOnDrop(process);
+    wait_for("the store back", Duration::from_secs(20), || {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", endpoint, "endpoint", "health"])
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .ok()
+            .filter(std::process::ExitStatus::success)
+    });
+    process
+}
+
 /// What the scheduler writes for instance `id` of web on `node`.
-fn assign(store: &Etcd, id: &str, node: &str) {
+fn assign(store: &str, id: &str, node: &str) {
     let assignment = Assignment {
         node: node.to_owned(),
         ports: BTreeMap::from([("http".to_owned(), 8080)]),
     };
     let value = serde_json::to_string(&assignment).unwrap();
-    store.ctl(&["put", &keys::service_assignment("web", id), &value]);
+    ctl(
+        store,
+        &["put", &keys::service_assignment("web", id), &value],
+    );
 }
 
 /// What a node-agent writes about instance `id` of web on `node`.
-fn report(store: &Etcd, node: &str, address: &str, id: &str, state: InstanceState) {
+fn report(store: &str, node: &str, address: &str, id: &str, state: InstanceState) {
     let status = InstanceStatus {
         service: "web".to_owned(),
         id: id.to_owned(),
@@ -62,19 +126,20 @@ fn report(store: &Etcd, node: &str, address: &str, id: &str, state: InstanceStat
     };
     let value = serde_json::to_string(&status).unwrap();
     let key = keys::instance_status(node, &keys::instance_name("web", id));
-    store.ctl(&["put", &key, &value]);
+    ctl(store, &["put", &key, &value]);
 }
 
 #[test]
 fn service_records_follow_instance_health_and_survive_the_store() {
     let dir = TestDir::new("uc-dns-live");
-    let store = Etcd::start(&dir.join("store"));
-    import(&store, &ha_manifest());
-    assign(&store, "0", "worker1");
-    assign(&store, "1", "worker2");
-    report(&store, "worker1", "10.1.0.21", "0", InstanceState::Healthy);
-    report(&store, "worker2", "10.1.0.22", "1", InstanceState::Healthy);
-    let dns = Dns::start(&store, &dir);
+    let etcd = Etcd::start(&dir.join("store"));
+    let store = etcd.endpoint.as_str();
+    import(store, &ha_manifest());
+    assign(store, "0", "worker1");
+    assign(store, "1", "worker2");
+    report(store, "worker1", "10.1.0.21", "0", InstanceState::Healthy);
+    report(store, "worker2", "10.1.0.22", "1", InstanceState::Healthy);
+    let dns = Dns::start(&etcd, &dir);
     let web = ["web.ha.test", "A"];
     let both = |reply: &common::Reply| reply.answer_data() == ["10.1.0.21", "10.1.0.22"];
     dns.dig_until(&web, LIVE, both);
@@ -88,31 +153,25 @@ fn service_records_follow_instance_health_and_survive_the_store() {
     assert_eq!(reply.additional.len(), 2, "{}", reply.text);
 
     // worker1's instance fails its health check, then recovers.
-    report(
-        &store,
-        "worker1",
-        "10.1.0.21",
-        "0",
-        InstanceState::Unhealthy,
-    );
+    report(store, "worker1", "10.1.0.21", "0", InstanceState::Unhealthy);
     let took = dns.dig_until(&web, LIVE, |r| r.answer_data() == ["10.1.0.22"]);
     eprintln!("unhealthy seen after {took:?}");
-    report(&store, "worker1", "10.1.0.21", "0", InstanceState::Healthy);
+    report(store, "worker1", "10.1.0.21", "0", InstanceState::Healthy);
     let took = dns.dig_until(&web, LIVE, both);
     eprintln!("healthy again seen after {took:?}");
 
     // Its node-agent's lease runs out: the status key goes.
     let key = keys::instance_status("worker2", &keys::instance_name("web", "1"));
-    store.ctl(&["del", &key]);
+    ctl(store, &["del", &key]);
     dns.dig_until(&web, LIVE, |r| r.answer_data() == ["10.1.0.21"]);
     // No healthy instance left: the name stays, without addresses (NODATA).
-    report(&store, "worker1", "10.1.0.21", "0", InstanceState::Starting);
+    report(store, "worker1", "10.1.0.21", "0", InstanceState::Starting);
     dns.dig_until(&web, LIVE, |r| r.status == "NOERROR" && r.answer.is_empty());
-    report(&store, "worker1", "10.1.0.21", "0", InstanceState::Healthy);
+    report(store, "worker1", "10.1.0.21", "0", InstanceState::Healthy);
     dns.dig_until(&web, LIVE, |r| r.answer_data() == ["10.1.0.21"]);
 
     // From the config file: only the zones it lists.
-    let config_dns = from_config(&store, &dir, &["ha.test"]);
+    let config_dns = from_config(&etcd, &dir, &["ha.test"]);
     assert_eq!(config_dns.dig(&web).answer_data(), ["10.1.0.21"]);
     let reply = config_dns.dig(&["-x", "10.1.0.21"]);
     assert_eq!(reply.status, "REFUSED", "{}", reply.text);
@@ -125,7 +184,9 @@ fn service_records_follow_instance_health_and_survive_the_store() {
     );
 
     // The store goes away: answers stay, health says so.
-    drop(store);
+    let serial_before = soa_serial(&dns);
+    let endpoint = etcd.endpoint.clone();
+    drop(etcd);
     dns.wait_health("degraded");
     let (code, body) = dns.health();
     assert_eq!(code, 200, "{body}");
@@ -133,6 +194,40 @@ fn service_records_follow_instance_health_and_survive_the_store() {
     assert_eq!(dns.dig(&web).answer_data(), ["10.1.0.21"]);
     assert!(dns.metrics().contains("uc_dns_store_connected 0"));
     assert!(dns.log_text().contains("answering from the last snapshot"));
+
+    // It comes back empty, and the deployer, scheduler and agents write
+    // again: uc-dns reads it all anew. Its revisions start over, the serial
+    // does not go back.
+    let _store = store_at(&endpoint, &dir.join("store-again"));
+    import(&endpoint, &ha_manifest());
+    assign(&endpoint, "0", "worker1");
+    assign(&endpoint, "1", "worker2");
+    report(
+        &endpoint,
+        "worker1",
+        "10.1.0.21",
+        "0",
+        InstanceState::Healthy,
+    );
+    report(
+        &endpoint,
+        "worker2",
+        "10.1.0.22",
+        "1",
+        InstanceState::Healthy,
+    );
+    dns.wait_health("ok");
+    dns.dig_until(&web, Duration::from_secs(5), both);
+    assert!(
+        soa_serial(&dns) > serial_before,
+        "the zone changed, so its serial grew"
+    );
+}
+
+fn soa_serial(dns: &Dns) -> u64 {
+    let reply = dns.dig(&["ha.test", "SOA"]);
+    let soa = reply.answer.first().expect("an SOA");
+    soa.split(' ').nth(6).unwrap().parse().unwrap()
 }
 
 fn from_config(store: &Etcd, dir: &std::path::Path, zones: &[&str]) -> Dns {
