@@ -45,7 +45,12 @@ pub struct Answer {
 
 impl Answer {
     pub fn refused() -> Answer {
-        Answer::empty(ResponseCode::Refused, false)
+        Answer::error(ResponseCode::Refused)
+    }
+
+    /// No records, not authoritative, `rcode`.
+    pub fn error(rcode: ResponseCode) -> Answer {
+        Answer::empty(rcode, false)
     }
 
     fn empty(rcode: ResponseCode, authoritative: bool) -> Answer {

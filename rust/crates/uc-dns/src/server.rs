@@ -46,14 +46,12 @@ pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
         [only] => Some(only.query_type()),
         _ => None,
     };
-    let error = |metadata: Metadata, rcode: ResponseCode| {
-        let mut answer = Answer::refused();
-        answer.rcode = rcode;
+    let error = |rcode: ResponseCode| {
         let mut metadata = metadata;
         metadata.response_code = rcode;
         Reply {
             metadata,
-            answer,
+            answer: Answer::error(rcode),
             qtype,
             outside_zones: false,
         }
@@ -61,14 +59,14 @@ pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
     match request.metadata.op_code {
         OpCode::Query => {}
         // Not a secondary, and no updates allowed: Knot's answer too.
-        OpCode::Notify | OpCode::Update => return error(metadata, ResponseCode::NotAuth),
-        _ => return error(metadata, ResponseCode::NotImp),
+        OpCode::Notify | OpCode::Update => return error(ResponseCode::NotAuth),
+        _ => return error(ResponseCode::NotImp),
     }
     let [query] = queries else {
-        return error(metadata, ResponseCode::FormErr);
+        return error(ResponseCode::FormErr);
     };
     if request.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
-        return error(metadata, ResponseCode::BADVERS);
+        return error(ResponseCode::BADVERS);
     }
     let question = Question {
         name: query.name().clone(),

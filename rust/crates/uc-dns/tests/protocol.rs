@@ -4,7 +4,8 @@
 //! empty non-terminals, wildcards, referrals with glue, PTR patterns,
 //! REFUSED outside its zones and for AXFR, TC over UDP and the whole answer
 //! over TCP, EDNS, bad records skipped and logged, zone changes live with a
-//! higher serial; then garbage on both sockets, and /metrics.
+//! higher serial; then garbage on both sockets, /metrics, and one UDP
+//! socket per CPU on the port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -79,6 +80,7 @@ fn answers_as_knot_does() {
     zone_changes_are_live_with_a_higher_serial(&dns, &store);
     garbage_does_not_stop_the_server(&dns);
     metrics_count_queries_and_show_serials(&dns);
+    one_udp_socket_per_cpu(&dns);
 }
 
 fn positive_answers_are_authoritative(dns: &Dns) {
@@ -341,4 +343,16 @@ fn metrics_count_queries_and_show_serials(dns: &Dns) {
     ] {
         assert!(metrics.contains(needle), "no {needle} in\n{metrics}");
     }
+}
+
+/// SO_REUSEPORT: as many UDP sockets on the port as CPUs, so all answer.
+fn one_udp_socket_per_cpu(dns: &Dns) {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let local = format!("0100007F:{:04X}", dns.port);
+    let sockets = table
+        .lines()
+        .filter(|line| line.split_whitespace().nth(1) == Some(local.as_str()))
+        .count();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(sockets, cpus, "{table}");
 }
