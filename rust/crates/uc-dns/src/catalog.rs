@@ -24,6 +24,8 @@ pub struct Catalog {
     /// meanwhile: a zone that comes back (even from a store that lost its
     /// data and counts revisions from 1 again) never goes back in serial.
     serials: BTreeMap<String, u32>,
+    /// Configured zones not in the store at the last reload (warned once).
+    missing: BTreeSet<String>,
     generation: u64,
 }
 
@@ -34,6 +36,7 @@ impl Catalog {
             parsed: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             serials: BTreeMap::new(),
+            missing: BTreeSet::new(),
             generation: 0,
         }
     }
@@ -85,10 +88,25 @@ impl Catalog {
                 content,
             )));
         }
+        self.warn_missing(state);
         self.parsed.retain(|name, _| state.zones.contains_key(name));
         self.unreadable
             .retain(|name, _| state.zones.contains_key(name));
         Snapshot::new(zones, revision, self.generation)
+    }
+
+    /// Says once when a zone the config lists is not (or no longer) in the store.
+    fn warn_missing(&mut self, state: &StoreState) {
+        let Some(only) = &self.only else { return };
+        let missing: BTreeSet<String> = only
+            .iter()
+            .filter(|zone| !state.zones.contains_key(*zone))
+            .cloned()
+            .collect();
+        for zone in missing.difference(&self.missing) {
+            tracing::warn!(%zone, "zone in the config but not in the store; REFUSED until the deployer writes it");
+        }
+        self.missing = missing;
     }
 
     /// The parsed declaration of zone `name`, parsed again only if its key
