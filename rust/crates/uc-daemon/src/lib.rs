@@ -3,6 +3,7 @@
 //! runtime, its HTTP listener, and a future that resolves on SIGTERM or
 //! Ctrl-C; and the `/metrics` registry (`metrics`).
 
+pub mod http;
 pub mod metrics;
 
 use std::process::ExitCode;

@@ -22,10 +22,7 @@ mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use tracing::Instrument;
+use axum::middleware;
 
 pub use cache::Cache;
 pub use store::Store;
@@ -55,15 +52,5 @@ pub fn app(app: App) -> axum::Router {
         .merge(api::router(app.store.clone()))
         .merge(dashboard::router(app.store))
         .merge(phone_home::router(phone_home))
-        .layer(middleware::from_fn(request_span))
-}
-
-/// Runs the request's handler in a `request` span with its method and path.
-async fn request_span(request: Request, next: Next) -> Response {
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path()
-    );
-    next.run(request).instrument(span).await
+        .layer(middleware::from_fn(uc_daemon::http::request_span))
 }

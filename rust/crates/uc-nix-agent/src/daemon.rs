@@ -5,10 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, EventType, WatchOptions};
@@ -134,17 +133,7 @@ fn router(status: Arc<Status>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn(request_span))
-}
-
-/// Runs the request's handler in a `request` span with its method and path.
-async fn request_span(request: Request, next: Next) -> Response {
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path()
-    );
-    next.run(request).instrument(span).await
+        .layer(middleware::from_fn(uc_daemon::http::request_span))
 }
 
 struct Agent {

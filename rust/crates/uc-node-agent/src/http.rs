@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use tracing::Instrument;
 use uc_daemon::metrics::{self, Family, Gauge, Registry};
 use uc_types::InstanceState;
 
@@ -40,20 +39,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics_route))
         .route("/instances", get(instances))
         .route("/logs/{instance}", get(instance_logs))
-        .layer(middleware::from_fn_with_state(shared.clone(), request_span))
+        .layer(middleware::from_fn(uc_daemon::http::request_span))
         .with_state(shared)
-}
-
-/// Runs the request's handler in a `request` span with the node, method
-/// and path.
-async fn request_span(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let span = tracing::info_span!(
-        "request",
-        node = %shared.node,
-        method = %request.method(),
-        path = %request.uri().path()
-    );
-    next.run(request).instrument(span).await
 }
 
 type Labels = [(&'static str, &'static str); 1];
