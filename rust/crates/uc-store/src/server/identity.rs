@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use uc_types::InitialMember;
 
-use super::StartError;
+use super::error::StartError;
 use crate::ids;
 use crate::raft::{Member, NodeId};
 

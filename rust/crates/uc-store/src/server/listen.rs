@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
-use super::StartError;
+use super::error::StartError;
 use crate::node::Node;
 use crate::raft::NodeId;
 

@@ -3,6 +3,7 @@
 //!
 //! `identity`: whose the data dir is; `listen`: the gRPC listeners.
 
+mod error;
 mod identity;
 mod listen;
 
@@ -30,6 +31,7 @@ use crate::raft::network::{Acks, Network, PeerChannels, PeerUrls};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{Member, NodeId, Raft};
 
+pub use error::{ConfigError, StartError};
 pub(crate) use identity::{bootstrap, check_identity, Bootstrap};
 use listen::{bind, request_span, serve_grpc, Listener};
 
@@ -57,33 +59,6 @@ pub struct Settings {
     /// leader recently (see `Node::lease_read_index`); false: a heartbeat
     /// round to a quorum for every read round, as etcd.
     pub lease_reads: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    Config(String),
-    #[error("data dir {dir}: {detail}")]
-    DataDir { dir: String, detail: String },
-    #[error("cannot listen on {url}: {detail}")]
-    Listen { url: String, detail: String },
-    #[error("raft: {0}")]
-    Raft(String),
-}
-
-/// Flags or config values that do not make a member; each names the flag.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(transparent)]
-    File(#[from] uc_types::ContractError),
-    #[error("--auto-compaction-retention {0:?}: expected hours (\"1\") or a duration (\"30m\", \"1h\", \"90s\")")]
-    Retention(String),
-    #[error("--initial-cluster: {0:?} is not name=peerURL (e.g. infra0=http://10.0.1.10:2380)")]
-    InitialCluster(String),
-    #[error("--initial-cluster-state {0:?}: expected \"new\" or \"existing\"")]
-    InitialClusterState(String),
-    #[error("--election-timeout ({election_ms} ms) must be greater than --heartbeat-interval ({heartbeat_ms} ms), which must be above 0")]
-    Timeouts { election_ms: u64, heartbeat_ms: u64 },
 }
 
 /// Parses etcd's `--auto-compaction-retention`: hours, or a duration with a

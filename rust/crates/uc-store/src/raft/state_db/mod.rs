@@ -12,9 +12,11 @@
 //! for the log (`--unsafe-no-fsync`) nothing here is synced either: a state
 //! on disk ahead of the log it came from cannot be started from.
 //!
-//! Here the database's handle and what callers hand it; `writer` is the
-//! thread that owns it, `tables` its layout and the reads and writes of it.
+//! Here the database's handle; `applied` is what the state machine hands
+//! it, `writer` the thread that owns it, `tables` its layout and the reads
+//! and writes of it.
 
+mod applied;
 mod error;
 mod tables;
 mod writer;
@@ -23,19 +25,19 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use openraft::{LogId, StoredMembership};
 use redb::{Database, Durability, ReadTransaction};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use uc_daemon::metrics::{latency_histogram, Histogram};
 
-use super::{Member, NodeId};
-use crate::state::{Changes, State, StateSnapshot};
+use crate::state::{State, StateSnapshot};
 use tables::{create_tables, load, replace};
 use writer::{Job, Writer};
 
+pub use applied::{Batch, Position, Step};
+
 pub use error::StateDbError;
 pub use tables::{encode_snapshot, EncodedSnapshot};
+pub use writer::Defragmented;
 
 /// The state database, in the data dir.
 pub const STATE_FILE: &str = "state.redb";
@@ -43,55 +45,6 @@ pub const STATE_FILE: &str = "state.redb";
 /// Pages cached in memory: reads are rare (start, snapshots), and the
 /// records are written in revision order, so writes touch few pages.
 const CACHE_BYTES: usize = 128 << 20;
-
-/// What the state has applied, beside its records and leases.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Position {
-    pub revision: i64,
-    pub compacted: i64,
-    pub nospace: Vec<u64>,
-    pub last_applied: Option<LogId<NodeId>>,
-    pub last_membership: StoredMembership<NodeId, Member>,
-}
-
-impl Default for Position {
-    /// An empty store, as etcd starts it: revision 1.
-    fn default() -> Self {
-        Position {
-            revision: 1,
-            compacted: 0,
-            nospace: Vec::new(),
-            last_applied: None,
-            last_membership: StoredMembership::default(),
-        }
-    }
-}
-
-/// One change to the state, in the order the commands made them.
-#[derive(Debug)]
-pub enum Step {
-    Changes(Arc<Changes>),
-    Grant {
-        id: i64,
-        ttl: i64,
-    },
-    Revoke(i64),
-    /// The revisions (main, sub) a compaction dropped.
-    Compacted(Vec<(i64, i64)>),
-}
-
-/// What one `apply` call changed, and the position after it.
-pub struct Batch {
-    pub steps: Vec<Step>,
-    pub position: Position,
-}
-
-/// The file's size before and after a defragmentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Defragmented {
-    pub before: u64,
-    pub after: u64,
-}
 
 /// A state database opened and loaded, its writer not started yet.
 pub struct Opened {

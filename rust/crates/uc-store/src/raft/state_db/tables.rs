@@ -11,7 +11,8 @@ use redb::{
 };
 use serde::Serialize;
 
-use super::{Batch, Position, StateDbError, Step};
+use super::applied::{Batch, Position, Step};
+use super::error::StateDbError;
 use crate::lease::Lease;
 use crate::mvcc::{EventKind, KeyValue, Record};
 use crate::raft::snapshot::SNAPSHOT_MAGIC;

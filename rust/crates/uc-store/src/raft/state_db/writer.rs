@@ -12,8 +12,9 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase};
 use tokio::sync::oneshot;
 use uc_daemon::metrics::Histogram;
 
+use super::applied::{Batch, Position};
+use super::error::StateDbError;
 use super::tables::{commit, replace};
-use super::{Batch, Defragmented, Position, StateDbError};
 use crate::state::StateSnapshot;
 
 /// How long at most the database goes without a commit with fsync.
@@ -34,6 +35,13 @@ pub(super) enum Job {
     Read(mpsc::Sender<Result<ReadTransaction, StateDbError>>),
     /// Commits with fsync, then rewrites the file without its free pages.
     Defragment(oneshot::Sender<Result<Defragmented, StateDbError>>),
+}
+
+/// The file's size before and after a defragmentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defragmented {
+    pub before: u64,
+    pub after: u64,
 }
 
 /// How long a defragmentation waits for readers (snapshots being encoded)
