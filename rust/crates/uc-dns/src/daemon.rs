@@ -33,7 +33,7 @@ pub enum DaemonError {
     #[error("HTTP endpoint: {0}")]
     Http(String),
     #[error("DNS server stopped: {0}")]
-    Server(String),
+    Server(#[from] hickory_server::net::NetError),
 }
 
 pub async fn run(
@@ -82,10 +82,7 @@ pub async fn run(
         shutdown.await;
         token.cancel();
     });
-    let result = server
-        .block_until_done()
-        .await
-        .map_err(|err| DaemonError::Server(err.to_string()));
+    let result = server.block_until_done().await.map_err(DaemonError::from);
     sync.abort();
     http.abort();
     tracing::info!("stopped");
