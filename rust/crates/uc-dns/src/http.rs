@@ -41,6 +41,7 @@ pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(uc_daemon::http::request_span))
         .with_state(shared)
 }
 
