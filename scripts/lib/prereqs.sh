@@ -1,8 +1,9 @@
 # Installs what the test suite and the demo need on Debian/Ubuntu, when it is
 # missing: Nix (Debian's nix-bin), Python 3, protoc, etcd and etcdctl (the
 # reference the store is tested against), Chromium (dashboard tests), jq and
-# curl (the installer's phone-home script is tested), and
-# Rust's rustfmt and clippy.
+# curl (the installer's phone-home script is tested), dig, kdig and knotd
+# (uc-dns is queried with them and compared with Knot), and Rust's rustfmt
+# and clippy.
 # Idempotent; quiet when everything is there.
 ensure_prereqs() {
   local missing=()
@@ -19,13 +20,15 @@ ensure_prereqs() {
   command -v chromium >/dev/null || missing+=(chromium)
   command -v cc >/dev/null || missing+=(build-essential)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+  local sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
   if [ ${#missing[@]} -gt 0 ]; then
-    local sudo=
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
     echo "installing: ${missing[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+  command -v knotd >/dev/null || install_knot_stopped
+
   if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
     return 1
@@ -35,6 +38,26 @@ ensure_prereqs() {
     cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
   fi
   ensure_python_etcd3
+}
+
+# Knot (knotd), the DNS server uc-dns is compared with (uc-dns/tests/knot.rs);
+# its package would start a server on port 53 of every address, so it is
+# installed with service starts refused (policy-rc.d, as in containers) and
+# left disabled: the tests start their own knotd on loopback.
+install_knot_stopped() {
+  local policy=/usr/sbin/policy-rc.d own_policy=
+  if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee $policy >/dev/null && $sudo chmod +x $policy && own_policy=1
+  fi
+  echo "installing: knot (not started)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq knot >/dev/null ||
+    echo "WARNING: knot could not be installed; uc-dns's comparison with Knot will SKIP" >&2
+  [ -z "$own_policy" ] || $sudo rm -f $policy
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now knot.service >/dev/null 2>&1 || true
+  fi
+  return 0
 }
 
 # python-etcd3 (PyPI) for the store's smoke test, in a venv outside the work
