@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::Lease;
-
 #[derive(Default)]
 pub struct LeaseClock {
     deadlines: Mutex<HashMap<i64, Instant>>,
@@ -33,12 +31,13 @@ impl LeaseClock {
     }
 
     /// Gives every lease a fresh TTL from now (a new leader does this, as etcd).
-    pub fn refresh<'a>(&self, leases: impl IntoIterator<Item = &'a Lease>) {
+    /// `leases`: each one's id and TTL.
+    pub fn refresh(&self, leases: impl IntoIterator<Item = (i64, i64)>) {
         let now = Instant::now();
         let mut deadlines = self.lock();
         deadlines.0.clear();
-        for lease in leases {
-            deadlines.0.insert(lease.id, now + ttl_duration(lease.ttl));
+        for (id, ttl) in leases {
+            deadlines.0.insert(id, now + ttl_duration(ttl));
         }
     }
 
@@ -47,14 +46,15 @@ impl LeaseClock {
         self.lock().0.insert(id, Instant::now() + ttl_duration(ttl));
     }
 
-    /// Seconds left on `lease` by this clock (its TTL if it has no deadline).
-    pub fn remaining(&self, lease: &Lease) -> i64 {
+    /// Seconds left on lease `id` by this clock (`ttl` if it has no
+    /// deadline).
+    pub fn remaining(&self, id: i64, ttl: i64) -> i64 {
         let left = self
             .lock()
             .0
-            .get(&lease.id)
+            .get(&id)
             .map(|d| d.saturating_duration_since(Instant::now()))
-            .unwrap_or(ttl_duration(lease.ttl));
+            .unwrap_or(ttl_duration(ttl));
         left.as_secs_f64().ceil() as i64
     }
 

@@ -3,8 +3,7 @@
 //! with a tombstone mark for deletes), plus the revision and the compacted
 //! revision. The key index is rebuilt from it on restore.
 
-use super::keyspace::{Change, Keyspace};
-use super::{EventKind, KeyValue};
+use super::keyspace::{Change, EventKind, KeyValue, Keyspace};
 
 /// One change of one key at revision `main`/`sub`. A delete's `kv` is the
 /// tombstone: the key and the deleting revision, everything else zero.

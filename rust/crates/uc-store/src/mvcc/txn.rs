@@ -6,8 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use super::keyspace::{in_range, Keyspace, Pending};
-use super::{Event, KeyValue, MvccError, RangeOptions, RangeResult};
+use super::keyspace::{
+    in_range, Event, KeyValue, Keyspace, MvccError, Pending, RangeOptions, RangeResult,
+};
 
 /// etcd's --max-txn-ops default.
 pub const MAX_TXN_OPS: usize = 128;

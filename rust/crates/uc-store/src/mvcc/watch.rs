@@ -2,8 +2,7 @@
 //! from a start revision, and etcd's watch filters for fanning out the events
 //! of each new write. The streams themselves belong to the gRPC layer.
 
-use super::keyspace::{in_range, Keyspace};
-use super::{Event, EventKind, KeyValue, MvccError};
+use super::keyspace::{in_range, Event, EventKind, KeyValue, Keyspace, MvccError};
 
 /// The part of etcd's `WatchCreateRequest` that selects events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

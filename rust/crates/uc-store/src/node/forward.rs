@@ -7,8 +7,7 @@ use uc_proto::ucpeer::peer_client::PeerClient;
 use uc_proto::ucpeer::Payload;
 
 use super::messages::{Failure, Forward, Forwarded};
-use super::propose::Submitted;
-use super::Node;
+use super::{Node, Submitted};
 use crate::errors;
 use crate::raft::{Member, NodeId};
 

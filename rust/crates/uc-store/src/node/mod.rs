@@ -6,35 +6,40 @@
 //! - `forward`: what a follower asks of the leader on the peer port, and how
 //!   the leader answers it (`messages`: what crosses that port).
 //! - `read_index`: linearizable read barriers (the leader lease, or a round
-//!   to a quorum), shared by concurrent reads.
+//!   to a quorum), shared by concurrent reads (`read_batcher`).
 //! - `membership`: member changes, publishing this member's URLs, promoting
 //!   learners, MoveLeader.
 //! - `duties`: the leader's own work (lease expiry, auto-compaction).
 //!
-//! Here: the member itself, its response headers and its metrics' counters.
+//! Here: the member itself, what its proposer is handed, its response
+//! headers and its metrics' counters. The rooms use what is here; this
+//! module uses none of theirs but the leaves `messages` and `read_batcher`.
 
 mod duties;
 mod forward;
 mod membership;
 mod messages;
 mod propose;
+mod read_batcher;
 mod read_index;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openraft::error::ForwardToLeader;
 use openraft::ServerState;
+use tonic::Status;
 use uc_daemon::metrics::{Counter, Histogram};
 use uc_proto::etcdserverpb::ResponseHeader;
 
 use crate::raft::log_store::CommitIndex;
 use crate::raft::network::{Acks, PeerChannels};
 use crate::raft::state_machine::Shared;
-use crate::raft::{NodeId, Raft};
+use crate::raft::{Member, NodeId, Raft};
+use crate::state::{Applied, Command};
 
 pub use messages::{Failure, Forward, Forwarded, MembershipChange};
-pub use propose::{Proposal, Submitted};
-pub use read_index::{ReadBatcher, ReadRounds};
+pub use read_batcher::ReadBatcher;
 
 pub struct Node {
     pub id: NodeId,
@@ -82,6 +87,21 @@ pub struct Node {
     pub leader_lease: Duration,
 }
 
+/// What became of a submitted write.
+#[derive(Debug)]
+pub enum Submitted {
+    Applied(Applied),
+    /// Not proposed, and never to be committed: this member did not lead
+    /// (openraft answers so too for entries a new leader truncated). Safe to
+    /// send to the leader.
+    NotLeader(ForwardToLeader<NodeId, Member>),
+    /// Failed, maybe after it was proposed: the client hears this.
+    Failed(Status),
+}
+
+/// A write waiting for the proposer.
+pub type Proposal = (Command, tokio::sync::oneshot::Sender<Submitted>);
+
 /// Connections accepted, by listener kind (a metric: members keep one
 /// connection to each other, so the peer count should stay small).
 #[derive(Default)]
@@ -102,6 +122,15 @@ pub struct Timings {
     pub proposals: Histogram,
     /// Writes in those proposals (one proposal carries a batch).
     pub proposed_writes: Counter,
+}
+
+/// Read-index rounds, by how leadership was confirmed (a metric).
+#[derive(Default)]
+pub struct ReadRounds {
+    pub lease: Counter,
+    pub quorum: Counter,
+    /// A follower asked the leader.
+    pub forwarded: Counter,
 }
 
 impl Node {

@@ -10,25 +10,10 @@ use tonic::Status;
 use tracing::Instrument;
 
 use super::messages::{Forward, Forwarded};
-use super::Node;
+use super::{Node, Proposal, Submitted};
 use crate::errors;
 use crate::raft::{Member, NodeId};
 use crate::state::{AlarmAction, Applied, Command, Reply};
-
-/// What became of a submitted write.
-#[derive(Debug)]
-pub enum Submitted {
-    Applied(Applied),
-    /// Not proposed, and never to be committed: this member did not lead
-    /// (openraft answers so too for entries a new leader truncated). Safe to
-    /// send to the leader.
-    NotLeader(ForwardToLeader<NodeId, Member>),
-    /// Failed, maybe after it was proposed: the client hears this.
-    Failed(Status),
-}
-
-/// A write waiting for the proposer.
-pub type Proposal = (Command, tokio::sync::oneshot::Sender<Submitted>);
 
 /// Pause before asking again where the leadership has moved.
 const LEADER_MOVED_PAUSE: Duration = Duration::from_millis(20);

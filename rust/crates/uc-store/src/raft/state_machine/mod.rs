@@ -65,7 +65,9 @@ impl Shared {
     /// Gives every lease a fresh TTL from now (a new leader does this, as etcd).
     pub fn refresh_leases(&self) {
         let machine = self.read();
-        self.leases.refresh(machine.state.leases.values());
+        let leases = machine.state.leases.values();
+        self.leases
+            .refresh(leases.map(|lease| (lease.id, lease.ttl)));
     }
 
     /// The state as the database has it now, as a snapshot file (without
@@ -112,7 +114,7 @@ impl Shared {
     pub fn remaining(&self, id: i64) -> Option<i64> {
         let machine = self.read();
         let lease = machine.state.leases.get(&id)?;
-        Some(self.leases.remaining(lease))
+        Some(self.leases.remaining(lease.id, lease.ttl))
     }
 
     /// Leases whose deadline passed.
