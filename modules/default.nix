@@ -16,7 +16,7 @@
     then {}
     else node.daemons;
   # Daemon name in the manifest -> its module under services.ultracloud.
-  withModule = ["store" "deployer" "scheduler" "nix-agent" "node-agent"];
+  withModule = ["store" "deployer" "scheduler" "nix-agent" "node-agent" "dns"];
   # The projection as definitions of `settings`: every leaf (a value that is
   # not an attribute set; lists included) at mkDefault priority, so a user's
   # definition of one key, however deep, replaces just that key.
@@ -31,6 +31,7 @@ in {
     ./scheduler.nix
     ./nix-agent.nix
     ./node-agent.nix
+    ./dns.nix
   ];
 
   options.ultracloud = {

@@ -52,7 +52,7 @@ in rec {
       };
       port = mkOption {
         type = types.port;
-        description = "The TCP port listened on.";
+        description = "The port listened on (TCP; DNS listens on UDP too).";
       };
     };
   };

@@ -3,7 +3,9 @@
 # option declarations in ./options.nix. Evaluates to the list of failures:
 # [] when every node's /etc/ultracloud/<daemon>.json holds exactly
 # manifest.nodes.<node>.daemons.<daemon> and nothing else under ultracloud/,
-# and the daemons' units, users, firewall ports and `listen` options match.
+# and the daemons' units, users, firewall ports and `listen` options match
+# (uc-dns: its DNS ports open for UDP too, a dynamic user with only
+# CAP_NET_BIND_SERVICE).
 # (./system.nix is the offline nixosSystem; ./override.nix tests overrides.)
 {
   nixpkgsLib,
@@ -29,7 +31,11 @@
           peer = daemons.store.listenPeerUrls;
           metrics = daemons.store.listenMetricsUrls;
         }
-      else {http = [(listen.parse "manifest.nodes.${name}.daemons.${d}.httpListen" daemons.${d}.httpListen)];};
+      else
+        {http = [(listen.parse "manifest.nodes.${name}.daemons.${d}.httpListen" daemons.${d}.httpListen)];}
+        // lib.optionalAttrs (d == "dns") {
+          dns = map (listen.parse "manifest.nodes.${name}.daemons.dns.listen") daemons.dns.listen;
+        };
     portsOf = d: listen.ports (listenOf d);
     unitChecks = d: args: let
       unit = config.systemd.services."uc-${d}" or null;
@@ -56,6 +62,17 @@
     "${name}: uc-scheduler does not run as a dynamic user"
     ++ unitChecks "nix-agent" " run"
     ++ unitChecks "node-agent" ""
+    ++ unitChecks "dns" ""
+    ++ lib.optionals (daemons ? dns) (let
+      unit = config.systemd.services.uc-dns.serviceConfig;
+    in
+      map (port: "${name}: the firewall does not open uc-dns's DNS port ${toString port} for UDP")
+      (builtins.filter (port: !(builtins.elem port config.networking.firewall.allowedUDPPorts))
+        (listen.ports {inherit (listenOf "dns") dns;}))
+      ++ lib.optional (!(unit.DynamicUser or false) || unit ? User)
+      "${name}: uc-dns does not run as a dynamic user (it must not run as root)"
+      ++ lib.optional ((unit.AmbientCapabilities or null) != ["CAP_NET_BIND_SERVICE"] || (unit.CapabilityBoundingSet or null) != ["CAP_NET_BIND_SERVICE"])
+      "${name}: uc-dns may not bind port 53: its ambient capabilities and bounding set must be exactly CAP_NET_BIND_SERVICE")
     ++ lib.optional (daemons
       ? node-agent
       && (config.systemd.services.uc-node-agent.serviceConfig.KillMode or null) != "process")

@@ -4,7 +4,8 @@
 #   environment.etc                 nixos/modules/system/etc/etc.nix
 #   assertions, warnings            nixos/modules/misc/assertions.nix
 #   networking.hostName             nixos/modules/tasks/network-interfaces.nix
-#   networking.firewall.allowedTCPPorts  nixos/modules/services/networking/firewall.nix
+#   networking.firewall.allowedTCPPorts, allowedUDPPorts
+#                                   nixos/modules/services/networking/firewall.nix
 #   systemd.services.<name>.*       nixos/lib/systemd-unit-options.nix (the subset we set)
 #   users.users, users.groups       nixos/modules/config/users-groups.nix (the subset we set)
 #   nix.package                     nixos/modules/config/nix.nix
@@ -22,6 +23,8 @@
       then lib.concatMap (def: lib.toList def.value) defs
       else lib.mergeEqualOption loc defs;
   };
+  # nixos/modules/services/networking/firewall.nix
+  canonicalizePortList = ports: lib.unique (builtins.sort builtins.lessThan ports);
   listOfStr = mkOption {
     type = types.listOf types.str;
     default = [];
@@ -69,6 +72,12 @@ in {
     networking.firewall.allowedTCPPorts = mkOption {
       type = types.listOf types.port;
       default = [];
+      apply = canonicalizePortList;
+    };
+    networking.firewall.allowedUDPPorts = mkOption {
+      type = types.listOf types.port;
+      default = [];
+      apply = canonicalizePortList;
     };
     users.users = mkOption {
       default = {};
