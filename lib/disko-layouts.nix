@@ -12,25 +12,27 @@ let
       mountOptions = ["umask=0077"];
     };
   };
+  ext4 = mountpoint: {
+    type = "filesystem";
+    format = "ext4";
+    inherit mountpoint;
+  };
+  # The disk as GPT: the EFI system partition and `partitions`.
+  gpt = disk: partitions: {
+    type = "disk";
+    device = disk;
+    content = {
+      type = "gpt";
+      partitions = {ESP = esp;} // partitions;
+    };
+  };
 in {
   # GPT: EFI system partition and one ext4 root.
   standard = disk: {
-    disk.main = {
-      type = "disk";
-      device = disk;
-      content = {
-        type = "gpt";
-        partitions = {
-          ESP = esp;
-          root = {
-            size = "100%";
-            content = {
-              type = "filesystem";
-              format = "ext4";
-              mountpoint = "/";
-            };
-          };
-        };
+    disk.main = gpt disk {
+      root = {
+        size = "100%";
+        content = ext4 "/";
       };
     };
   };
@@ -38,20 +40,12 @@ in {
   # GPT: EFI system partition, LVM with root and a separate volume for
   # /var/lib (store data, VM images) so either can be grown on its own.
   lvm = disk: {
-    disk.main = {
-      type = "disk";
-      device = disk;
-      content = {
-        type = "gpt";
-        partitions = {
-          ESP = esp;
-          pv = {
-            size = "100%";
-            content = {
-              type = "lvm_pv";
-              vg = "pool";
-            };
-          };
+    disk.main = gpt disk {
+      pv = {
+        size = "100%";
+        content = {
+          type = "lvm_pv";
+          vg = "pool";
         };
       };
     };
@@ -60,19 +54,11 @@ in {
       lvs = {
         root = {
           size = "40G";
-          content = {
-            type = "filesystem";
-            format = "ext4";
-            mountpoint = "/";
-          };
+          content = ext4 "/";
         };
         varlib = {
           size = "100%FREE";
-          content = {
-            type = "filesystem";
-            format = "ext4";
-            mountpoint = "/var/lib";
-          };
+          content = ext4 "/var/lib";
         };
       };
     };
