@@ -1,10 +1,14 @@
 //! What every UltraCloud daemon's `main` does the same way: structured logs
 //! to stderr (`RUST_LOG` overrides the default filter), a multi-threaded
 //! runtime, its HTTP listener, and a future that resolves on SIGTERM or
-//! Ctrl-C; and the `/metrics` registry (`metrics`).
+//! Ctrl-C; the flags every daemon shares (`flags`); and the `/metrics`
+//! registry (`metrics`).
 
+pub mod flags;
 pub mod http;
 pub mod metrics;
+
+pub use flags::{DaemonArgs, FlagsConfig, MissingFlag};
 
 use std::process::ExitCode;
 
@@ -57,12 +61,20 @@ pub fn runtime(daemon: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// The daemon's HTTP endpoint could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {listen}: {source} (is the port in use? set httpListen)")]
+pub struct BindError {
+    pub listen: std::net::SocketAddr,
+    pub source: std::io::Error,
+}
+
 /// Binds the daemon's HTTP endpoint (`httpListen` of its config), with an
 /// error that says what to change.
-pub async fn bind_http(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+pub async fn bind_http(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
     tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e} (is the port in use? set httpListen)"))
+        .map_err(|source| BindError { listen, source })
 }
 
 /// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).

@@ -31,7 +31,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("HTTP endpoint: {0}")]
-    Http(String),
+    Http(#[source] uc_daemon::BindError),
     #[error("DNS server stopped: {0}")]
     Server(#[from] hickory_server::net::NetError),
 }

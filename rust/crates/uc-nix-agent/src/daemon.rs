@@ -73,8 +73,8 @@ impl Status {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The HTTP endpoint's address could not be bound; uc-daemon says why.
-    #[error("{0}")]
-    Listen(String),
+    #[error(transparent)]
+    Listen(#[from] uc_daemon::BindError),
 }
 
 pub async fn run(
@@ -83,9 +83,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let status = Arc::new(Status::new());
-    let listener = uc_daemon::bind_http(config.http_listen)
-        .await
-        .map_err(|err| DaemonError::Listen(err.to_string()))?;
+    let listener = uc_daemon::bind_http(config.http_listen).await?;
     let app = router(status.clone());
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {

@@ -15,7 +15,7 @@ pub enum CheckError {
     NoUrl,
     /// The command, connect or request failed; uc-probe says how.
     #[error("{0}")]
-    Probe(String),
+    Probe(#[source] uc_probe::ProbeError),
 }
 
 /// The health gate ran out with checks still failing.

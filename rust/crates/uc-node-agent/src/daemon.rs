@@ -43,8 +43,8 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     /// The HTTP endpoint's address could not be bound; uc-daemon says why.
-    #[error("{0}")]
-    Listen(String),
+    #[error(transparent)]
+    Listen(#[from] uc_daemon::BindError),
     #[error("cannot tell the address the HTTP endpoint listens on: {0}")]
     LocalAddr(std::io::Error),
 }
@@ -71,9 +71,7 @@ async fn run_agent(
         std::fs::create_dir_all(&dir)
             .map_err(|source| DaemonError::StateDir { path: dir, source })?;
     }
-    let listener = uc_daemon::bind_http(config.http_listen)
-        .await
-        .map_err(|err| DaemonError::Listen(err.to_string()))?;
+    let listener = uc_daemon::bind_http(config.http_listen).await?;
     let http_url = format!(
         "http://{}",
         listener.local_addr().map_err(DaemonError::LocalAddr)?

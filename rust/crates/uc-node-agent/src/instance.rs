@@ -71,7 +71,7 @@ pub enum SecretError {
 pub enum ProbeError {
     /// The command, connect or request failed; uc-probe says how.
     #[error("{0}")]
-    Failed(String),
+    Failed(#[source] uc_probe::ProbeError),
     #[error("probe task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -105,7 +105,7 @@ async fn keep_writing(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let prefix = format!("{}{}/", keys::instances_prefix(), config.node);
+    let prefix = keys::node_instances_prefix(&config.node);
     let existing = client
         .get(
             prefix.as_str(),

@@ -151,16 +151,12 @@ async fn serving_web(client: &mut Client) -> BTreeSet<String> {
 }
 
 fn http_get(authority: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&authority.parse().ok()?, Duration::from_secs(1))
-            .ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200").then(|| body.to_owned())
+    let response = uc_http::Request::get(format!("http://{authority}{path}"))
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2))
+        .send_blocking()
+        .ok()?;
+    (response.status == uc_http::StatusCode::OK).then(|| response.text())
 }
 
 fn kill_group(pid: u32) {

@@ -7,9 +7,56 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("empty command")]
+    EmptyCommand,
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{source}")]
+    Wait {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("{command} exited with {status}")]
+    Exited {
+        command: String,
+        status: std::process::ExitStatus,
+    },
+    #[error("{command} did not finish within {timeout:?}")]
+    Timeout { command: String, timeout: Duration },
+    #[error("bad address {address}: {source}")]
+    BadAddress {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{address} resolves to nothing")]
+    NoAddress { address: String },
+    #[error("connect {address}: {source}")]
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Http(#[source] uc_http::Error),
+    #[error("{url} answered {status}")]
+    Status {
+        url: String,
+        status: uc_http::StatusCode,
+    },
+}
+
 /// Runs `argv` with `env` added; passes on exit status 0 within `timeout`.
-pub fn exec(argv: &[String], env: &[(String, String)], timeout: Duration) -> Result<(), String> {
-    let (program, args) = argv.split_first().ok_or("empty command")?;
+pub fn exec(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), ProbeError> {
+    let (program, args) = argv.split_first().ok_or(ProbeError::EmptyCommand)?;
     let mut child = Command::new(program)
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -17,19 +64,31 @@ pub fn exec(argv: &[String], env: &[(String, String)], timeout: Duration) -> Res
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|source| ProbeError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
     let deadline = Instant::now() + timeout;
     loop {
-        match child.try_wait().map_err(|e| e.to_string())? {
+        let waited = child.try_wait().map_err(|source| ProbeError::Wait {
+            command: argv.join(" "),
+            source,
+        })?;
+        match waited {
             Some(status) if status.success() => return Ok(()),
-            Some(status) => return Err(format!("{} exited with {status}", argv.join(" "))),
+            Some(status) => {
+                return Err(ProbeError::Exited {
+                    command: argv.join(" "),
+                    status,
+                })
+            }
             None if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "{} did not finish within {timeout:?}",
-                    argv.join(" ")
-                ));
+                return Err(ProbeError::Timeout {
+                    command: argv.join(" "),
+                    timeout,
+                });
             }
             None => std::thread::sleep(Duration::from_millis(20)),
         }
@@ -37,17 +96,25 @@ pub fn exec(argv: &[String], env: &[(String, String)], timeout: Duration) -> Res
 }
 
 /// Connects to `host:port`.
-pub fn connect(address: &str, timeout: Duration) -> Result<TcpStream, String> {
+pub fn connect(address: &str, timeout: Duration) -> Result<TcpStream, ProbeError> {
     let resolved = address
         .to_socket_addrs()
-        .map_err(|e| format!("bad address {address}: {e}"))?
+        .map_err(|source| ProbeError::BadAddress {
+            address: address.to_owned(),
+            source,
+        })?
         .next()
-        .ok_or(format!("{address} resolves to nothing"))?;
-    TcpStream::connect_timeout(&resolved, timeout).map_err(|e| format!("connect {address}: {e}"))
+        .ok_or_else(|| ProbeError::NoAddress {
+            address: address.to_owned(),
+        })?;
+    TcpStream::connect_timeout(&resolved, timeout).map_err(|source| ProbeError::Connect {
+        address: address.to_owned(),
+        source,
+    })
 }
 
 /// GETs an `http://` URL; any 2xx passes.
-pub fn http(url: &str, timeout: Duration) -> Result<(), String> {
+pub fn http(url: &str, timeout: Duration) -> Result<(), ProbeError> {
     let answer = uc_http::Request::get(url)
         .connect_timeout(timeout)
         .timeout(timeout)
@@ -59,12 +126,15 @@ pub fn http(url: &str, timeout: Duration) -> Result<(), String> {
         Ok(response) => response.status,
         // Only the status counts.
         Err(uc_http::Error::BodyTooLarge { status, .. }) => status,
-        Err(err) => return Err(err.to_string()),
+        Err(err) => return Err(ProbeError::Http(err)),
     };
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("{url} answered {status}"))
+        Err(ProbeError::Status {
+            url: url.to_owned(),
+            status,
+        })
     }
 }
 
@@ -79,16 +149,18 @@ mod tests {
     fn exec_checks_exit_status_time_and_environment() {
         let t = Duration::from_secs(1);
         let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(exec(&argv(&["true"]), &[], t), Ok(()));
+        exec(&argv(&["true"]), &[], t).unwrap();
         assert!(exec(&argv(&["false"]), &[], t)
             .unwrap_err()
+            .to_string()
             .contains("exited with"));
         assert!(exec(&argv(&["sleep", "5"]), &[], t)
             .unwrap_err()
+            .to_string()
             .contains("did not finish"));
         let env = [("UC_PROBE_TEST".to_owned(), "yes".to_owned())];
         let check = argv(&["sh", "-c", "test \"$UC_PROBE_TEST\" = yes"]);
-        assert_eq!(exec(&check, &env, t), Ok(()));
+        exec(&check, &env, t).unwrap();
         assert!(exec(&check, &[], t).is_err());
     }
 
@@ -112,8 +184,11 @@ mod tests {
         });
         let t = Duration::from_secs(1);
         let url = format!("http://127.0.0.1:{port}/health");
-        assert_eq!(http(&url, t), Ok(()));
-        assert!(http(&url, t).unwrap_err().contains("answered 503"));
+        http(&url, t).unwrap();
+        assert!(http(&url, t)
+            .unwrap_err()
+            .to_string()
+            .contains("answered 503"));
         server.join().unwrap();
 
         // A freed port may be taken by anything else on the machine; test
@@ -123,6 +198,7 @@ mod tests {
         assert!(connect(&live, t).is_ok());
         assert!(connect("127.0.0.1:0", t)
             .unwrap_err()
+            .to_string()
             .starts_with("connect 127.0.0.1:0"));
     }
 }

@@ -99,8 +99,8 @@ impl Metrics {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The HTTP endpoint's address could not be bound; uc-daemon says why.
-    #[error("{0}")]
-    Listen(String),
+    #[error(transparent)]
+    Listen(#[from] uc_daemon::BindError),
     #[error("store: {0}")]
     Store(#[from] etcd_client::Error),
 }
@@ -111,9 +111,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
     let status = Arc::new(Status::default());
-    let listener = uc_daemon::bind_http(config.http_listen)
-        .await
-        .map_err(|err| Error::Listen(err.to_string()))?;
+    let listener = uc_daemon::bind_http(config.http_listen).await?;
     let app = router(status.clone(), options.holder.clone());
     let http = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {

@@ -97,6 +97,11 @@ pub fn instances_prefix() -> String {
     format!("{PREFIX}instances/")
 }
 
+/// The statuses of one node's instances (`instance_status(node, ..)`).
+pub fn node_instances_prefix(node: &str) -> String {
+    format!("{PREFIX}instances/{node}/")
+}
+
 /// `{drain, reason, since}`: the node takes no new instances; with `drain`
 /// the scheduler also moves its instances away. Written by `uc node
 /// drain`/`cordon`, deleted by `uc node uncordon`.
@@ -243,6 +248,15 @@ mod tests {
         for (key, expected) in &table {
             assert_eq!(parse(key), Some(*expected), "{key}");
         }
+    }
+
+    #[test]
+    fn a_node_instances_prefix_holds_its_instances_only() {
+        let prefix = node_instances_prefix("w1");
+        assert!(prefix.starts_with(&instances_prefix()));
+        assert!(instance_status("w1", "web-3").starts_with(&prefix));
+        assert!(!instance_status("w10", "web-3").starts_with(&prefix));
+        assert_eq!(parse(&prefix), None);
     }
 
     #[test]
