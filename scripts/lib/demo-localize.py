@@ -2,8 +2,9 @@
 """Rewrites a rendered manifest so that its whole cluster runs on this one
 machine: every node's IPv4 addresses move to 127.80.0.<last octet> (each
 node keeps its own loopback address, so ports do not collide), state
-directories move under the demo directory, and each service secret file
-gets a demo file with random content.
+directories move under the demo directory, each service secret file gets
+a demo file with random content, and uc-dns answers on port 5300 instead
+of 53 (no privileged port, no clash with a resolver already on :53).
 
     demo-localize.py MANIFEST DEMO_DIR > LOCAL_MANIFEST
 """
@@ -13,6 +14,8 @@ import os
 import re
 import secrets
 import sys
+
+DEMO_DNS_PORT = 5300
 
 
 def main():
@@ -47,6 +50,15 @@ def main():
         m["nodes"][name] = rewrite(node, name)
     for key in ("services", "dns", "lb", "store", "rollout"):
         m[key] = rewrite(m[key])
+    dns_port = m["dns"]["port"]
+    if dns_port < 1024:
+        m["dns"]["port"] = DEMO_DNS_PORT
+        for node in m["nodes"].values():
+            dns = node["daemons"].get("dns")
+            if dns:
+                dns["listen"] = [
+                    re.sub(r":%d$" % dns_port, ":%d" % DEMO_DNS_PORT, a) for a in dns["listen"]
+                ]
     mgmt = m["networks"]["management"]
     mgmt["cidr"] = "127.80.0.0/24"
     mgmt["gateway"] = None
