@@ -12,21 +12,21 @@ use std::path::PathBuf;
 pub struct DaemonArgs {
     /// Config file rendered by Nix [default: /etc/ultracloud/<daemon>.json];
     /// not read when --store is given.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// Store endpoint (repeat for each member). With --store the flags are the
     /// whole configuration and no config file is read.
-    #[arg(long = "store", value_name = "URL")]
+    #[arg(long = "store", value_name = "URL", global = true)]
     pub store: Vec<String>,
     /// The node this daemon runs on (overrides the config file's node).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub node: Option<String>,
     /// Address of the HTTP endpoint: /health, /metrics and the daemon's API
     /// (overrides the config file's httpListen).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     pub http: Option<SocketAddr>,
     /// Cluster name, with --store [default: local].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub cluster: Option<String>,
 }
 

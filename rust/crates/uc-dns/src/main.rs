@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -18,23 +17,18 @@ use uc_types::{DaemonConfig, DnsConfig};
     about = "UltraCloud DNS: authoritative answers for the cluster's zones, live from the store",
     after_help = "Without --store, the config rendered by Nix is read (--config); \
                   --listen and --http then override its addresses.\n\
+                  With --store, the flags are the whole configuration: --listen defaults to \
+                  127.0.0.1:5353, --http to 127.0.0.1:9153, every zone in the store is served.\n\
                   Example: uc-dns --store http://127.0.0.1:2379 --listen 127.0.0.1:5353 --http 127.0.0.1:9153"
 )]
 struct Args {
     #[command(flatten)]
     log: uc_daemon::LogArgs,
-    /// Config rendered by Nix (manifest.nodes.<node>.daemons.dns); ignored with --store.
-    #[arg(long, default_value = "/etc/ultracloud/dns.json")]
-    config: PathBuf,
-    /// Store endpoint (repeat for each member); the config file is then not read.
-    #[arg(long = "store", value_name = "URL")]
-    store: Vec<String>,
+    #[command(flatten)]
+    daemon: uc_daemon::DaemonArgs,
     /// Address to answer DNS on, UDP and TCP (repeatable) [flags default: 127.0.0.1:5353].
     #[arg(long = "listen", value_name = "ADDR")]
     listen: Vec<SocketAddr>,
-    /// Address of /health and /metrics [flags default: 127.0.0.1:9153].
-    #[arg(long = "http", value_name = "ADDR")]
-    http: Option<SocketAddr>,
     /// Serve only this zone (repeatable; with --store; default: every zone in the store).
     #[arg(long = "zone", value_name = "APEX")]
     zones: Vec<String>,
@@ -75,23 +69,24 @@ fn settings(args: &Args) -> Result<Settings, uc_types::ContractError> {
     let udp_sockets = args.udp_sockets.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    if !args.store.is_empty() {
+    if args.daemon.from_flags() {
         let zones: BTreeSet<String> = args.zones.iter().cloned().collect();
         return Ok(Settings {
-            store_endpoints: args.store.clone(),
+            store_endpoints: args.daemon.store.clone(),
             listen: if args.listen.is_empty() {
                 vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
             } else {
                 args.listen.clone()
             },
             http_listen: args
+                .daemon
                 .http
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9153))),
             zones: (!zones.is_empty()).then_some(zones),
             udp_sockets,
         });
     }
-    let config = DnsConfig::load(&args.config)?;
+    let config = DnsConfig::load(&args.daemon.config_path(DnsConfig::DAEMON))?;
     Ok(Settings {
         store_endpoints: config.store_endpoints,
         listen: if args.listen.is_empty() {
@@ -99,7 +94,7 @@ fn settings(args: &Args) -> Result<Settings, uc_types::ContractError> {
         } else {
             args.listen.clone()
         },
-        http_listen: args.http.unwrap_or(config.http_listen),
+        http_listen: args.daemon.http.unwrap_or(config.http_listen),
         zones: Some(config.zones.into_iter().collect()),
         udp_sockets,
     })

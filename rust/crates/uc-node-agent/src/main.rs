@@ -1,5 +1,8 @@
-//! `uc-node-agent`: runs the instances assigned to this node.
+//! `uc-node-agent`: runs the instances assigned to this node. Reads
+//! `/etc/ultracloud/node-agent.json` unless `--store` is given, in which
+//! case the flags are the whole configuration (running by hand, tests).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use uc_node_agent::daemon::Options;
 use uc_node_agent::runner::Backend;
-use uc_types::{DaemonConfig, NodeAgentConfig};
+use uc_types::{DaemonConfig, NodeAgentConfig, SCHEMA_VERSION};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendChoice {
@@ -21,14 +24,28 @@ enum BackendChoice {
 #[command(
     name = "uc-node-agent",
     version,
-    about = "UltraCloud node-agent: run the service instances assigned to this node, health-check them, heartbeat"
+    about = "UltraCloud node-agent: run the service instances assigned to this node, health-check them, heartbeat",
+    after_help = "Without --store, the config rendered by Nix is read (--config); --node, --http, \
+                  --address, --state-dir and --heartbeat-ttl-seconds then override its fields.\n\
+                  With --store, the flags are the whole configuration: --node is required; --http \
+                  defaults to 127.0.0.1:7483, --address to 127.0.0.1, --state-dir to \
+                  /var/tmp/uc-node-agent-<node>, --heartbeat-ttl-seconds to 10.\n\
+                  Example: uc-node-agent --store http://127.0.0.1:2379 --node node01 --http 127.0.0.1:7483 --backend process"
 )]
 struct Args {
     #[command(flatten)]
     log: uc_daemon::LogArgs,
-    /// Config rendered by Nix (manifest.nodes.<node>.daemons.node-agent).
-    #[arg(long, default_value = "/etc/ultracloud/node-agent.json")]
-    config: PathBuf,
+    #[command(flatten)]
+    daemon: uc_daemon::DaemonArgs,
+    /// The node's address instances bind to (UC_ADDRESS) [flags default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    address: Option<IpAddr>,
+    /// Instance records and logs [flags default: /var/tmp/uc-node-agent-<node>].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// TTL of the node's heartbeat lease [flags default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    heartbeat_ttl_seconds: Option<u64>,
     /// How instances run: transient systemd units or child processes.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendChoice,
@@ -50,7 +67,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     uc_daemon::init_logging("info", args.log.log_format);
-    let config = match NodeAgentConfig::load(&args.config) {
+    let config = match config(&args) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("uc-node-agent: {err}");
@@ -84,4 +101,49 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The config file with the flags' overrides, or with `--store` the flags
+/// alone.
+fn config(args: &Args) -> Result<NodeAgentConfig, ConfigError> {
+    let mut config = if args.daemon.from_flags() {
+        let flags = args.daemon.flags_config(
+            None,
+            "the node whose instances this agent runs and whose heartbeat it writes",
+            SocketAddr::from(([127, 0, 0, 1], 7483)),
+        )?;
+        NodeAgentConfig {
+            schema_version: SCHEMA_VERSION,
+            state_dir: format!("/var/tmp/uc-node-agent-{}", flags.node),
+            cluster: flags.cluster,
+            node: flags.node,
+            http_listen: flags.http_listen,
+            store_endpoints: flags.store_endpoints,
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            heartbeat_ttl_seconds: 10,
+        }
+    } else {
+        let mut config = NodeAgentConfig::load(&args.daemon.config_path(NodeAgentConfig::DAEMON))?;
+        args.daemon
+            .override_file(&mut config.node, &mut config.http_listen);
+        config
+    };
+    if let Some(address) = args.address {
+        config.address = address;
+    }
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = dir.display().to_string();
+    }
+    if let Some(ttl) = args.heartbeat_ttl_seconds {
+        config.heartbeat_ttl_seconds = ttl;
+    }
+    Ok(config)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConfigError {
+    #[error(transparent)]
+    File(#[from] uc_types::ContractError),
+    #[error(transparent)]
+    Flag(#[from] uc_daemon::MissingFlag),
 }

@@ -1,26 +1,36 @@
 //! `uc-scheduler`: places service replicas on nodes. `run` is the daemon;
 //! `plan` prints the placement the leader would make now, writing nothing.
+//! Reads `/etc/ultracloud/scheduler.json` unless `--store` is given, in
+//! which case the flags are the whole configuration (running by hand, tests).
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use uc_scheduler::daemon::Options;
-use uc_types::{DaemonConfig, SchedulerConfig};
+use uc_types::{DaemonConfig, SchedulerConfig, SCHEMA_VERSION};
 
 #[derive(Parser)]
 #[command(
     name = "uc-scheduler",
     version,
-    about = "UltraCloud scheduler: place service replicas on nodes, react to node loss and drains"
+    about = "UltraCloud scheduler: place service replicas on nodes, react to node loss and drains",
+    after_help = "Without --store, the config rendered by Nix is read (--config); --node, --http \
+                  and --node-loss-grace-seconds then override its fields.\n\
+                  With --store, the flags are the whole configuration: --node defaults to local, \
+                  --http to 127.0.0.1:7481, --node-loss-grace-seconds to 60.\n\
+                  Example: uc-scheduler --store http://127.0.0.1:2379 --node node01 --http 127.0.0.1:7481 run"
 )]
 struct Args {
     #[command(flatten)]
     log: uc_daemon::LogArgs,
-    /// Config rendered by Nix (manifest.nodes.<node>.daemons.scheduler).
-    #[arg(long, default_value = "/etc/ultracloud/scheduler.json")]
-    config: PathBuf,
+    #[command(flatten)]
+    daemon: uc_daemon::DaemonArgs,
+    /// How long a node's heartbeat may be missing before its instances are
+    /// placed elsewhere [flags default: 60].
+    #[arg(long, value_name = "SECONDS", global = true)]
+    node_loss_grace_seconds: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,7 +56,7 @@ enum Command {
 fn main() -> ExitCode {
     let args = Args::parse();
     uc_daemon::init_logging("info", args.log.log_format);
-    let config = match SchedulerConfig::load(&args.config) {
+    let config = match config(&args) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("uc-scheduler: {err}");
@@ -88,4 +98,41 @@ async fn plan(config: SchedulerConfig) -> Result<(), uc_scheduler::daemon::Error
     let plan = uc_scheduler::daemon::dry_run(&config.store_endpoints).await?;
     println!("{plan}");
     Ok(())
+}
+
+/// The config file with the flags' overrides, or with `--store` the flags
+/// alone.
+fn config(args: &Args) -> Result<SchedulerConfig, ConfigError> {
+    let mut config = if args.daemon.from_flags() {
+        let flags = args.daemon.flags_config(
+            Some("local"),
+            "the node this scheduler runs on",
+            SocketAddr::from(([127, 0, 0, 1], 7481)),
+        )?;
+        SchedulerConfig {
+            schema_version: SCHEMA_VERSION,
+            cluster: flags.cluster,
+            node: flags.node,
+            http_listen: flags.http_listen,
+            store_endpoints: flags.store_endpoints,
+            node_loss_grace_seconds: 60,
+        }
+    } else {
+        let mut config = SchedulerConfig::load(&args.daemon.config_path(SchedulerConfig::DAEMON))?;
+        args.daemon
+            .override_file(&mut config.node, &mut config.http_listen);
+        config
+    };
+    if let Some(grace) = args.node_loss_grace_seconds {
+        config.node_loss_grace_seconds = grace;
+    }
+    Ok(config)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConfigError {
+    #[error(transparent)]
+    File(#[from] uc_types::ContractError),
+    #[error(transparent)]
+    Flag(#[from] uc_daemon::MissingFlag),
 }
