@@ -50,6 +50,14 @@ pub(super) async fn bind(url: &str) -> Result<TcpListener, StartError> {
         })
 }
 
+/// The address `listener`, bound for `url`, ended up on (the port, for `:0`).
+pub(super) fn bound_address(url: &str, listener: &TcpListener) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|e| StartError::Listen {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
 pub(super) enum Listener {
     Peer,
     Client,

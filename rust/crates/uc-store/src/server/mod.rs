@@ -33,7 +33,7 @@ use crate::raft::{Member, NodeId, Raft};
 
 pub use error::{ConfigError, StartError};
 pub(crate) use identity::{bootstrap, check_identity, Bootstrap};
-use listen::{bind, request_span, serve_grpc, Listener};
+use listen::{bind, bound_address, request_span, serve_grpc, Listener};
 
 /// Everything a member needs; built from the rendered config and flags.
 #[derive(Debug, Clone)]
@@ -285,10 +285,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
     for (url, listener) in peer_listeners {
         let url = &url;
-        peer_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?);
+        peer_addrs.push(bound_address(url, &listener)?);
         let router = tonic::transport::Server::builder()
             .trace_fn(request_span(id))
             .add_service(
@@ -307,10 +304,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     }
     for (url, listener) in client_listeners {
         let url = &url;
-        client_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?);
+        client_addrs.push(bound_address(url, &listener)?);
         // etcd's gRPC limit: the request limit plus 512 KiB of overhead.
         let limit = api::kv::MAX_REQUEST_BYTES + 512 * 1024;
         let router = tonic::transport::Server::builder()
@@ -346,10 +340,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let metrics = Arc::new(crate::metrics::Metrics::new(&node));
     for (url, listener) in metrics_listeners {
         let url = &url;
-        metrics_addrs.push(listener.local_addr().map_err(|e| StartError::Listen {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?);
+        metrics_addrs.push(bound_address(url, &listener)?);
         let app = crate::http::router(node.clone(), metrics.clone());
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {

@@ -171,10 +171,9 @@ fn block() -> (u32, u32) {
 impl Cluster {
     /// Starts `size` members and waits until they agree on a leader.
     pub fn start(kind: Kind, size: usize, test: &str, extra: &[&str]) -> Cluster {
-        let (a, b) = block();
-        Cluster::launch(kind, size, test, extra, None, |i| {
-            format!("127.{a}.{b}.{}", i + 1)
-        })
+        let mut cluster = Cluster::prepare(kind, size, test, extra);
+        cluster.start_all();
+        cluster
     }
 
     /// Like `start`, each member in a network namespace of its own (see
@@ -188,9 +187,11 @@ impl Cluster {
         let (_, b) = block();
         let net = Net::create(size, b)?;
         let subnet = net.subnet.clone();
-        Some(Cluster::launch(kind, size, test, extra, Some(net), |i| {
+        let mut cluster = Cluster::new(kind, size, test, extra, Some(net), |i| {
             format!("{subnet}.{}", i + 1)
-        }))
+        });
+        cluster.start_all();
+        Some(cluster)
     }
 
     /// Like `start`, without starting anything: the data dirs can be
@@ -213,19 +214,6 @@ impl Cluster {
     /// A directory of the test's own, removed with the cluster.
     pub fn scratch(&self, name: &str) -> PathBuf {
         self.dir.join(name)
-    }
-
-    fn launch(
-        kind: Kind,
-        size: usize,
-        test: &str,
-        extra: &[&str],
-        net: Option<Net>,
-        ip: impl Fn(usize) -> String,
-    ) -> Cluster {
-        let mut cluster = Cluster::new(kind, size, test, extra, net, ip);
-        cluster.start_all();
-        cluster
     }
 
     fn new(
