@@ -54,6 +54,18 @@ pub fn lb_listeners_prefix() -> String {
     format!("{PREFIX}lb/listeners/")
 }
 
+/// One uc-lb's view of one listener (`{node, listener, serving, error,
+/// backends: [{address, state}]}`): written by the uc-lb on `node` only, on
+/// its lease.
+pub fn lb_listener_status(node: &str, listener: &str) -> String {
+    format!("{PREFIX}lb/status/{node}/{listener}")
+}
+
+/// The statuses written by the uc-lb on `node`.
+pub fn lb_node_status_prefix(node: &str) -> String {
+    format!("{PREFIX}lb/status/{node}/")
+}
+
 /// A service as declared (`manifest.services.<service>`), for the scheduler.
 pub fn service_spec(service: &str) -> String {
     format!("{PREFIX}services/{service}/spec")
@@ -153,6 +165,7 @@ pub enum Key<'a> {
     SchedulerStatus { service: &'a str },
     DnsZone { zone: &'a str },
     LbListener { name: &'a str },
+    LbListenerStatus { node: &'a str, listener: &'a str },
     PendingMachine { id: &'a str },
 }
 
@@ -185,6 +198,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["scheduler", "status", service] => Key::SchedulerStatus { service },
         ["dns", "zones", zone] => Key::DnsZone { zone },
         ["lb", "listeners", name] => Key::LbListener { name },
+        ["lb", "status", node, listener] => Key::LbListenerStatus { node, listener },
         ["pending", id] => Key::PendingMachine { id },
         _ => return None,
     })
@@ -239,6 +253,13 @@ mod tests {
             ),
             (lb_listener("http"), Key::LbListener { name: "http" }),
             (
+                lb_listener_status("edge1", "http"),
+                Key::LbListenerStatus {
+                    node: "edge1",
+                    listener: "http",
+                },
+            ),
+            (
                 pending_machine("52-54-00-12-34-56"),
                 Key::PendingMachine {
                     id: "52-54-00-12-34-56",
@@ -256,6 +277,18 @@ mod tests {
         assert!(prefix.starts_with(&instances_prefix()));
         assert!(instance_status("w1", "web-3").starts_with(&prefix));
         assert!(!instance_status("w10", "web-3").starts_with(&prefix));
+        assert_eq!(parse(&prefix), None);
+    }
+
+    #[test]
+    fn an_lb_node_status_prefix_holds_its_statuses_only() {
+        let prefix = lb_node_status_prefix("edge1");
+        assert!(lb_listener_status("edge1", "http").starts_with(&prefix));
+        assert!(!lb_listener_status("edge10", "http").starts_with(&prefix));
+        assert_eq!(
+            lb_listener_status("edge1", "http"),
+            "/uc/v1/lb/status/edge1/http"
+        );
         assert_eq!(parse(&prefix), None);
     }
 

@@ -1,0 +1,125 @@
+//! `uc-lb`: serves the cluster's load-balancer listeners from the store.
+//! Reads `/etc/ultracloud/lb.json` unless `--store` is given, in which case
+//! the flags are the whole configuration (running by hand, tests).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use uc_lb::daemon::Settings;
+use uc_lb::proxy::Timeouts;
+use uc_lb::spec::Selection;
+use uc_types::{DaemonConfig, LbConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "uc-lb",
+    version,
+    about = "UltraCloud load balancer: TCP, UDP, HTTP and HTTPS listeners with health-checked backends, live from the store",
+    after_help = "Without --store, the config rendered by Nix is read (--config, default /etc/ultracloud/lb.json) \
+                  and its listeners are served; --node and --http override its fields.\n\
+                  With --store, the flags are the whole configuration: --http defaults to 127.0.0.1:9154; \
+                  with --node, the listeners whose nodes include it are served (a null address binds the node's \
+                  first address from the manifest); without --node, every listener in the store is served \
+                  (each needs an address) and statuses are written under the node name `local`.\n\
+                  Example: uc-lb --store http://127.0.0.1:2379 --node edge1 --http 127.0.0.1:9154"
+)]
+struct Args {
+    #[command(flatten)]
+    log: uc_daemon::LogArgs,
+    #[command(flatten)]
+    daemon: uc_daemon::DaemonArgs,
+    /// Seconds a drained backend's open connections may go on before they are closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    drain_timeout: f64,
+    /// Seconds a client may take to send a request head or finish a TLS
+    /// handshake (slow clients are cut off), and stay idle between requests.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    client_timeout: f64,
+    /// Seconds to connect to a backend.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    connect_timeout: f64,
+    /// Seconds a backend may take to send a response head (then 504).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    response_timeout: f64,
+    /// Seconds a UDP client session lives without a datagram from its backend.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    udp_idle_timeout: f64,
+}
+
+/// A timeout flag's value, or what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+enum SettingsError {
+    #[error(transparent)]
+    Contract(#[from] uc_types::ContractError),
+    #[error("--{flag} must be a positive number of seconds, not {value}")]
+    Timeout { flag: &'static str, value: f64 },
+}
+
+fn seconds(flag: &'static str, value: f64) -> Result<Duration, SettingsError> {
+    if value.is_finite() && value > 0.0 && value < 1e9 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(SettingsError::Timeout { flag, value })
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    uc_daemon::init_logging("info", args.log.log_format);
+    let settings = match settings(&args) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("uc-lb: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match uc_daemon::runtime("uc-lb") {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(uc_lb::daemon::run(settings, uc_daemon::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("uc-lb: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(args: &Args) -> Result<Settings, SettingsError> {
+    let timeouts = Timeouts {
+        drain: seconds("drain-timeout", args.drain_timeout)?,
+        client: seconds("client-timeout", args.client_timeout)?,
+        connect: seconds("connect-timeout", args.connect_timeout)?,
+        response: seconds("response-timeout", args.response_timeout)?,
+        udp_idle: seconds("udp-idle-timeout", args.udp_idle_timeout)?,
+    };
+    if args.daemon.from_flags() {
+        let node = args.daemon.node.clone();
+        return Ok(Settings {
+            store_endpoints: args.daemon.store.clone(),
+            http_listen: args
+                .daemon
+                .http
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9154))),
+            selection: node.clone().map_or(Selection::All, Selection::Node),
+            status_node: node.clone().unwrap_or_else(|| "local".to_owned()),
+            node,
+            timeouts,
+        });
+    }
+    let mut config = LbConfig::load(&args.daemon.config_path(LbConfig::DAEMON))?;
+    args.daemon
+        .override_file(&mut config.node, &mut config.http_listen);
+    Ok(Settings {
+        store_endpoints: config.store_endpoints,
+        http_listen: config.http_listen,
+        selection: Selection::Names(config.listeners.into_iter().collect()),
+        node: Some(config.node.clone()),
+        status_node: config.node,
+        timeouts,
+    })
+}

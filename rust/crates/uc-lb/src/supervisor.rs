@@ -1,0 +1,401 @@
+//! Keeps the served listeners equal to the desired ones: binds new
+//! listeners (and retries those whose port could not be bound, every
+//! second, while the others serve), changes backends and settings of
+//! running ones in place, and stops those that went away. A stopped
+//! listener's or removed backend's open connections drain: they go on
+//! until they end or the drain timeout closes them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use uc_types::ListenerProtocol;
+
+use crate::health::{self, Tracker};
+use crate::l7::{self, BackendClient};
+use crate::metrics::{self, Metrics};
+use crate::pool::{Backend, Pool};
+use crate::proxy::{Context, Timeouts};
+use crate::report::{Entry, Reports};
+use crate::spec::{HealthSpec, ListenerSpec, SpecError};
+use crate::tls::Tls;
+use crate::{tcp, udp};
+
+pub type Desired = BTreeMap<String, Result<ListenerSpec, SpecError>>;
+
+/// How often a listener that could not be bound is tried again, and TLS
+/// files are checked for changes.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+struct Running {
+    spec: ListenerSpec,
+    pool: Arc<Pool>,
+    tasks: Vec<JoinHandle<()>>,
+    probes: HashMap<SocketAddr, JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for probe in self.probes.values() {
+            probe.abort();
+        }
+    }
+}
+
+pub struct Supervisor {
+    pub metrics: Arc<Metrics>,
+    pub reports: Arc<Reports>,
+    pub timeouts: Timeouts,
+    pub client: BackendClient,
+    running: BTreeMap<String, Running>,
+    /// Listeners not serving, with why; retried every second.
+    waiting: BTreeMap<String, ListenerSpec>,
+}
+
+impl Supervisor {
+    pub fn new(metrics: Arc<Metrics>, reports: Arc<Reports>, timeouts: Timeouts) -> Supervisor {
+        let client = l7::backend_client(&timeouts);
+        Supervisor {
+            metrics,
+            reports,
+            timeouts,
+            client,
+            running: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// Applies every desired state the store sync sends, until it stops.
+    pub async fn run(mut self, mut desired: watch::Receiver<Option<Arc<Desired>>>) {
+        let mut retry = tokio::time::interval(RETRY_EVERY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = desired.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let next = desired.borrow_and_update().clone();
+                    if let Some(next) = next {
+                        let span = tracing::info_span!("apply", listeners = next.len());
+                        let _entered = span.enter();
+                        self.apply(&next);
+                        self.metrics.reloads.inc();
+                    }
+                }
+                _ = retry.tick() => {
+                    let waiting: Vec<ListenerSpec> = self.waiting.values().cloned().collect();
+                    for spec in waiting {
+                        self.start(spec, false);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn apply(&mut self, desired: &Desired) {
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .chain(self.waiting.keys())
+            .filter(|name| !matches!(desired.get(*name), Some(Ok(_))))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.stop(&name);
+            if !desired.contains_key(&name) {
+                tracing::info!(listener = %name, "listener removed");
+                self.reports.remove(&name);
+                self.metrics.listener_up.remove(&metrics::listener(&name));
+            }
+        }
+        for (name, wanted) in desired {
+            match wanted {
+                Err(err) => {
+                    tracing::error!(listener = %name, %err, "listener cannot be served");
+                    self.reports.set(
+                        name,
+                        Entry {
+                            error: Some(err.to_string()),
+                            ..Entry::default()
+                        },
+                    );
+                    self.metrics
+                        .listener_up
+                        .get_or_create(&metrics::listener(name))
+                        .set(0);
+                }
+                Ok(spec) => match self.running.get(name).map(|r| r.spec.rebind_needed(spec)) {
+                    Some(false) => self.update(spec),
+                    Some(true) => {
+                        self.stop(name);
+                        self.start(spec.clone(), true);
+                    }
+                    None => {
+                        if self.waiting.get(name) != Some(spec) {
+                            self.start(spec.clone(), true);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Binds and starts `spec`; on failure it waits for the next retry.
+    fn start(&mut self, spec: ListenerSpec, first: bool) {
+        let name = spec.name.clone();
+        let span =
+            tracing::info_span!(parent: None, "listener", listener = %name, address = %spec.bind);
+        let _entered = span.enter();
+        let pool = Arc::new(Pool::new(&name, spec.policy, self.metrics.clone()));
+        let ctx = Arc::new(Context {
+            name: name.clone(),
+            pool: pool.clone(),
+            metrics: self.metrics.clone(),
+            timeouts: self.timeouts,
+            proxy_protocol: spec.proxy_protocol,
+            local: spec.bind,
+        });
+        let tasks = match self.bind(&spec, ctx) {
+            Ok(tasks) => tasks,
+            Err(err) => {
+                if first || self.waiting.get(&name) != Some(&spec) {
+                    tracing::error!(%err, "listener cannot serve; retrying every second");
+                }
+                self.reports.set(
+                    &name,
+                    Entry {
+                        protocol: Some(spec.protocol),
+                        address: Some(spec.bind),
+                        error: Some(err),
+                        pool: None,
+                    },
+                );
+                self.metrics
+                    .listener_up
+                    .get_or_create(&metrics::listener(&name))
+                    .set(0);
+                self.waiting.insert(name, spec);
+                return;
+            }
+        };
+        if self.waiting.remove(&name).is_some() {
+            tracing::info!("listener bound after all");
+        }
+        tracing::info!(protocol = ?spec.protocol, backends = spec.backends.len(), "listener serving");
+        let mut running = Running {
+            spec: spec.clone(),
+            pool: pool.clone(),
+            tasks,
+            probes: HashMap::new(),
+        };
+        let (added, _) = pool.update(&spec.backends, spec.policy);
+        for backend in added {
+            self.probe(&mut running, backend);
+        }
+        self.reports.set(
+            &name,
+            Entry {
+                protocol: Some(spec.protocol),
+                address: Some(spec.bind),
+                error: None,
+                pool: Some(pool),
+            },
+        );
+        self.metrics
+            .listener_up
+            .get_or_create(&metrics::listener(&name))
+            .set(1);
+        self.running.insert(name, running);
+    }
+
+    /// The listener's socket and the tasks serving it.
+    fn bind(&self, spec: &ListenerSpec, ctx: Arc<Context>) -> Result<Vec<JoinHandle<()>>, String> {
+        let span = tracing::Span::current();
+        match spec.protocol {
+            ListenerProtocol::Udp => {
+                let socket = std::net::UdpSocket::bind(spec.bind)
+                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                    .and_then(tokio::net::UdpSocket::from_std)
+                    .map_err(|err| format!("cannot bind UDP {}: {err}", spec.bind))?;
+                Ok(vec![tokio::spawn(udp::serve(socket, ctx).instrument(span))])
+            }
+            protocol => {
+                let listener = bind_tcp(spec.bind)
+                    .map_err(|err| format!("cannot bind TCP {}: {err}", spec.bind))?;
+                if protocol == ListenerProtocol::Tcp {
+                    return Ok(vec![tokio::spawn(
+                        tcp::serve(listener, ctx).instrument(span),
+                    )]);
+                }
+                let tls = match &spec.tls {
+                    Some(files) => Some(Arc::new(Tls::load(files).map_err(|err| err.to_string())?)),
+                    None => None,
+                };
+                let mut tasks = vec![tokio::spawn(
+                    l7::serve(listener, ctx.clone(), tls.clone(), self.client.clone())
+                        .instrument(span.clone()),
+                )];
+                if let Some(tls) = tls {
+                    tasks.push(tokio::spawn(
+                        reload_tls(tls, ctx.name.clone()).instrument(span),
+                    ));
+                }
+                Ok(tasks)
+            }
+        }
+    }
+
+    /// New backends, balance or health settings, in place.
+    fn update(&mut self, spec: &ListenerSpec) {
+        let Some(mut running) = self.running.remove(&spec.name) else {
+            return;
+        };
+        if running.spec == *spec {
+            self.running.insert(spec.name.clone(), running);
+            return;
+        }
+        let span = tracing::info_span!(parent: None, "listener", listener = %spec.name);
+        let _entered = span.enter();
+        let (added, removed) = running.pool.update(&spec.backends, spec.policy);
+        tracing::info!(
+            added = added.len(),
+            removed = removed.len(),
+            "listener changed in place"
+        );
+        for backend in &removed {
+            if let Some(probe) = running.probes.remove(&backend.addr) {
+                probe.abort();
+            }
+            self.drain(&running.pool, backend.clone());
+        }
+        let health_changed = running.spec.health != spec.health;
+        running.spec = spec.clone();
+        if health_changed {
+            for (_, probe) in running.probes.drain() {
+                probe.abort();
+            }
+            for backend in running.pool.backends() {
+                self.probe(&mut running, backend);
+            }
+        } else {
+            for backend in added {
+                self.probe(&mut running, backend);
+            }
+        }
+        self.reports.changed();
+        self.running.insert(spec.name.clone(), running);
+    }
+
+    fn stop(&mut self, name: &str) {
+        self.waiting.remove(name);
+        if let Some(running) = self.running.remove(name) {
+            tracing::info!(listener = %name, "listener stopped; open connections drain");
+            for backend in running.pool.drain_all() {
+                self.drain(&running.pool, backend);
+            }
+        }
+    }
+
+    fn probe(&self, running: &mut Running, backend: Arc<Backend>) {
+        let span =
+            tracing::info_span!("probe", listener = %running.spec.name, backend = %backend.addr);
+        let task = probe_loop(
+            running.pool.clone(),
+            backend.clone(),
+            running.spec.health.clone(),
+            self.reports.clone(),
+        );
+        running
+            .probes
+            .insert(backend.addr, tokio::spawn(task.instrument(span)));
+    }
+
+    /// Closes `backend`'s connections once they are done or the drain
+    /// timeout is over, whichever comes first.
+    fn drain(&self, pool: &Arc<Pool>, backend: Arc<Backend>) {
+        let (pool, reports, timeout) = (pool.clone(), self.reports.clone(), self.timeouts.drain);
+        let span = tracing::info_span!(parent: None, "drain", listener = %pool.listener, backend = %backend.addr);
+        tokio::spawn(
+            async move {
+                let deadline = tokio::time::Instant::now() + timeout;
+                while backend.active() > 0 && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                if backend.active() > 0 {
+                    tracing::info!(
+                        open = backend.active(),
+                        ?timeout,
+                        "drain timeout: closing open connections"
+                    );
+                } else {
+                    tracing::info!("drained");
+                }
+                pool.drained(&backend);
+                reports.changed();
+            }
+            .instrument(span),
+        );
+        self.reports.changed();
+    }
+}
+
+/// A listening TCP socket with SO_REUSEADDR (a restarted uc-lb binds
+/// while old connections linger in TIME_WAIT).
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+async fn probe_loop(
+    pool: Arc<Pool>,
+    backend: Arc<Backend>,
+    health: HealthSpec,
+    reports: Arc<Reports>,
+) {
+    let mut tracker = Tracker::resume(backend.state(), health.rise, health.fall);
+    let mut tick = tokio::time::interval(health.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let result = health::probe(&health.probe, backend.addr, health.timeout).await;
+        if let Err(err) = &result {
+            tracing::debug!(%err, "probe failed");
+        }
+        if let Some(state) = tracker.observe(result.is_ok()) {
+            match &result {
+                Ok(()) => tracing::info!(?state, "backend state changed"),
+                Err(err) => tracing::warn!(?state, %err, "backend state changed"),
+            }
+            pool.set_state(&backend, state);
+            reports.changed();
+        }
+    }
+}
+
+async fn reload_tls(tls: Arc<Tls>, listener: String) {
+    let mut tick = tokio::time::interval(RETRY_EVERY);
+    loop {
+        tick.tick().await;
+        match tls.reload_if_changed() {
+            Ok(true) => tracing::info!(%listener, "TLS certificate reloaded"),
+            Ok(false) => {}
+            Err(err) => {
+                tracing::error!(%listener, %err, "TLS files changed but cannot be used; keeping the previous certificate")
+            }
+        }
+    }
+}
