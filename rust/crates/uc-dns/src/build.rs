@@ -122,7 +122,7 @@ impl ParsedZone {
         for (index, pattern) in spec.ptr_patterns.iter().enumerate() {
             match parse_ptr_pattern(pattern) {
                 Ok(parsed) => zone.ptr_patterns.push(parsed),
-                Err(reason) => zone.skip(&format!("ptrPatterns[{index}]"), reason),
+                Err(reason) => zone.skip(&format!("ptrPatterns[{index}]"), reason.to_string()),
             }
         }
         zone.drop_conflicting_aliases();
@@ -290,19 +290,33 @@ fn srv_owner(owner: &Name, port: &NamedPort) -> Option<Name> {
         .ok()
 }
 
-fn parse_ptr_pattern(pattern: &uc_types::PtrPattern) -> Result<PtrPattern, String> {
+/// Why a `ptrPatterns` entry is skipped.
+#[derive(Debug, thiserror::Error)]
+enum PtrPatternError {
+    #[error("network {0:?} is not <address>/<prefix>")]
+    NotCidr(String),
+    #[error("network {0:?}: only IPv4 networks")]
+    NotIpv4(String),
+    #[error("network {0:?}: bad prefix length")]
+    BadPrefix(String),
+    #[error("pattern {0:?} does not make a valid name")]
+    BadName(String),
+}
+
+fn parse_ptr_pattern(pattern: &uc_types::PtrPattern) -> Result<PtrPattern, PtrPatternError> {
+    let network = || pattern.network.clone();
     let (base, prefix) = pattern
         .network
         .split_once('/')
-        .ok_or_else(|| format!("network {:?} is not <address>/<prefix>", pattern.network))?;
+        .ok_or_else(|| PtrPatternError::NotCidr(network()))?;
     let base: std::net::Ipv4Addr = base
         .parse()
-        .map_err(|_| format!("network {:?}: only IPv4 networks", pattern.network))?;
+        .map_err(|_| PtrPatternError::NotIpv4(network()))?;
     let prefix: u8 = prefix
         .parse()
         .ok()
         .filter(|p| *p <= 32)
-        .ok_or_else(|| format!("network {:?}: bad prefix length", pattern.network))?;
+        .ok_or_else(|| PtrPatternError::BadPrefix(network()))?;
     // Patterns name hosts anywhere, so they are absolute even without the dot.
     let absolute = format!("{}.", pattern.pattern.trim_end_matches('.'));
     let parsed = PtrPattern {
@@ -311,10 +325,7 @@ fn parse_ptr_pattern(pattern: &uc_types::PtrPattern) -> Result<PtrPattern, Strin
         pattern: absolute,
     };
     if parsed.target(base).is_none() {
-        return Err(format!(
-            "pattern {:?} does not make a valid name",
-            pattern.pattern
-        ));
+        return Err(PtrPatternError::BadName(pattern.pattern.clone()));
     }
     Ok(parsed)
 }

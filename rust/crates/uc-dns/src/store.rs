@@ -31,7 +31,8 @@ struct ReportedHealth {
 /// A zone's declaration as stored: parsed, or why not.
 #[derive(Debug, Clone)]
 pub struct StoredZone {
-    pub spec: Result<uc_types::Zone, String>,
+    /// Shared: the parse error is kept with the zone and cloned with it.
+    pub spec: Result<uc_types::Zone, std::sync::Arc<serde_json::Error>>,
     pub mod_revision: i64,
 }
 
@@ -60,7 +61,7 @@ impl StoreState {
             Some(Key::DnsZone { zone }) => {
                 match value {
                     Some(value) => {
-                        let spec = serde_json::from_slice(value).map_err(|err| err.to_string());
+                        let spec = serde_json::from_slice(value).map_err(std::sync::Arc::new);
                         self.zones
                             .insert(zone.to_owned(), StoredZone { spec, mod_revision });
                     }
