@@ -13,6 +13,7 @@ ensure_prereqs() {
   command -v git >/dev/null || missing+=(git)
   command -v jq >/dev/null || missing+=(jq)
   command -v curl >/dev/null || missing+=(curl)
+  command -v openssl >/dev/null || missing+=(openssl)
   command -v etcd >/dev/null || missing+=(etcd-server)
   command -v etcdctl >/dev/null || missing+=(etcd-client)
   command -v dig >/dev/null || missing+=(dnsutils)

@@ -1,0 +1,209 @@
+//! uc-lb's L4 listeners, through the real binary against etcd: TCP
+//! connections spread over healthy backends; a backend that dies leaves
+//! rotation within interval × fall and comes back after rise successes;
+//! a backend removed from the listener drains (no new connections, open
+//! ones go on until the drain timeout); UDP sessions reach their backends;
+//! a listener whose port is taken is reported while the others serve.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use common::{curl, get, listener, port, Backend, Lb, UdpEcho};
+use serde_json::json;
+
+/// Who answers `n` new connections through `port` (a TCP listener in front of HTTP backends).
+fn spread(port: u16, n: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let (code, body) = curl(&["-m", "5", &format!("http://127.0.0.1:{port}/")])
+            .expect("a connection through uc-lb");
+        assert_eq!(code, 200, "{body}");
+        let name = body.split_whitespace().next().unwrap().to_owned();
+        *seen.entry(name).or_default() += 1;
+    }
+    seen
+}
+
+#[test]
+fn tcp_balances_follows_health_and_drains() {
+    // interval 1 s, fall 2, rise 2 (common::listener); drain timeout 2 s.
+    let lb = Lb::start("uc-lb-l4", &["--drain-timeout", "2"]);
+    let mut a = Backend::http("a");
+    let b = Backend::http("b");
+    let c = Backend::http("c");
+    let p = port();
+    lb.put_listener(
+        "tcp",
+        &listener("tcp", p, &[a.addr, b.addr, c.addr], json!({})),
+    );
+    for backend in [&a, &b, &c] {
+        lb.wait_backend("tcp", backend.addr, "up", Duration::from_secs(5));
+    }
+    let seen = spread(p, 30);
+    assert_eq!(
+        seen.values().copied().collect::<Vec<_>>(),
+        [10, 10, 10],
+        "round-robin over three: {seen:?}"
+    );
+
+    // a dies: out of rotation within interval × fall (2 s), plus slack for one probe.
+    let addr_a = a.addr;
+    a.stop();
+    let took = lb.wait_backend("tcp", addr_a, "down", Duration::from_secs(4));
+    assert!(took <= Duration::from_millis(3200), "down after {took:?}");
+    let seen = spread(p, 10);
+    assert!(
+        !seen.contains_key("a"),
+        "a dead backend got connections: {seen:?}"
+    );
+
+    // a comes back: in rotation after rise (2) successes.
+    let a = Backend::http_at("a", addr_a);
+    let took = lb.wait_backend("tcp", addr_a, "up", Duration::from_secs(4));
+    assert!(took <= Duration::from_millis(3200), "up after {took:?}");
+    assert!(spread(p, 9).contains_key("a"), "a is back in rotation");
+
+    // Drain b: remove it while a connection to it is open.
+    let mut open = loop {
+        let mut stream = TcpStream::connect(("127.0.0.1", p)).unwrap();
+        let (_, body) = get(&mut stream, "/").unwrap();
+        if body.starts_with("b ") {
+            break stream;
+        }
+    };
+    lb.put_listener("tcp", &listener("tcp", p, &[a.addr, c.addr], json!({})));
+    lb.wait_backend("tcp", b.addr, "draining", Duration::from_secs(2));
+    let seen = spread(p, 10);
+    assert!(
+        !seen.contains_key("b"),
+        "a drained backend got new connections: {seen:?}"
+    );
+    let (code, body) = get(&mut open, "/").expect("the open connection goes on while draining");
+    assert_eq!((code, body.split_whitespace().next()), (200, Some("b")));
+    // The drain timeout (2 s) closes it.
+    open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let closed = open.read(&mut buf);
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    wait_gone(&lb, "tcp", b.addr);
+
+    let metrics = lb.metrics();
+    for line in [
+        "uc_lb_listener_up{listener=\"tcp\"} 1",
+        &format!(
+            "uc_lb_backend_up{{listener=\"tcp\",backend=\"{}\"}} 1",
+            a.addr
+        ),
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("uc_lb_bytes_total{listener=\"tcp\",direction=\"out\"}"),
+        "{metrics}"
+    );
+}
+
+fn wait_gone(lb: &Lb, listener: &str, backend: SocketAddr) {
+    uc_testkit::wait_for(
+        "the drained backend gone from the status",
+        Duration::from_secs(3),
+        || {
+            let status = lb.status(listener)?;
+            let present = status["backends"]
+                .as_array()?
+                .iter()
+                .any(|b| b["address"] == json!(backend.to_string()));
+            (!present).then_some(())
+        },
+    );
+}
+
+#[test]
+fn udp_sessions_reach_their_backends() {
+    let lb = Lb::start("uc-lb-udp", &[]);
+    let x = UdpEcho::start("x");
+    let y = UdpEcho::start("y");
+    let p = port();
+    lb.put_listener("dns", &listener("udp", p, &[x.addr, y.addr], json!({})));
+    lb.wait_backend("dns", x.addr, "up", Duration::from_secs(5));
+    lb.wait_backend("dns", y.addr, "up", Duration::from_secs(5));
+    let mut seen = BTreeMap::new();
+    for i in 0..4 {
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        for j in 0..3 {
+            let message = format!("m{i}-{j}");
+            client
+                .send_to(message.as_bytes(), ("127.0.0.1", p))
+                .unwrap();
+            let mut buf = [0u8; 256];
+            let n = client.recv(&mut buf).expect("a reply through uc-lb");
+            let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let (name, echoed) = reply.split_once(':').unwrap();
+            assert_eq!(echoed, message);
+            // A client's datagrams stay with one backend.
+            assert_eq!(
+                *seen.entry(i).or_insert_with(|| name.to_owned()),
+                name,
+                "client {i}"
+            );
+        }
+    }
+    let names: std::collections::BTreeSet<&String> = seen.values().collect();
+    assert_eq!(names.len(), 2, "both backends used: {seen:?}");
+}
+
+#[test]
+fn a_port_in_use_is_reported_while_the_others_serve() {
+    let lb = Lb::start("uc-lb-bind", &[]);
+    let backend = Backend::http("w");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let free = port();
+    lb.put_listener("busy", &listener("tcp", busy, &[backend.addr], json!({})));
+    lb.put_listener("free", &listener("http", free, &[backend.addr], json!({})));
+    lb.wait_backend("free", backend.addr, "up", Duration::from_secs(5));
+    let (code, health) = uc_testkit::wait_for("/health failing", Duration::from_secs(5), || {
+        lb.health()
+            .filter(|(_, h)| h["failing"]["busy"].is_string())
+    });
+    assert_eq!(code, 503, "{health}");
+    assert_eq!(health["status"], "failing");
+    assert!(
+        health["failing"]["busy"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{busy}")),
+        "{health}"
+    );
+    let status = lb.status("busy").expect("the busy listener's status");
+    assert_eq!(status["serving"], false, "{status}");
+    assert!(
+        status["error"].as_str().unwrap().contains("cannot bind"),
+        "{status}"
+    );
+    let (code, body) = curl(&["-m", "5", &format!("http://127.0.0.1:{free}/")]).unwrap();
+    assert_eq!((code, body.split_whitespace().next()), (200, Some("w")));
+    assert!(lb.log().contains("listener cannot serve"), "logged");
+    // The port frees: the listener binds on its own, /health is ok again.
+    drop(taken);
+    uc_testkit::wait_for("/health ok", Duration::from_secs(5), || {
+        lb.health().filter(|(c, _)| *c == 200)
+    });
+    lb.wait_backend("busy", backend.addr, "up", Duration::from_secs(5));
+    let (code, _) = curl(&["-m", "5", &format!("http://127.0.0.1:{busy}/")]).unwrap();
+    assert_eq!(code, 200);
+}

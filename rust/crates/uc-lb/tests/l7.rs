@@ -1,0 +1,425 @@
+//! uc-lb's HTTP and HTTPS listeners, through the real binary against
+//! etcd, with curl as the client: balancing with X-Forwarded-For/-Proto
+//! over HTTP/1.1 and HTTP/2; TLS verified by curl against a CA made here
+//! with openssl, and a new certificate picked up without a restart;
+//! uc-lb's own 502/503/504; retries of idempotent requests on connect
+//! failure; a listener changed under load without a failed request;
+//! malformed, slow and silent clients cut off by the client timeout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{curl, get, listener, port, Backend, Lb};
+use serde_json::json;
+
+#[test]
+fn http_balances_with_forwarded_headers_over_h1_and_h2() {
+    let lb = Lb::start("uc-lb-http", &[]);
+    let (a, b) = (Backend::http("a"), Backend::http("b"));
+    let p = port();
+    let health = json!({"healthCheck": {"type": "http", "path": "/health", "intervalSeconds": 1, "timeoutSeconds": 1, "rise": 1, "fall": 2}});
+    lb.put_listener("web", &listener("http", p, &[a.addr, b.addr], health));
+    lb.wait_backend("web", a.addr, "up", Duration::from_secs(5));
+    lb.wait_backend("web", b.addr, "up", Duration::from_secs(5));
+    let url = format!("http://127.0.0.1:{p}/");
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        let (code, body) = curl(&["-m", "5", &url]).unwrap();
+        assert_eq!(code, 200);
+        assert!(body.ends_with(" xff=127.0.0.1 proto=http"), "{body}");
+        names.push(body.split_whitespace().next().unwrap().to_owned());
+    }
+    names.sort();
+    assert_eq!(names, ["a", "a", "b", "b"]);
+    let (code, version) = curl(&[
+        "-m",
+        "5",
+        "--http2-prior-knowledge",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version}\n%{http_code}",
+        &url,
+    ])
+    .unwrap();
+    assert_eq!((code, version.trim()), (200, "2"));
+    // An X-Forwarded-For from the client is kept and appended to.
+    let (_, body) = curl(&["-m", "5", "-H", "X-Forwarded-For: 192.0.2.1", &url]).unwrap();
+    assert!(body.contains("xff=192.0.2.1, 127.0.0.1"), "{body}");
+    let metrics = lb.metrics();
+    assert!(
+        metrics.contains("uc_lb_requests_total{listener=\"web\",code=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("uc_lb_request_duration_seconds_count{listener=\"web\"}"),
+        "{metrics}"
+    );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `<ca>.pem` and a server certificate for lb.test and 127.0.0.1
+/// signed by it, as `<leaf>.pem` and `<leaf>.key`.
+fn certificate(dir: &Path, ca: &str, leaf: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_key = format!("{ca}.key");
+    let ca_pem = format!("{ca}.pem");
+    if !dir.join(&ca_pem).exists() {
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca_pem,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=uc-lb test CA",
+        ]);
+        args.extend([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        openssl(dir, &args);
+    }
+    let (key, csr, pem) = (
+        format!("{leaf}.key"),
+        format!("{leaf}.csr"),
+        format!("{leaf}.pem"),
+    );
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=lb.test"]);
+    openssl(dir, &args);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:lb.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+#[test]
+fn https_terminates_with_a_verified_chain_and_reloads_its_certificate() {
+    let lb = Lb::start("uc-lb-https", &[]);
+    let tls = lb.dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    certificate(&tls, "ca1", "one");
+    std::fs::copy(tls.join("one.pem"), tls.join("server.pem")).unwrap();
+    std::fs::copy(tls.join("one.key"), tls.join("server.key")).unwrap();
+    let a = Backend::http("a");
+    let p = port();
+    let files =
+        json!({"certificateFile": tls.join("server.pem"), "keyFile": tls.join("server.key")});
+    lb.put_listener(
+        "secure",
+        &listener("https", p, &[a.addr], json!({"tls": files})),
+    );
+    lb.wait_backend("secure", a.addr, "up", Duration::from_secs(5));
+    let resolve = format!("lb.test:{p}:127.0.0.1");
+    let url = format!("https://lb.test:{p}/");
+    let with_ca = |ca: &str, extra: &[&str]| {
+        let cacert = tls.join(ca);
+        let mut args = vec![
+            "-m",
+            "5",
+            "--cacert",
+            cacert.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+        ];
+        args.extend(extra);
+        args.push(&url);
+        curl(&args)
+    };
+    let (code, body) = with_ca("ca1.pem", &[]).expect("curl verifies the chain against ca1");
+    assert_eq!((code, body.as_str()), (200, "a xff=127.0.0.1 proto=https"));
+    let (_, version) = with_ca(
+        "ca1.pem",
+        &[
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}\n%{http_code}",
+        ],
+    )
+    .unwrap();
+    assert_eq!(version.trim(), "2", "h2 by ALPN");
+    certificate(&tls, "ca2", "two");
+    assert!(
+        with_ca("ca2.pem", &[]).is_none(),
+        "ca2 does not verify the first certificate"
+    );
+    // Replace the files (as a secret rotation does): served within a couple of seconds.
+    std::fs::copy(tls.join("two.key"), tls.join("server.key.new")).unwrap();
+    std::fs::copy(tls.join("two.pem"), tls.join("server.pem.new")).unwrap();
+    std::fs::rename(tls.join("server.key.new"), tls.join("server.key")).unwrap();
+    std::fs::rename(tls.join("server.pem.new"), tls.join("server.pem")).unwrap();
+    let started = Instant::now();
+    uc_testkit::wait_for("the new certificate", Duration::from_secs(4), || {
+        with_ca("ca2.pem", &[])
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "reloaded after {:?}",
+        started.elapsed()
+    );
+    assert!(with_ca("ca1.pem", &[]).is_none(), "the old chain is gone");
+    assert!(lb.log().contains("TLS certificate reloaded"));
+}
+
+#[test]
+fn errors_are_uc_lbs_own_and_idempotent_requests_are_retried() {
+    let lb = Lb::start("uc-lb-errors", &["--response-timeout", "1"]);
+    let (mut a, b) = (Backend::http("a"), Backend::http("b"));
+    let (empty, p) = (port(), port());
+    lb.put_listener("none", &listener("http", empty, &[], json!({})));
+    // Probes every 5 s, fall 3: a dead backend stays in rotation a while.
+    let slow_health = json!({"healthCheck": {"type": "tcp", "path": "/", "intervalSeconds": 5, "timeoutSeconds": 1, "rise": 1, "fall": 3}});
+    lb.put_listener("web", &listener("http", p, &[a.addr, b.addr], slow_health));
+    lb.wait_backend("web", a.addr, "up", Duration::from_secs(5));
+    lb.wait_backend("web", b.addr, "up", Duration::from_secs(5));
+    let (code, body) = uc_testkit::wait_for("the empty listener", Duration::from_secs(5), || {
+        curl(&["-m", "5", &format!("http://127.0.0.1:{empty}/")])
+    });
+    assert_eq!(
+        (code, body.trim()),
+        (503, "uc-lb: no healthy backend for listener none")
+    );
+    let url = |path: &str| format!("http://127.0.0.1:{p}{path}");
+    let (code, body) = curl(&["-m", "5", &url("/close")]).unwrap();
+    assert_eq!(code, 502, "{body}");
+    assert!(
+        body.contains("failed the request for listener web"),
+        "{body}"
+    );
+    let started = Instant::now();
+    let (code, body) = curl(&["-m", "5", &url("/slow")]).unwrap();
+    assert_eq!(code, 504, "{body}");
+    assert!(body.contains("sent no response within 1s"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // a dies; the probe has not noticed yet. GETs are retried on b; POSTs with a body are not.
+    a.stop();
+    for _ in 0..4 {
+        let (code, body) = curl(&["-m", "5", &url("/")]).unwrap();
+        assert_eq!(
+            (code, body.split_whitespace().next()),
+            (200, Some("b")),
+            "{body}"
+        );
+    }
+    let mut posts = Vec::new();
+    for _ in 0..4 {
+        posts.push(curl(&["-m", "5", "-d", "x=1", &url("/")]).unwrap());
+    }
+    assert!(
+        posts
+            .iter()
+            .any(|(code, body)| *code == 502 && body.contains("unreachable")),
+        "{posts:?}"
+    );
+    assert!(posts.iter().any(|(code, _)| *code == 200), "{posts:?}");
+}
+
+#[test]
+fn a_listener_change_under_load_fails_no_request() {
+    let lb = Lb::start("uc-lb-load", &["--drain-timeout", "5"]);
+    let (a, b, c) = (Backend::http("a"), Backend::http("b"), Backend::http("c"));
+    let p = port();
+    lb.put_listener("web", &listener("http", p, &[a.addr, b.addr], json!({})));
+    lb.wait_backend("web", a.addr, "up", Duration::from_secs(5));
+    lb.wait_backend("web", b.addr, "up", Duration::from_secs(5));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (done, failed) = (done.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut errors = Vec::new();
+                for round in 0..40 {
+                    // A new connection every 5 requests.
+                    let mut stream = TcpStream::connect(("127.0.0.1", p)).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    for _ in 0..5 {
+                        match get(&mut stream, "/") {
+                            Ok((200, _)) => {}
+                            other => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.push(format!("round {round}: {other:?}"));
+                                break;
+                            }
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let wait_done = |n: u64| {
+        uc_testkit::wait_for("requests under load", Duration::from_secs(20), || {
+            (done.load(Ordering::Relaxed) >= n).then_some(())
+        })
+    };
+    wait_done(100);
+    lb.put_listener(
+        "web",
+        &listener("http", p, &[a.addr, b.addr, c.addr], json!({})),
+    );
+    lb.wait_backend("web", c.addr, "up", Duration::from_secs(5));
+    wait_done(300);
+    lb.put_listener(
+        "web",
+        &listener(
+            "http",
+            p,
+            &[b.addr, c.addr],
+            json!({"balance": "least-connections"}),
+        ),
+    );
+    wait_done(450);
+    let health = json!({"healthCheck": {"type": "http", "path": "/", "intervalSeconds": 1, "timeoutSeconds": 1, "rise": 3, "fall": 3}});
+    lb.put_listener("web", &listener("http", p, &[b.addr, c.addr], health));
+    let errors: Vec<String> = clients
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed requests: {errors:?}"
+    );
+    assert_eq!(done.load(Ordering::Relaxed), 800);
+    assert!(
+        c.requests.load(Ordering::Relaxed) > 0,
+        "the added backend took requests"
+    );
+    let a_before = a.requests.load(Ordering::Relaxed);
+    for _ in 0..6 {
+        assert_eq!(
+            curl(&["-m", "5", &format!("http://127.0.0.1:{p}/")])
+                .unwrap()
+                .0,
+            200
+        );
+    }
+    assert_eq!(
+        a.requests.load(Ordering::Relaxed),
+        a_before,
+        "the removed backend got requests"
+    );
+}
+
+#[test]
+fn malformed_slow_and_silent_clients_are_cut_off() {
+    let lb = Lb::start("uc-lb-slow", &["--client-timeout", "1"]);
+    let a = Backend::http("a");
+    let p = port();
+    lb.put_listener("web", &listener("http", p, &[a.addr], json!({})));
+    lb.wait_backend("web", a.addr, "up", Duration::from_secs(5));
+    let connect = || {
+        let stream = TcpStream::connect(("127.0.0.1", p)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(4)))
+            .unwrap();
+        stream
+    };
+    // Malformed: a 400 from uc-lb (or a close), quickly, and nothing sent on.
+    let mut bad = connect();
+    bad.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = bad.read_to_string(&mut answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer:?}"
+    );
+    let before = a.requests.load(Ordering::Relaxed);
+    // Slowloris: a header byte every 200 ms is cut off by the 1 s timeout.
+    let mut slow = connect();
+    let started = Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: lb.test\r\n")
+        .unwrap();
+    let cut = (0..25).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        slow.write_all(b"X").is_err()
+    });
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    assert!(cut || read.is_ok(), "slow client still connected: {read:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "slow client cut after {:?}",
+        started.elapsed()
+    );
+    // Silent: connected, nothing sent.
+    let mut silent = connect();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = silent.read(&mut buf);
+    assert!(matches!(read, Ok(0)), "a silent client is closed: {read:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "silent client cut after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        a.requests.load(Ordering::Relaxed),
+        before,
+        "nothing reached the backend"
+    );
+    // And uc-lb still serves.
+    let mut good = connect();
+    let (code, body) = get(&mut good, "/").unwrap();
+    assert_eq!((code, body.split_whitespace().next()), (200, Some("a")));
+}
