@@ -34,7 +34,7 @@ type Reported = (bool, IpAddr, BTreeMap<String, u16>);
 
 #[derive(Debug, Default)]
 pub struct StoreState {
-    listeners: BTreeMap<String, Result<Listener, String>>,
+    listeners: BTreeMap<String, Result<Listener, SpecError>>,
     manifest: Option<ManifestRevision>,
     /// (service, assignment id) → (node, ports).
     assignments: BTreeMap<(String, String), (String, BTreeMap<String, u16>)>,
@@ -50,7 +50,8 @@ impl StoreState {
             Some(Key::LbListener { name }) => {
                 match value {
                     Some(v) => {
-                        let spec = serde_json::from_slice(v).map_err(|err| err.to_string());
+                        let spec = serde_json::from_slice(v)
+                            .map_err(|err| SpecError::Unreadable(err.to_string()));
                         self.listeners.insert(name.to_owned(), spec);
                     }
                     None => {
@@ -107,7 +108,7 @@ impl StoreState {
             }
             let resolved = match declared {
                 Ok(listener) => self.resolve(name, listener, node),
-                Err(err) => Err(SpecError::Unreadable(err.clone())),
+                Err(err) => Err(err.clone()),
             };
             out.insert(name.clone(), resolved);
         }

@@ -27,6 +27,23 @@ use crate::{tcp, udp};
 
 pub type Desired = BTreeMap<String, Result<ListenerSpec, SpecError>>;
 
+/// Why a listener's socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot bind UDP {address}: {source}")]
+    Udp {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot bind TCP {address}: {source}")]
+    Tcp {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
 /// How often a listener that could not be bound is tried again, and TLS
 /// files are checked for changes.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
@@ -174,7 +191,7 @@ impl Supervisor {
                     Entry {
                         protocol: Some(spec.protocol),
                         address: Some(spec.bind),
-                        error: Some(err),
+                        error: Some(err.to_string()),
                         pool: None,
                     },
                 );
@@ -217,26 +234,35 @@ impl Supervisor {
     }
 
     /// The listener's socket and the tasks serving it.
-    fn bind(&self, spec: &ListenerSpec, ctx: Arc<Context>) -> Result<Vec<JoinHandle<()>>, String> {
+    fn bind(
+        &self,
+        spec: &ListenerSpec,
+        ctx: Arc<Context>,
+    ) -> Result<Vec<JoinHandle<()>>, BindError> {
         let span = tracing::Span::current();
         match spec.protocol {
             ListenerProtocol::Udp => {
                 let socket = std::net::UdpSocket::bind(spec.bind)
                     .and_then(|s| s.set_nonblocking(true).map(|()| s))
                     .and_then(tokio::net::UdpSocket::from_std)
-                    .map_err(|err| format!("cannot bind UDP {}: {err}", spec.bind))?;
+                    .map_err(|source| BindError::Udp {
+                        address: spec.bind,
+                        source,
+                    })?;
                 Ok(vec![tokio::spawn(udp::serve(socket, ctx).instrument(span))])
             }
             protocol => {
-                let listener = bind_tcp(spec.bind)
-                    .map_err(|err| format!("cannot bind TCP {}: {err}", spec.bind))?;
+                let listener = bind_tcp(spec.bind).map_err(|source| BindError::Tcp {
+                    address: spec.bind,
+                    source,
+                })?;
                 if protocol == ListenerProtocol::Tcp {
                     return Ok(vec![tokio::spawn(
                         tcp::serve(listener, ctx).instrument(span),
                     )]);
                 }
                 let tls = match &spec.tls {
-                    Some(files) => Some(Arc::new(Tls::load(files).map_err(|err| err.to_string())?)),
+                    Some(files) => Some(Arc::new(Tls::load(files)?)),
                     None => None,
                 };
                 let mut tasks = vec![tokio::spawn(

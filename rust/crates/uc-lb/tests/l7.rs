@@ -423,3 +423,30 @@ fn malformed_slow_and_silent_clients_are_cut_off() {
     let (code, body) = get(&mut good, "/").unwrap();
     assert_eq!((code, body.split_whitespace().next()), (200, Some("a")));
 }
+
+#[test]
+fn a_request_to_a_drained_backend_ends_at_the_drain_timeout() {
+    let lb = Lb::start("uc-lb-drain7", &["--drain-timeout", "1"]);
+    let (a, b) = (Backend::http("a"), Backend::http("b"));
+    let p = port();
+    lb.put_listener("web", &listener("http", p, &[a.addr], json!({})));
+    lb.wait_backend("web", a.addr, "up", Duration::from_secs(5));
+    // /slow answers after 5 s; a is removed while it is in flight.
+    let slow = std::thread::spawn(move || {
+        let started = Instant::now();
+        let answer = curl(&["-m", "8", &format!("http://127.0.0.1:{p}/slow")]);
+        (answer, started.elapsed())
+    });
+    uc_testkit::wait_for("the slow request at a", Duration::from_secs(3), || {
+        (a.requests.load(Ordering::Relaxed) > 0).then_some(())
+    });
+    lb.put_listener("web", &listener("http", p, &[b.addr], json!({})));
+    let (answer, took) = slow.join().unwrap();
+    let (code, body) = answer.expect("an answer from uc-lb");
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("was drained before it answered"), "{body}");
+    assert!(took < Duration::from_secs(4), "cut after {took:?}");
+    lb.wait_backend("web", b.addr, "up", Duration::from_secs(5));
+    let (code, body) = curl(&["-m", "5", &format!("http://127.0.0.1:{p}/")]).unwrap();
+    assert_eq!((code, body.split_whitespace().next()), (200, Some("b")));
+}

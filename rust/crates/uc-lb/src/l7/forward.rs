@@ -100,7 +100,13 @@ async fn forward(
         };
         let mut outgoing = Request::from_parts(parts.clone(), this_body);
         *outgoing.uri_mut() = uri;
-        let sent = tokio::time::timeout(ctx.timeouts.response, client.request(outgoing)).await;
+        let sent = tokio::select! {
+            sent = tokio::time::timeout(ctx.timeouts.response, client.request(outgoing)) => sent,
+            () = lease.backend.closed() => {
+                tracing::info!(%backend, "request cut: the backend's drain timeout ended");
+                return answer(StatusCode::BAD_GATEWAY, &format!("uc-lb: backend {backend} was drained before it answered, for listener {}", ctx.name));
+            }
+        };
         match sent {
             Ok(Ok(response)) => {
                 let (mut head, body) = response.into_parts();
