@@ -8,6 +8,7 @@ use uc_daemon::metrics::{Counter, Family, Gauge, Registry};
 pub type ListenerLabels = [(&'static str, String); 1];
 pub type BackendLabels = [(&'static str, String); 2];
 pub type RequestLabels = [(&'static str, String); 2];
+pub type BytesLabels = [(&'static str, String); 3];
 
 pub struct Metrics {
     registry: Registry,
@@ -16,8 +17,9 @@ pub struct Metrics {
     pub active: Family<ListenerLabels, Gauge>,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<ListenerLabels, Histogram, fn() -> Histogram>,
-    /// direction: `in` (client to backend) or `out`.
-    pub bytes: Family<RequestLabels, Counter>,
+    /// Per listener and backend; direction `in` (client to backend) or `out`.
+    pub bytes: Family<BytesLabels, Counter>,
+    pub backend_latency: Family<BackendLabels, Histogram, fn() -> Histogram>,
     pub backend_up: Family<BackendLabels, Gauge>,
     pub backend_active: Family<BackendLabels, Gauge>,
     pub backend_selected: Family<BackendLabels, Counter>,
@@ -43,6 +45,7 @@ impl Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(histogram),
             bytes: Family::default(),
+            backend_latency: Family::new_with_constructor(histogram),
             backend_up: Family::default(),
             backend_active: Family::default(),
             backend_selected: Family::default(),
@@ -80,6 +83,11 @@ impl Metrics {
             "bytes",
             "Bytes proxied, by direction (in: client to backend)",
             metrics.bytes.clone(),
+        );
+        r.register(
+            "backend_latency_seconds",
+            "TCP: time to connect to the backend; HTTP: time to the backend's response head",
+            metrics.backend_latency.clone(),
         );
         r.register(
             "backend_up",
@@ -121,6 +129,18 @@ impl Metrics {
 
 pub fn listener(name: &str) -> ListenerLabels {
     [("listener", name.to_owned())]
+}
+
+pub fn bytes(
+    listener: &str,
+    backend: std::net::SocketAddr,
+    direction: &'static str,
+) -> BytesLabels {
+    [
+        ("listener", listener.to_owned()),
+        ("backend", backend.to_string()),
+        ("direction", direction.to_owned()),
+    ]
 }
 
 pub fn backend(listener: &str, backend: std::net::SocketAddr) -> BackendLabels {

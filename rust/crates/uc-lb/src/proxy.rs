@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use uc_daemon::metrics::Counter;
+
 use crate::metrics::{self, Metrics};
 use crate::pool::Pool;
 
@@ -61,16 +63,28 @@ impl Context {
         metrics::listener(&self.name)
     }
 
-    pub fn bytes(&self, inbound: u64, outbound: u64) {
+    /// Bytes copied between a client and `backend`.
+    pub fn bytes(&self, backend: SocketAddr, inbound: u64, outbound: u64) {
         for (direction, n) in [("in", inbound), ("out", outbound)] {
-            self.metrics
-                .bytes
-                .get_or_create(&[
-                    ("listener", self.name.clone()),
-                    ("direction", direction.to_owned()),
-                ])
-                .inc_by(n);
+            if n > 0 {
+                self.bytes_counter(backend, direction).inc_by(n);
+            }
         }
+    }
+
+    /// The counter of bytes to (`in`) or from (`out`) `backend`.
+    pub fn bytes_counter(&self, backend: SocketAddr, direction: &'static str) -> Counter {
+        self.metrics
+            .bytes
+            .get_or_create(&metrics::bytes(&self.name, backend, direction))
+            .clone()
+    }
+
+    pub fn backend_latency(&self, backend: SocketAddr, took: Duration) {
+        self.metrics
+            .backend_latency
+            .get_or_create(&metrics::backend(&self.name, backend))
+            .observe(took.as_secs_f64());
     }
 
     pub fn connect_failed(&self, backend: SocketAddr) {

@@ -47,7 +47,7 @@ async fn proxy(mut client: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
     tokio::select! {
         copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
             Ok((inbound, outbound)) => {
-                ctx.bytes(inbound, outbound);
+                ctx.bytes(backend, inbound, outbound);
                 tracing::debug!(%backend, inbound, outbound, "closed");
             }
             Err(err) => tracing::debug!(%backend, %err, "connection ended with an error"),
@@ -67,8 +67,10 @@ pub async fn connect(ctx: &Context, peer: SocketAddr) -> Option<(Lease, TcpStrea
             break;
         };
         let backend = lease.backend.addr;
+        let started = std::time::Instant::now();
         match tokio::time::timeout(ctx.timeouts.connect, TcpStream::connect(backend)).await {
             Ok(Ok(stream)) => {
+                ctx.backend_latency(backend, started.elapsed());
                 let _ = stream.set_nodelay(true);
                 return Some((lease, stream));
             }

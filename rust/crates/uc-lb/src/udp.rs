@@ -44,7 +44,11 @@ pub async fn serve(socket: UdpSocket, ctx: Arc<Context>) {
             upstream.send(datagram).await
         };
         match sent {
-            Ok(_) => ctx.bytes(len as u64, 0),
+            Ok(_) => {
+                if let Ok(backend) = upstream.peer_addr() {
+                    ctx.bytes(backend, len as u64, 0);
+                }
+            }
             Err(err) => {
                 tracing::debug!(listener = %ctx.name, %peer, %err, "send to backend failed")
             }
@@ -124,7 +128,7 @@ async fn replies(
                     if let Err(err) = socket.send_to(&buf[..len], peer).await {
                         tracing::debug!(%err, "send to client failed");
                     }
-                    ctx.bytes(0, len as u64);
+                    ctx.bytes(lease.backend.addr, 0, len as u64);
                 }
                 Ok(Err(err)) => {
                     tracing::debug!(%err, "backend socket error; session ends");

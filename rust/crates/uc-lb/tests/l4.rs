@@ -108,8 +108,17 @@ fn tcp_balances_follows_health_and_drains() {
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
+    let per_backend = |prefix: &str| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(prefix) && l.contains(&format!("backend=\"{}\"", c.addr)))
+    };
     assert!(
-        metrics.contains("uc_lb_bytes_total{listener=\"tcp\",direction=\"out\"}"),
+        per_backend("uc_lb_bytes_total{listener=\"tcp\""),
+        "{metrics}"
+    );
+    assert!(
+        per_backend("uc_lb_backend_latency_seconds_count{listener=\"tcp\""),
         "{metrics}"
     );
 }

@@ -63,6 +63,18 @@ fn http_balances_with_forwarded_headers_over_h1_and_h2() {
         metrics.contains("uc_lb_request_duration_seconds_count{listener=\"web\"}"),
         "{metrics}"
     );
+    for direction in ["in", "out"] {
+        let line = format!(
+            "uc_lb_bytes_total{{listener=\"web\",backend=\"{}\",direction=\"{direction}\"}}",
+            a.addr
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    let latency = format!(
+        "uc_lb_backend_latency_seconds_count{{listener=\"web\",backend=\"{}\"}}",
+        b.addr
+    );
+    assert!(metrics.contains(&latency), "{latency} in\n{metrics}");
 }
 
 fn openssl(dir: &Path, args: &[&str]) {

@@ -98,7 +98,17 @@ async fn forward(
                 .map_err(|never| match never {})
                 .boxed(),
         };
+        let sent_bytes = ctx.bytes_counter(backend, "in");
+        let this_body = this_body
+            .map_frame(move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    sent_bytes.inc_by(data.len() as u64);
+                }
+                frame
+            })
+            .boxed();
         let mut outgoing = Request::from_parts(parts.clone(), this_body);
+        let started = Instant::now();
         *outgoing.uri_mut() = uri;
         let sent = tokio::select! {
             sent = tokio::time::timeout(ctx.timeouts.response, client.request(outgoing)) => sent,
@@ -109,11 +119,16 @@ async fn forward(
         };
         match sent {
             Ok(Ok(response)) => {
+                ctx.backend_latency(backend, started.elapsed());
+                let received = ctx.bytes_counter(backend, "out");
                 let (mut head, body) = response.into_parts();
                 strip_hop_by_hop(&mut head.headers);
                 // The lease (an open request to the backend) lasts as long as the body.
                 let body = body.map_frame(move |frame| {
                     let _counted = &lease;
+                    if let Some(data) = frame.data_ref() {
+                        received.inc_by(data.len() as u64);
+                    }
                     frame
                 });
                 return Response::from_parts(head, body.boxed());
