@@ -85,3 +85,48 @@ pub async fn connect(ctx: &Context, peer: SocketAddr) -> Option<(Lease, TcpStrea
     tracing::warn!(tried = tried.len(), "no backend to send the connection to");
     None
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::balance::Policy;
+    use crate::health::State;
+    use crate::metrics::Metrics;
+    use crate::pool::Pool;
+    use crate::proxy::Timeouts;
+    use tokio::io::AsyncReadExt;
+
+    /// With `proxy_protocol`, the backend reads the v2 header naming the
+    /// client and the listener first, then the client's bytes.
+    #[tokio::test]
+    async fn a_proxy_header_goes_first_when_asked() {
+        let backend = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend_addr = backend.local_addr().unwrap();
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = front.local_addr().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let pool = Arc::new(Pool::new("t", Policy::RoundRobin, metrics.clone()));
+        let (added, _) = pool.update(&[backend_addr], Policy::RoundRobin);
+        pool.set_state(&added[0], State::Up);
+        let ctx = Arc::new(Context {
+            name: "t".into(),
+            pool,
+            metrics,
+            timeouts: Timeouts::default(),
+            proxy_protocol: true,
+            local,
+        });
+        let serving = tokio::spawn(serve(front, ctx));
+        let mut client = TcpStream::connect(local).await.unwrap();
+        let client_addr = client.local_addr().unwrap();
+        client.write_all(b"hello").await.unwrap();
+        let (mut upstream, _) = backend.accept().await.unwrap();
+        let expected = proxy_protocol::header(Transport::Stream, client_addr, local);
+        let mut got = vec![0u8; expected.len() + 5];
+        upstream.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..expected.len()], &expected[..]);
+        assert_eq!(&got[expected.len()..], b"hello");
+        serving.abort();
+    }
+}
