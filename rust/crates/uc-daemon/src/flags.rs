@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use uc_types::{ContractError, DaemonConfig};
+
 /// `--config`, `--store`, `--node`, `--http`, `--cluster`;
 /// `#[command(flatten)]` them into the daemon's `Args`.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -49,6 +51,16 @@ pub struct MissingFlag {
     pub why: &'static str,
 }
 
+/// Why a daemon has no configuration: its file could not be read, or a flag
+/// it cannot run without is missing.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] uc_types::ContractError),
+    #[error(transparent)]
+    Flag(#[from] MissingFlag),
+}
+
 impl DaemonArgs {
     /// Whether the flags are the whole configuration (`--store` given).
     pub fn from_flags(&self) -> bool {
@@ -60,6 +72,11 @@ impl DaemonArgs {
         self.config
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("/etc/ultracloud/{daemon}.json")))
+    }
+
+    /// The daemon's config file: `--config`, or `/etc/ultracloud/<daemon>.json`.
+    pub fn load<C: DaemonConfig>(&self) -> Result<C, ContractError> {
+        C::load(&self.config_path(C::DAEMON))
     }
 
     /// The shared fields from the flags alone: `--node` is required when

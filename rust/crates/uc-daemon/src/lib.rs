@@ -8,7 +8,7 @@ pub mod flags;
 pub mod http;
 pub mod metrics;
 
-pub use flags::{DaemonArgs, FlagsConfig, MissingFlag};
+pub use flags::{ConfigError, DaemonArgs, FlagsConfig, MissingFlag};
 
 use std::process::ExitCode;
 
@@ -59,6 +59,34 @@ pub fn runtime(daemon: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("{daemon}: cannot start the async runtime: {err}");
             ExitCode::FAILURE
         })
+}
+
+/// Runs the daemon's future on the multi-threaded runtime until it returns:
+/// exit 0 when it returns `Ok`, otherwise the error logged and printed to
+/// stderr as `<daemon>: <err>`, exit 1. What every daemon's `main` ends with:
+/// `uc_daemon::run_daemon("uc-foo", uc_foo::daemon::run(config, uc_daemon::shutdown_signal()))`.
+pub fn run_daemon<E: std::fmt::Display>(
+    daemon: &str,
+    run: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let runtime = match runtime(daemon) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            exit_with_error(daemon, err)
+        }
+    }
+}
+
+/// A daemon that cannot start (its config, a flag): the error on stderr as
+/// `<daemon>: <err>`, and exit 1 to return from `main`.
+pub fn exit_with_error(daemon: &str, err: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{daemon}: {err}");
+    ExitCode::FAILURE
 }
 
 /// The daemon's HTTP endpoint could not be bound.

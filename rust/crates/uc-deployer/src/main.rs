@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::Parser;
 use uc_deployer::cache::{Cache, KeyError, LocalStore, SigningKey, StoreError};
 use uc_deployer::{App, Store};
-use uc_types::{CacheConfig, DaemonConfig, DeployerConfig, SCHEMA_VERSION};
+use uc_types::{CacheConfig, DeployerConfig, SCHEMA_VERSION};
 
 #[derive(Parser)]
 #[command(
@@ -50,18 +50,10 @@ struct Args {
     cache_roots: Vec<String>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
     uc_daemon::init_logging("info", args.log.log_format);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("uc-deployer: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    uc_daemon::run_daemon("uc-deployer", run(args))
 }
 
 /// Why the deployer did not start, or stopped.
@@ -161,7 +153,7 @@ fn config(args: &Args) -> Result<DeployerConfig, RunError> {
             },
         }
     } else {
-        let mut config = DeployerConfig::load(&daemon.config_path(DeployerConfig::DAEMON))?;
+        let mut config: DeployerConfig = daemon.load()?;
         daemon.override_file(&mut config.node, &mut config.http_listen);
         if let Some(dir) = &args.data_dir {
             config.data_dir = dir.display().to_string();

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use uc_dns::daemon::Settings;
-use uc_types::{DaemonConfig, DnsConfig};
+use uc_types::DnsConfig;
 
 #[derive(Parser)]
 #[command(
@@ -46,23 +46,12 @@ fn main() -> ExitCode {
     );
     let settings = match settings(&args) {
         Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("uc-dns: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return uc_daemon::exit_with_error("uc-dns", err),
     };
-    let runtime = match uc_daemon::runtime("uc-dns") {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    match runtime.block_on(uc_dns::daemon::run(settings, uc_daemon::shutdown_signal())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("uc-dns: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    uc_daemon::run_daemon(
+        "uc-dns",
+        uc_dns::daemon::run(settings, uc_daemon::shutdown_signal()),
+    )
 }
 
 fn settings(args: &Args) -> Result<Settings, uc_types::ContractError> {
@@ -86,7 +75,7 @@ fn settings(args: &Args) -> Result<Settings, uc_types::ContractError> {
             udp_sockets,
         });
     }
-    let config = DnsConfig::load(&args.daemon.config_path(DnsConfig::DAEMON))?;
+    let config: DnsConfig = args.daemon.load()?;
     Ok(Settings {
         store_endpoints: config.store_endpoints,
         listen: if args.listen.is_empty() {

@@ -13,9 +13,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use uc_nix_agent::nix::NixSystem;
 use uc_nix_agent::switch::Switcher;
-use uc_types::{
-    DaemonConfig, DesiredSystem, NixAgentConfig, SwitchAction, SystemState, SCHEMA_VERSION,
-};
+use uc_types::{DesiredSystem, NixAgentConfig, SwitchAction, SystemState, SCHEMA_VERSION};
 
 #[derive(Parser)]
 #[command(
@@ -77,10 +75,7 @@ fn main() -> ExitCode {
     uc_daemon::init_logging("info", args.log.log_format);
     let config = match config(&args) {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("uc-nix-agent: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return uc_daemon::exit_with_error("uc-nix-agent", err),
     };
     let switcher = Switcher {
         nix: NixSystem {
@@ -98,7 +93,12 @@ fn main() -> ExitCode {
         health_gate: Duration::from_secs(config.health_gate_timeout_seconds),
     };
     let observed = match args.command {
-        Command::Run => return daemon(config, switcher),
+        Command::Run => {
+            return uc_daemon::run_daemon(
+                "uc-nix-agent",
+                uc_nix_agent::daemon::run(config, switcher, uc_daemon::shutdown_signal()),
+            )
+        }
         Command::Switch {
             store_path,
             generation,
@@ -125,28 +125,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn daemon(config: NixAgentConfig, switcher: Switcher) -> ExitCode {
-    let runtime = match uc_daemon::runtime("uc-nix-agent") {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    match runtime.block_on(uc_nix_agent::daemon::run(
-        config,
-        switcher,
-        uc_daemon::shutdown_signal(),
-    )) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("uc-nix-agent: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 /// The config file with the flags' overrides, or with `--store` the flags
 /// alone.
-fn config(args: &Args) -> Result<NixAgentConfig, ConfigError> {
+fn config(args: &Args) -> Result<NixAgentConfig, uc_daemon::ConfigError> {
     let mut config = if args.daemon.from_flags() {
         let flags = args.daemon.flags_config(
             None,
@@ -168,7 +149,7 @@ fn config(args: &Args) -> Result<NixAgentConfig, ConfigError> {
             health_checks: Vec::new(),
         }
     } else {
-        let mut config = NixAgentConfig::load(&args.daemon.config_path(NixAgentConfig::DAEMON))?;
+        let mut config: NixAgentConfig = args.daemon.load()?;
         args.daemon
             .override_file(&mut config.node, &mut config.http_listen);
         config
@@ -188,12 +169,4 @@ fn config(args: &Args) -> Result<NixAgentConfig, ConfigError> {
             .clone_from(&args.trusted_public_keys);
     }
     Ok(config)
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ConfigError {
-    #[error(transparent)]
-    File(#[from] uc_types::ContractError),
-    #[error(transparent)]
-    Flag(#[from] uc_daemon::MissingFlag),
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use uc_node_agent::daemon::Options;
 use uc_node_agent::runner::Backend;
-use uc_types::{DaemonConfig, NodeAgentConfig, SCHEMA_VERSION};
+use uc_types::{NodeAgentConfig, SCHEMA_VERSION};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendChoice {
@@ -69,10 +69,7 @@ fn main() -> ExitCode {
     uc_daemon::init_logging("info", args.log.log_format);
     let config = match config(&args) {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("uc-node-agent: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return uc_daemon::exit_with_error("uc-node-agent", err),
     };
     let options = Options {
         backend: match args.backend {
@@ -85,27 +82,15 @@ fn main() -> ExitCode {
         log_keep: args.log_keep,
         stop_instances_on_exit: args.stop_instances_on_exit,
     };
-    let runtime = match uc_daemon::runtime("uc-node-agent") {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    match runtime.block_on(uc_node_agent::daemon::run(
-        config,
-        options,
-        uc_daemon::shutdown_signal(),
-    )) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("uc-node-agent: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    uc_daemon::run_daemon(
+        "uc-node-agent",
+        uc_node_agent::daemon::run(config, options, uc_daemon::shutdown_signal()),
+    )
 }
 
 /// The config file with the flags' overrides, or with `--store` the flags
 /// alone.
-fn config(args: &Args) -> Result<NodeAgentConfig, ConfigError> {
+fn config(args: &Args) -> Result<NodeAgentConfig, uc_daemon::ConfigError> {
     let mut config = if args.daemon.from_flags() {
         let flags = args.daemon.flags_config(
             None,
@@ -123,7 +108,7 @@ fn config(args: &Args) -> Result<NodeAgentConfig, ConfigError> {
             heartbeat_ttl_seconds: 10,
         }
     } else {
-        let mut config = NodeAgentConfig::load(&args.daemon.config_path(NodeAgentConfig::DAEMON))?;
+        let mut config: NodeAgentConfig = args.daemon.load()?;
         args.daemon
             .override_file(&mut config.node, &mut config.http_listen);
         config
@@ -138,12 +123,4 @@ fn config(args: &Args) -> Result<NodeAgentConfig, ConfigError> {
         config.heartbeat_ttl_seconds = ttl;
     }
     Ok(config)
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ConfigError {
-    #[error(transparent)]
-    File(#[from] uc_types::ContractError),
-    #[error(transparent)]
-    Flag(#[from] uc_daemon::MissingFlag),
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use uc_scheduler::daemon::Options;
-use uc_types::{DaemonConfig, SchedulerConfig, SCHEMA_VERSION};
+use uc_types::{SchedulerConfig, SCHEMA_VERSION};
 
 #[derive(Parser)]
 #[command(
@@ -58,40 +58,25 @@ fn main() -> ExitCode {
     uc_daemon::init_logging("info", args.log.log_format);
     let config = match config(&args) {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("uc-scheduler: {err}");
-            return ExitCode::FAILURE;
+        Err(err) => return uc_daemon::exit_with_error("uc-scheduler", err),
+    };
+    let command = async move {
+        match args.command {
+            Command::Run {
+                holder,
+                leader_ttl_seconds,
+            } => {
+                let options = Options {
+                    holder: holder
+                        .unwrap_or_else(|| format!("{}-{}", config.node, std::process::id())),
+                    leader_ttl: Duration::from_secs(leader_ttl_seconds.max(1)),
+                };
+                uc_scheduler::daemon::run(config, options, uc_daemon::shutdown_signal()).await
+            }
+            Command::Plan => plan(config).await,
         }
     };
-    let runtime = match uc_daemon::runtime("uc-scheduler") {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    let result = match args.command {
-        Command::Run {
-            holder,
-            leader_ttl_seconds,
-        } => {
-            let options = Options {
-                holder: holder.unwrap_or_else(|| format!("{}-{}", config.node, std::process::id())),
-                leader_ttl: Duration::from_secs(leader_ttl_seconds.max(1)),
-            };
-            runtime.block_on(uc_scheduler::daemon::run(
-                config,
-                options,
-                uc_daemon::shutdown_signal(),
-            ))
-        }
-        Command::Plan => runtime.block_on(plan(config)),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("uc-scheduler: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    uc_daemon::run_daemon("uc-scheduler", command)
 }
 
 async fn plan(config: SchedulerConfig) -> Result<(), uc_scheduler::daemon::Error> {
@@ -102,7 +87,7 @@ async fn plan(config: SchedulerConfig) -> Result<(), uc_scheduler::daemon::Error
 
 /// The config file with the flags' overrides, or with `--store` the flags
 /// alone.
-fn config(args: &Args) -> Result<SchedulerConfig, ConfigError> {
+fn config(args: &Args) -> Result<SchedulerConfig, uc_daemon::ConfigError> {
     let mut config = if args.daemon.from_flags() {
         let flags = args.daemon.flags_config(
             Some("local"),
@@ -118,7 +103,7 @@ fn config(args: &Args) -> Result<SchedulerConfig, ConfigError> {
             node_loss_grace_seconds: 60,
         }
     } else {
-        let mut config = SchedulerConfig::load(&args.daemon.config_path(SchedulerConfig::DAEMON))?;
+        let mut config: SchedulerConfig = args.daemon.load()?;
         args.daemon
             .override_file(&mut config.node, &mut config.http_listen);
         config
@@ -127,12 +112,4 @@ fn config(args: &Args) -> Result<SchedulerConfig, ConfigError> {
         config.node_loss_grace_seconds = grace;
     }
     Ok(config)
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ConfigError {
-    #[error(transparent)]
-    File(#[from] uc_types::ContractError),
-    #[error(transparent)]
-    Flag(#[from] uc_daemon::MissingFlag),
 }

@@ -146,10 +146,7 @@ fn snapshot_restore(args: RestoreArgs) -> ExitCode {
             initial_cluster_token: args.initial_cluster_token,
             skip_hash_check: args.skip_hash_check,
         },
-        Err(err) => {
-            eprintln!("uc-store snapshot restore: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return uc_daemon::exit_with_error("uc-store snapshot restore", err),
     };
     match restore(&request) {
         Ok(done) => {
@@ -177,10 +174,7 @@ fn snapshot_restore(args: RestoreArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(err) => {
-            eprintln!("uc-store snapshot restore: {err}");
-            ExitCode::FAILURE
-        }
+        Err(err) => uc_daemon::exit_with_error("uc-store snapshot restore", err),
     }
 }
 
@@ -312,28 +306,14 @@ fn main() -> ExitCode {
     uc_daemon::init_logging(&format!("{level},openraft=warn"), args.log.log_format);
     let settings = match settings(args) {
         Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("uc-store: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return uc_daemon::exit_with_error("uc-store", err),
     };
-    let runtime = match uc_daemon::runtime("uc-store") {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    runtime.block_on(async move {
-        let running = match uc_store::server::start(settings).await {
-            Ok(running) => running,
-            Err(err) => {
-                tracing::error!("{err}");
-                eprintln!("uc-store: {err}");
-                return ExitCode::FAILURE;
-            }
-        };
+    uc_daemon::run_daemon("uc-store", async move {
+        let running = uc_store::server::start(settings).await?;
         uc_daemon::shutdown_signal().await;
         tracing::info!("stopping");
         running.shutdown().await;
         tracing::info!("stopped");
-        ExitCode::SUCCESS
+        Ok::<(), uc_store::server::StartError>(())
     })
 }
