@@ -430,10 +430,21 @@ fn malformed_slow_and_silent_clients_are_cut_off() {
         before,
         "nothing reached the backend"
     );
-    // And uc-lb still serves.
+    // And uc-lb still serves; a keep-alive connection left idle is closed too.
     let mut good = connect();
     let (code, body) = get(&mut good, "/").unwrap();
     assert_eq!((code, body.split_whitespace().next()), (200, Some("a")));
+    let started = Instant::now();
+    let read = good.read(&mut buf);
+    assert!(
+        matches!(read, Ok(0)),
+        "an idle keep-alive connection is closed: {read:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "idle connection cut after {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
