@@ -10,7 +10,7 @@ use clap::Parser;
 use uc_lb::daemon::Settings;
 use uc_lb::proxy::Timeouts;
 use uc_lb::spec::Selection;
-use uc_types::{DaemonConfig, LbConfig};
+use uc_types::LbConfig;
 
 #[derive(Parser)]
 #[command(
@@ -68,24 +68,12 @@ fn seconds(flag: &'static str, value: f64) -> Result<Duration, SettingsError> {
 fn main() -> ExitCode {
     let args = Args::parse();
     uc_daemon::init_logging("info", args.log.log_format);
-    let settings = match settings(&args) {
-        Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("uc-lb: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match uc_daemon::runtime("uc-lb") {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    match runtime.block_on(uc_lb::daemon::run(settings, uc_daemon::shutdown_signal())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("uc-lb: {err}");
-            ExitCode::FAILURE
-        }
+    match settings(&args) {
+        Ok(settings) => uc_daemon::run_daemon(
+            "uc-lb",
+            uc_lb::daemon::run(settings, uc_daemon::shutdown_signal()),
+        ),
+        Err(err) => uc_daemon::exit_with_error("uc-lb", err),
     }
 }
 
@@ -111,7 +99,7 @@ fn settings(args: &Args) -> Result<Settings, SettingsError> {
             timeouts,
         });
     }
-    let mut config = LbConfig::load(&args.daemon.config_path(LbConfig::DAEMON))?;
+    let mut config: LbConfig = args.daemon.load()?;
     args.daemon
         .override_file(&mut config.node, &mut config.http_listen);
     Ok(Settings {
