@@ -2,12 +2,11 @@
 //! from the running uc-deployer, verifying our signatures with the trusted
 //! key, and refuses it under another key.
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-use uc_testkit::{free_port, KillOnDrop, TestDir};
+use uc_testkit::{free_port, wait_for_port, KillOnDrop, TestDir};
 
 fn run(program: &str, args: &[&str], cache_home: &Path) -> Output {
     Command::new(program)
@@ -99,22 +98,13 @@ fn nix_copies_a_signed_closure_and_refuses_a_wrong_key() {
         "cache": {"signingKeyFile": secret, "publicKeys": [public]},
     });
     std::fs::write(&config, json.to_string()).expect("config");
-    let mut deployer = KillOnDrop(
+    let mut deployer = KillOnDrop::spawn(
         Command::new(env!("CARGO_BIN_EXE_uc-deployer"))
             .arg("--config")
             .arg(&config)
-            .args(["--cache-root", &top])
-            .spawn()
-            .expect("start uc-deployer"),
+            .args(["--cache-root", &top]),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "uc-deployer did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port("uc-deployer", port);
 
     let (status, health) = http_get(port, "/health");
     assert_eq!(
@@ -218,17 +208,8 @@ fn nix_copies_a_signed_closure_and_refuses_a_wrong_key() {
     assert!(bytes > 0, "{metrics}");
 
     // SIGTERM stops it cleanly.
-    let pid = deployer.0.id().to_string();
-    ok(run("kill", &["-TERM", &pid], &home));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = deployer.0.try_wait().expect("wait") {
-            assert!(status.success(), "exit after SIGTERM: {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "uc-deployer ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = deployer.terminate(Duration::from_secs(10));
+    assert!(status.success(), "exit after SIGTERM: {status}");
 }
 
 #[test]

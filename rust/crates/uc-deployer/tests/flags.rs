@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use uc_testkit::{free_port, http, wait_for, Etcd, KillOnDrop, TestDir};
+use uc_testkit::{
+    exit_1_stderr, free_port, http, wait_for, wait_for_port, Etcd, KillOnDrop, TestDir,
+};
 
 #[test]
 fn runs_from_flags_alone() {
@@ -23,20 +25,16 @@ fn runs_from_flags_alone() {
         "nix-store --generate-binary-cache-key: {made}"
     );
     let port = free_port();
-    let _deployer = KillOnDrop(
+    let _deployer = KillOnDrop::spawn(
         Command::new(env!("CARGO_BIN_EXE_uc-deployer"))
             .args(["--store", &etcd.endpoint, "--node", "n1"])
             .args(["--http", &format!("127.0.0.1:{port}")])
             .arg("--signing-key-file")
             .arg(&key)
             .arg("--data-dir")
-            .arg(dir.join("data"))
-            .spawn()
-            .expect("start uc-deployer"),
+            .arg(dir.join("data")),
     );
-    wait_for("uc-deployer's /health", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
+    wait_for_port("uc-deployer", port);
     let (status, body) = http(port, "GET", "/health", "");
     assert_eq!(status, 200, "/health: {body}");
     let (status, body) = http(port, "GET", "/nix-cache-info", "");
@@ -52,12 +50,9 @@ fn runs_from_flags_alone() {
 
 #[test]
 fn a_missing_signing_key_is_named() {
-    let out = Command::new(env!("CARGO_BIN_EXE_uc-deployer"))
-        .args(["--store", "http://127.0.0.1:1"])
-        .output()
-        .expect("run uc-deployer");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
+    let stderr = exit_1_stderr(
+        Command::new(env!("CARGO_BIN_EXE_uc-deployer")).args(["--store", "http://127.0.0.1:1"]),
+    );
     assert!(
         stderr.contains("uc-deployer: --signing-key-file is required with --store"),
         "the error names --signing-key-file: {stderr}"

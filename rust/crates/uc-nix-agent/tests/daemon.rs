@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{build_systems, key_pair, ok, serve_cache, test_dir};
+use common::{build_systems, desire, key_pair, observed, serve_cache, start_agent, test_dir};
 use uc_deployer::cache::SigningKey;
-use uc_testkit::{free_port, http, wait_for, Etcd, KillOnDrop};
-use uc_types::{keys, ObservedSystem, SystemState};
+use uc_testkit::{free_port, http, wait_for, Etcd};
+use uc_types::{keys, SystemState};
 
 #[test]
 fn follows_desired_state_in_etcd() {
@@ -44,62 +43,33 @@ fn follows_desired_state_in_etcd() {
             "command": ["test", "-s", dir.join("running")], "address": null, "url": null, "timeoutSeconds": 2}],
     });
     std::fs::write(&config, json.to_string()).unwrap();
-    let mut agent = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--store-root")
-            .arg(dir.join("node-store"))
-            .arg("run")
-            .spawn()
-            .expect("start uc-nix-agent"),
-    );
+    let mut agent = start_agent(&config, &dir.join("node-store"));
 
     let desired_key = keys::desired_system("n1");
-    let observed_key = keys::observed_system("n1");
-    let observed = || {
-        etcd.get(&observed_key)
-            .and_then(|v| serde_json::from_str::<ObservedSystem>(&v).ok())
-    };
-    let desire = |path: &str, generation: u64| {
-        let value =
-            serde_json::json!({"storePath": path, "generation": generation, "rollout": null});
-        etcd.ctl(&["put", &desired_key, &value.to_string()]);
-    };
-    let settled = |generation: u64| {
-        wait_for(
+    let observed = || observed(&etcd, "n1");
+    // Desires `path` as `generation`; the report once the agent settled:
+    // `state`, running `running`.
+    let switch = |path: &String, generation: u64, state: SystemState, running: &String| {
+        desire(&etcd, "n1", path, generation);
+        let report = wait_for(
             &format!("generation {generation}"),
             Duration::from_secs(60),
             || {
                 observed()
                     .filter(|o| o.generation == generation && o.state != SystemState::Switching)
             },
-        )
+        );
+        assert_eq!(
+            (report.state, report.store_path.as_ref()),
+            (state, Some(running)),
+            "{report:?}"
+        );
+        report
     };
 
-    desire(gen1, 1);
-    let report = settled(1);
-    assert_eq!(
-        (report.state, report.store_path.as_ref()),
-        (SystemState::Healthy, Some(gen1)),
-        "{report:?}"
-    );
-
-    desire(gen2, 2);
-    let report = settled(2);
-    assert_eq!(
-        (report.state, report.store_path.as_ref()),
-        (SystemState::Healthy, Some(gen2)),
-        "{report:?}"
-    );
-
-    desire(bad, 3);
-    let report = settled(3);
-    assert_eq!(
-        (report.state, report.store_path.as_ref()),
-        (SystemState::RolledBack, Some(gen2)),
-        "{report:?}"
-    );
+    switch(gen1, 1, SystemState::Healthy, gen1);
+    switch(gen2, 2, SystemState::Healthy, gen2);
+    let report = switch(bad, 3, SystemState::RolledBack, gen2);
     assert!(report
         .error
         .unwrap_or_default()
@@ -138,14 +108,6 @@ fn follows_desired_state_in_etcd() {
         "{metrics}"
     );
 
-    ok(Command::new("kill").args(["-TERM", &agent.0.id().to_string()]));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = agent.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "uc-nix-agent ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = agent.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }

@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use uc_testkit::{free_port, http, wait_for, Etcd, KillOnDrop, TestDir};
+use uc_testkit::{
+    exit_1_stderr, free_port, http, wait_for, wait_for_port, Etcd, KillOnDrop, TestDir,
+};
 use uc_types::{keys, ObservedSystem, SystemState};
 
 #[test]
@@ -13,7 +15,7 @@ fn runs_from_flags_alone() {
     let dir = TestDir::new("uc-nix-agent-flags");
     let etcd = Etcd::start(&dir.join("etcd"));
     let port = free_port();
-    let _agent = KillOnDrop(
+    let _agent = KillOnDrop::spawn(
         Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
             .args(["--store", &etcd.endpoint, "--node", "n1"])
             .args(["--http", &format!("127.0.0.1:{port}")])
@@ -21,13 +23,9 @@ fn runs_from_flags_alone() {
             .arg(dir.join("profiles/system"))
             .arg("--state-dir")
             .arg(dir.join("state"))
-            .arg("run")
-            .spawn()
-            .expect("start uc-nix-agent"),
+            .arg("run"),
     );
-    wait_for("uc-nix-agent's /health", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
+    wait_for_port("uc-nix-agent", port);
     let (status, body) = http(port, "GET", "/health", "");
     assert_eq!(status, 200, "/health: {body}");
 
@@ -41,12 +39,11 @@ fn runs_from_flags_alone() {
 
 #[test]
 fn a_missing_node_is_named() {
-    let out = Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
-        .args(["--store", "http://127.0.0.1:1", "run"])
-        .output()
-        .expect("run uc-nix-agent");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
+    let stderr = exit_1_stderr(Command::new(env!("CARGO_BIN_EXE_uc-nix-agent")).args([
+        "--store",
+        "http://127.0.0.1:1",
+        "run",
+    ]));
     assert!(
         stderr.contains("uc-nix-agent: --node is required with --store"),
         "the error names --node: {stderr}"

@@ -9,43 +9,27 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{key_pair, ok, serve_cache, test_dir};
+use common::{
+    build_switch_systems, desire, key_pair, observed, ok, serve_cache, start_agent, test_dir,
+};
 use uc_deployer::cache::SigningKey;
-use uc_testkit::{free_port, wait_for, Etcd, KillOnDrop};
-use uc_types::{keys, ObservedSystem, SystemState};
+use uc_testkit::{free_port, wait_for, Etcd};
+use uc_types::SystemState;
 
 /// `quick` activates at once; `slow` logs "slow start", sleeps 3 s, logs "slow done".
 fn systems(dir: &Path) -> (String, String) {
-    let expr = format!(
-        r#"
-      let
-        system = name: body: derivation {{
-          inherit name;
-          system = builtins.currentSystem;
-          builder = "/bin/sh";
-          PATH = "/bin:/usr/bin";
-          args = [ "-c" ''
-            mkdir -p $out/bin
-            printf '#!/bin/sh\n%s\n' '${{body}}' > $out/bin/switch-to-configuration
-            chmod +x $out/bin/switch-to-configuration
-          '' ];
-        }};
-      in [
+    let paths = build_switch_systems(
+        "name: body",
+        r"'#!/bin/sh\n%s\n' '${body}'",
+        &format!(
+            r#"
         (system "quick" "echo quick >> {log}")
         (system "slow" "echo slow start >> {log}; sleep 3; echo slow done >> {log}")
-      ]"#,
-        log = dir.join("activations").display()
+      "#,
+            log = dir.join("activations").display()
+        ),
     );
-    let out = ok(Command::new("nix-build").args([
-        "--no-out-link",
-        "--option",
-        "substituters",
-        "",
-        "-E",
-        &expr,
-    ]));
-    let paths: Vec<&str> = out.lines().collect();
-    (paths[0].to_owned(), paths[1].to_owned())
+    (paths[0].clone(), paths[1].clone())
 }
 
 #[test]
@@ -70,27 +54,9 @@ fn a_killed_agent_finishes_the_switch_on_restart() {
         "switchAction": "switch", "healthGateTimeoutSeconds": 5, "healthChecks": [],
     });
     std::fs::write(&config, json.to_string()).unwrap();
-    let start = || {
-        KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
-                .arg("--config")
-                .arg(&config)
-                .arg("--store-root")
-                .arg(dir.join("node-store"))
-                .arg("run")
-                .spawn()
-                .expect("start uc-nix-agent"),
-        )
-    };
-    let observed = || {
-        etcd.get(&keys::observed_system("n1"))
-            .and_then(|v| serde_json::from_str::<ObservedSystem>(&v).ok())
-    };
-    let desire = |path: &str, generation: u64| {
-        let value =
-            serde_json::json!({"storePath": path, "generation": generation, "rollout": null});
-        etcd.ctl(&["put", &keys::desired_system("n1"), &value.to_string()]);
-    };
+    let start = || start_agent(&config, &dir.join("node-store"));
+    let observed = || observed(&etcd, "n1");
+    let desire = |path: &str, generation: u64| desire(&etcd, "n1", path, generation);
     let log = || std::fs::read_to_string(dir.join("activations")).unwrap_or_default();
 
     let mut first = start();

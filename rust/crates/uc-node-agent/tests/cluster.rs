@@ -554,13 +554,7 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
     agent.start_with(&["--stop-instances-on-exit"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut process = agent.process.take().unwrap();
-    let pid = process.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::task::spawn_blocking(move || process.0.wait().unwrap())
+    let exit = tokio::task::spawn_blocking(move || process.terminate(Duration::from_secs(60)))
         .await
         .unwrap();
     assert!(exit.success(), "{exit}");

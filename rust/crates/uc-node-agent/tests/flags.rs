@@ -4,7 +4,10 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use uc_testkit::{free_port, http, kill_node_agent_instances, wait_for, Etcd, KillOnDrop, TestDir};
+use uc_testkit::{
+    exit_1_stderr, free_port, http, kill_node_agent_instances, wait_for, wait_for_port, Etcd,
+    KillOnDrop, TestDir,
+};
 use uc_types::keys;
 
 #[test]
@@ -13,18 +16,14 @@ fn runs_from_flags_alone() {
     let etcd = Etcd::start(&dir.join("etcd"));
     let port = free_port();
     let state = dir.join("state");
-    let _agent = KillOnDrop(
+    let _agent = KillOnDrop::spawn(
         Command::new(env!("CARGO_BIN_EXE_uc-node-agent"))
             .args(["--store", &etcd.endpoint, "--node", "n1"])
             .args(["--http", &format!("127.0.0.1:{port}")])
             .args(["--backend", "process", "--state-dir"])
-            .arg(&state)
-            .spawn()
-            .expect("start uc-node-agent"),
+            .arg(&state),
     );
-    wait_for("uc-node-agent's /health", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
+    wait_for_port("uc-node-agent", port);
     let (status, body) = http(port, "GET", "/health", "");
     assert_eq!(status, 200, "/health: {body}");
     assert!(
@@ -46,13 +45,11 @@ fn runs_from_flags_alone() {
 
 #[test]
 fn a_missing_node_is_named() {
-    let out = Command::new(env!("CARGO_BIN_EXE_uc-node-agent"))
-        .args(["--store", "http://127.0.0.1:1"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run uc-node-agent");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
+    let stderr = exit_1_stderr(
+        Command::new(env!("CARGO_BIN_EXE_uc-node-agent"))
+            .args(["--store", "http://127.0.0.1:1"])
+            .stdin(Stdio::null()),
+    );
     assert!(
         stderr.contains("uc-node-agent: --node is required with --store"),
         "the error names --node: {stderr}"

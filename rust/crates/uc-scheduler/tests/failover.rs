@@ -186,13 +186,7 @@ async fn killing_the_leader_hands_over_without_duplicate_placements() {
 
     // SIGTERM: the leader hands its lease back and exits; the key goes at once.
     let mut last = schedulers.remove(second.as_str()).unwrap();
-    let pid = last.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = last.0.wait().unwrap();
+    let status = last.terminate(Duration::from_secs(30));
     assert!(status.success(), "uc-scheduler exited with {status}");
     let gone = client
         .get(

@@ -4,7 +4,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use uc_testkit::{free_port, http, wait_for, Etcd, KillOnDrop, TestDir};
+use uc_testkit::{
+    exit_1_stderr, free_port, http, wait_for, wait_for_port, Etcd, KillOnDrop, TestDir,
+};
 use uc_types::keys;
 
 #[test]
@@ -13,16 +15,12 @@ fn runs_from_flags_alone() {
     let etcd = Etcd::start(&dir.join("etcd"));
     let port = free_port();
     // The shared flags are accepted after the subcommand too.
-    let _scheduler = KillOnDrop(
+    let _scheduler = KillOnDrop::spawn(
         Command::new(env!("CARGO_BIN_EXE_uc-scheduler"))
             .args(["run", "--store", &etcd.endpoint, "--node", "n1"])
-            .args(["--http", &format!("127.0.0.1:{port}")])
-            .spawn()
-            .expect("start uc-scheduler"),
+            .args(["--http", &format!("127.0.0.1:{port}")]),
     );
-    wait_for("uc-scheduler's /health", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
+    wait_for_port("uc-scheduler", port);
     let (status, body) = http(port, "GET", "/health", "");
     assert_eq!(status, 200, "/health: {body}");
     let leader = wait_for("the leader key", Duration::from_secs(20), || {
@@ -40,14 +38,12 @@ fn an_absent_config_file_is_named_with_exit_1() {
     // must say which file, as before.
     let dir = TestDir::new("uc-scheduler-flags-noconfig");
     let absent = dir.join("absent.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_uc-scheduler"))
-        .arg("--config")
-        .arg(&absent)
-        .arg("plan")
-        .output()
-        .expect("run uc-scheduler");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
+    let stderr = exit_1_stderr(
+        Command::new(env!("CARGO_BIN_EXE_uc-scheduler"))
+            .arg("--config")
+            .arg(&absent)
+            .arg("plan"),
+    );
     assert!(
         stderr.contains(&absent.display().to_string()),
         "the error names the file: {stderr}"

@@ -6,9 +6,9 @@
 
 pub mod store;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// A fresh directory for one test run (per process, so concurrent runs of
@@ -45,6 +45,33 @@ impl Drop for TestDir {
 
 /// A child process killed (and reaped) when the test ends, however it ends.
 pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// Starts `command` (a daemon under test); panics naming the program if
+    /// it cannot start.
+    pub fn spawn(command: &mut Command) -> KillOnDrop {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {:?}: {err}", command.get_program()));
+        KillOnDrop(child)
+    }
+
+    /// SIGTERM, as systemd stops a daemon, then waits up to `timeout` for
+    /// it to exit; panics if it cannot be signalled or is still running then.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let pid = self.0.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(killed.success(), "kill -TERM {pid}: {killed}");
+        wait_for(
+            &format!("process {pid} to exit after SIGTERM"),
+            timeout,
+            || self.0.try_wait().expect("wait for the process"),
+        )
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -169,6 +196,28 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits up to 20 s until something accepts TCP connections on
+/// 127.0.0.1:`port`: the daemon `what` the test started has bound its
+/// listener.
+pub fn wait_for_port(what: &str, port: u16) {
+    wait_for(
+        &format!("{what} to listen on 127.0.0.1:{port}"),
+        Duration::from_secs(20),
+        || TcpStream::connect(("127.0.0.1", port)).ok(),
+    );
+}
+
+/// Runs `command` (a daemon refusing to start) to its end; asserts that it
+/// exited with 1 and gives back its stderr.
+pub fn exit_1_stderr(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|err| panic!("run {:?}: {err}", command.get_program()));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
+    stderr
 }
 
 /// Kills (SIGKILL) the process group of every instance a node-agent

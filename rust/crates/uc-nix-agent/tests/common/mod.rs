@@ -7,6 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use uc_deployer::cache::{Cache, LocalStore, SigningKey};
+use uc_testkit::{Etcd, KillOnDrop};
+use uc_types::{keys, ObservedSystem};
 
 pub fn ok(command: &mut Command) -> String {
     let out = command.output().expect("run (install nix-bin)");
@@ -22,24 +24,38 @@ pub fn ok(command: &mut Command) -> String {
 /// `<dir>/activations` and writes its name to `<dir>/running`; `bad` fails to
 /// activate; `unhealthy` activates but the health check refuses it.
 pub fn build_systems(dir: &Path) -> Vec<String> {
+    build_switch_systems(
+        "name: exit",
+        &format!(
+            r#"'#!/bin/sh\necho "{name} $1" >> {dir}/activations\necho {name} > {dir}/running\nexit {exit}\n'"#,
+            dir = dir.display(),
+            name = "${name}",
+            exit = "${toString exit}",
+        ),
+        r#"(system "gen1" 0) (system "gen2" 0) (system "bad" 1) (system "unhealthy" 0) (system "unserved" 0)"#,
+    )
+}
+
+/// Builds systems offline (builtins.derivation and /bin/sh): `systems` is a
+/// list of calls to `system = <params>: derivation …`, whose
+/// `switch-to-configuration` is what `printf <printf_args>` writes. Their
+/// store paths, in order.
+pub fn build_switch_systems(params: &str, printf_args: &str, systems: &str) -> Vec<String> {
     let expr = format!(
         r#"
       let
-        system = name: exit: derivation {{
+        system = {params}: derivation {{
           inherit name;
           system = builtins.currentSystem;
           builder = "/bin/sh";
           PATH = "/bin:/usr/bin";
           args = [ "-c" ''
             mkdir -p $out/bin
-            printf '#!/bin/sh\necho "{name} $1" >> {dir}/activations\necho {name} > {dir}/running\nexit {exit}\n' > $out/bin/switch-to-configuration
+            printf {printf_args} > $out/bin/switch-to-configuration
             chmod +x $out/bin/switch-to-configuration
           '' ];
         }};
-      in [ (system "gen1" 0) (system "gen2" 0) (system "bad" 1) (system "unhealthy" 0) (system "unserved" 0) ]"#,
-        dir = dir.display(),
-        name = "${name}",
-        exit = "${toString exit}",
+      in [ {systems} ]"#
     );
     let out = ok(Command::new("nix-build").args([
         "--no-out-link",
@@ -50,6 +66,30 @@ pub fn build_systems(dir: &Path) -> Vec<String> {
         &expr,
     ]));
     out.lines().map(str::to_owned).collect()
+}
+
+/// `uc-nix-agent --config <config> --store-root <store_root> run`.
+pub fn start_agent(config: &Path, store_root: &Path) -> KillOnDrop {
+    KillOnDrop::spawn(
+        Command::new(env!("CARGO_BIN_EXE_uc-nix-agent"))
+            .arg("--config")
+            .arg(config)
+            .arg("--store-root")
+            .arg(store_root)
+            .arg("run"),
+    )
+}
+
+/// What the agent of `node` reported in the store, once it parses.
+pub fn observed(etcd: &Etcd, node: &str) -> Option<ObservedSystem> {
+    etcd.get(&keys::observed_system(node))
+        .and_then(|v| serde_json::from_str::<ObservedSystem>(&v).ok())
+}
+
+/// Writes `node`'s desired system (no rollout) with etcdctl.
+pub fn desire(etcd: &Etcd, node: &str, path: &str, generation: u64) {
+    let value = serde_json::json!({"storePath": path, "generation": generation, "rollout": null});
+    etcd.ctl(&["put", &keys::desired_system(node), &value.to_string()]);
 }
 
 pub fn serve_cache(key: SigningKey, roots: Vec<String>) -> String {
