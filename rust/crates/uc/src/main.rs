@@ -42,20 +42,15 @@ enum Command {
         /// only services, DNS and load balancers change: no node switches.
         #[arg(long = "system", value_name = "NODE=PATH")]
         systems: Vec<String>,
-        #[arg(long, env = "UC_DEPLOYER", default_value = "http://127.0.0.1:7480")]
-        deployer: String,
+        #[command(flatten)]
+        deployer: Deployer,
     },
     /// Show or steer the current rollout.
     Rollout {
         #[command(subcommand)]
         action: RolloutCommand,
-        #[arg(
-            long,
-            env = "UC_DEPLOYER",
-            default_value = "http://127.0.0.1:7480",
-            global = true
-        )]
-        deployer: String,
+        #[command(flatten)]
+        deployer: Deployer,
     },
     /// Services: each instance's node, state, restarts and last message,
     /// and why replicas are unplaced.
@@ -63,8 +58,8 @@ enum Command {
         /// Print the deployer's JSON instead of a table.
         #[arg(long)]
         json: bool,
-        #[arg(long, env = "UC_DEPLOYER", default_value = "http://127.0.0.1:7480")]
-        deployer: String,
+        #[command(flatten)]
+        deployer: Deployer,
     },
     /// The last lines of a service's instance logs, from each node-agent.
     Logs {
@@ -74,21 +69,31 @@ enum Command {
         /// Only this instance id.
         #[arg(long)]
         instance: Option<String>,
-        #[arg(long, env = "UC_DEPLOYER", default_value = "http://127.0.0.1:7480")]
-        deployer: String,
+        #[command(flatten)]
+        deployer: Deployer,
     },
     /// Cordon, drain or uncordon a node.
     Node {
         #[command(subcommand)]
         action: NodeCommand,
-        #[arg(
-            long,
-            env = "UC_DEPLOYER",
-            default_value = "http://127.0.0.1:7480",
-            global = true
-        )]
-        deployer: String,
+        #[command(flatten)]
+        deployer: Deployer,
     },
+}
+
+// `--deployer`: the deployer's URL (`UC_DEPLOYER`), also after a
+// subcommand. (A plain comment: a doc comment would become help text.)
+#[derive(clap::Args)]
+struct Deployer {
+    #[arg(
+        id = "deployer",
+        long = "deployer",
+        value_name = "DEPLOYER",
+        env = "UC_DEPLOYER",
+        default_value = "http://127.0.0.1:7480",
+        global = true
+    )]
+    url: String,
 }
 
 #[derive(Subcommand)]
@@ -206,13 +211,13 @@ fn rollout_summary(r: &RolloutRecord) -> String {
 }
 
 fn api<T: serde::de::DeserializeOwned>(
-    deployer: &str,
+    deployer: &Deployer,
     method: &str,
     path: &str,
     body: Option<&str>,
     ok: u16,
 ) -> Result<T, CliError> {
-    let response = client::request(deployer, method, path, body)?;
+    let response = client::request(&deployer.url, method, path, body)?;
     if response.status != ok {
         return Err(CliError::Refused {
             status: response.status,

@@ -57,28 +57,23 @@ fn check_accepts_goldens_and_refuses_garbage() {
 
 #[test]
 fn daemon_config_extracts_one_file() {
-    let (ok, out, err) = uc(&[
-        "manifest",
-        "daemon-config",
-        HA,
-        "--node",
-        "edge1",
-        "--daemon",
-        "dns",
-    ]);
+    let daemon_config = |daemon: &str| {
+        uc(&[
+            "manifest",
+            "daemon-config",
+            HA,
+            "--node",
+            "edge1",
+            "--daemon",
+            daemon,
+        ])
+    };
+    let (ok, out, err) = daemon_config("dns");
     assert!(ok, "{err}");
     let config: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(config["listen"], serde_json::json!(["10.1.0.31:53"]));
 
-    let (ok, _, err) = uc(&[
-        "manifest",
-        "daemon-config",
-        HA,
-        "--node",
-        "edge1",
-        "--daemon",
-        "store",
-    ]);
+    let (ok, _, err) = daemon_config("store");
     assert!(!ok);
     assert!(
         err.contains(
