@@ -11,7 +11,9 @@
 # `listen` is read-only: the listen addresses of `settings` parsed once
 # (./listen.nix) into {address, port}, for the firewall and for anything
 # else that needs a port. Derived rather than settable, so the file the
-# daemon reads and the ports opened for it cannot disagree.
+# daemon reads and the ports opened for it cannot disagree. A daemon whose
+# sockets are not all in its settings adds the others as `derivedListen`
+# (uc-lb: its listeners' ports, which are in the manifest).
 {
   lib,
   config,
@@ -22,6 +24,9 @@
   firewallPurpose,
   # listen.<name> is parsed from settings.<field> (a string or a list of them).
   listenFrom ? {http = "httpListen";},
+  # listen.<name> computed by the daemon's module rather than parsed from
+  # settings: {<name> = {value = [{address, port}]; from = "where from";};}.
+  derivedListen ? {},
   # Declared keys of `settings` besides httpListen (which every daemon
   # listening from it gets).
   settingsOptions ? {},
@@ -30,6 +35,9 @@
   listen = import ./listen.nix {inherit lib;};
   cfg = config.services.ultracloud.${daemon};
   fields = lib.concatStringsSep ", " (map (f: "`settings.${f}`") (builtins.attrValues listenFrom));
+  sources =
+    lib.mapAttrsToList (name: f: "`${name}` from `${f}`") listenFrom
+    ++ lib.mapAttrsToList (name: d: "`${name}` from ${d.from}") derivedListen;
 in {
   enable = mkEnableOption description;
   package = mkOption {
@@ -69,14 +77,16 @@ in {
   listen = mkOption {
     type = types.attrsOf (types.listOf listen.endpoint);
     readOnly = true;
-    default = lib.mapAttrs (_: field:
-      map (listen.parse "services.ultracloud.${daemon}.settings.${field}") (lib.toList cfg.settings.${field}))
-    listenFrom;
-    defaultText = lib.literalMD "parsed from ${fields}";
+    default =
+      lib.mapAttrs (_: field:
+        map (listen.parse "services.ultracloud.${daemon}.settings.${field}") (lib.toList cfg.settings.${field}))
+      listenFrom
+      // lib.mapAttrs (_: d: d.value) derivedListen;
+    defaultText = lib.literalMD "parsed from ${fields}${lib.optionalString (derivedListen != {}) "; ${lib.concatStringsSep ", " (lib.mapAttrsToList (name: d: "`${name}` from ${d.from}") derivedListen)}"}";
     example = lib.literalExpression ''{http = [{address = "10.0.0.1"; port = 7480;}];}'';
     description = ''
       Where uc-${daemon} listens, parsed from ${fields} into
-      `{address, port}` values (one list per setting: ${lib.concatStringsSep ", " (lib.mapAttrsToList (name: f: "`${name}` from `${f}`") listenFrom)}).
+      `{address, port}` values (one list per setting: ${lib.concatStringsSep ", " sources}).
       Read-only: change the settings instead.
     '';
   };

@@ -2,7 +2,8 @@
 # its projection of the manifest (`ultracloud.manifest`, `ultracloud.node`).
 # Daemons with a module of their own are enabled with the projection as
 # their `settings` (each leaf a default, so one key can be overridden); the
-# configs of the others are written to /etc/ultracloud for now.
+# config of a daemon without one (none at present: every daemon of the
+# manifest has its module) would be written to /etc/ultracloud as is.
 {
   config,
   lib,
@@ -16,7 +17,7 @@
     then {}
     else node.daemons;
   # Daemon name in the manifest -> its module under services.ultracloud.
-  withModule = ["store" "deployer" "scheduler" "nix-agent" "node-agent" "dns"];
+  withModule = ["store" "deployer" "scheduler" "nix-agent" "node-agent" "dns" "lb"];
   # The projection as definitions of `settings`: every leaf (a value that is
   # not an attribute set; lists included) at mkDefault priority, so a user's
   # definition of one key, however deep, replaces just that key.
@@ -32,6 +33,7 @@ in {
     ./nix-agent.nix
     ./node-agent.nix
     ./dns.nix
+    ./lb.nix
   ];
 
   options.ultracloud = {

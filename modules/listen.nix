@@ -52,7 +52,7 @@ in rec {
       };
       port = mkOption {
         type = types.port;
-        description = "The port listened on (TCP; DNS listens on UDP too).";
+        description = "The port listened on (TCP; uc-dns listens on UDP too, uc-lb's `udp` listeners on UDP only).";
       };
     };
   };

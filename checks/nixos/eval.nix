@@ -5,7 +5,8 @@
 # manifest.nodes.<node>.daemons.<daemon> and nothing else under ultracloud/,
 # and the daemons' units, users, firewall ports and `listen` options match
 # (uc-dns: its DNS ports open for UDP too, a dynamic user with only
-# CAP_NET_BIND_SERVICE).
+# CAP_NET_BIND_SERVICE; uc-lb: the same user and capability, and its
+# listeners' ports open, TCP or UDP by protocol).
 # (./system.nix is the offline nixosSystem; ./override.nix tests overrides.)
 {
   nixpkgsLib,
@@ -35,8 +36,43 @@
         {http = [(listen.parse "manifest.nodes.${name}.daemons.${d}.httpListen" daemons.${d}.httpListen)];}
         // lib.optionalAttrs (d == "dns") {
           dns = map (listen.parse "manifest.nodes.${name}.daemons.dns.listen") daemons.dns.listen;
+        }
+        // lib.optionalAttrs (d == "lb") {
+          tcp = lbListeners ["tcp" "http" "https"];
+          udp = lbListeners ["udp"];
         };
-    portsOf = d: listen.ports (listenOf d);
+    # The node's listeners of those protocols as {address, port}: from the
+    # manifest's declarations, a null address being the node's first.
+    lbListeners = protocols:
+      map (l: {
+        address =
+          if l.address != null
+          then l.address
+          else builtins.head cluster.manifest.nodes.${name}.addresses;
+        inherit (l) port;
+      }) (builtins.filter (l: builtins.elem l.protocol protocols)
+        (map (l: cluster.manifest.lb.listeners.${l}) daemons.lb.listeners));
+    # TCP: every listen address but uc-lb's UDP listeners. UDP: uc-dns'
+    # DNS ports and uc-lb's UDP listeners.
+    portsOf = d: listen.ports (removeAttrs (listenOf d) ["udp"]);
+    udpPortsOf = d:
+      listen.ports (builtins.intersectAttrs {
+        dns = null;
+        udp = null;
+      } (listenOf d));
+    # A daemon that binds below 1024 without root: a dynamic user whose
+    # ambient capabilities and bounding set are exactly CAP_NET_BIND_SERVICE.
+    lowPortChecks = d: what: let
+      unit = config.systemd.services."uc-${d}".serviceConfig;
+    in
+      lib.optionals (daemons ? ${d}) (
+        map (port: "${name}: the firewall does not open uc-${d}'s port ${toString port} for UDP")
+        (builtins.filter (port: !(builtins.elem port config.networking.firewall.allowedUDPPorts)) (udpPortsOf d))
+        ++ lib.optional (!(unit.DynamicUser or false) || unit ? User)
+        "${name}: uc-${d} does not run as a dynamic user (it must not run as root)"
+        ++ lib.optional ((unit.AmbientCapabilities or null) != ["CAP_NET_BIND_SERVICE"] || (unit.CapabilityBoundingSet or null) != ["CAP_NET_BIND_SERVICE"])
+        "${name}: uc-${d} may not bind ${what}: its ambient capabilities and bounding set must be exactly CAP_NET_BIND_SERVICE"
+      );
     unitChecks = d: args: let
       unit = config.systemd.services."uc-${d}" or null;
     in
@@ -63,16 +99,11 @@
     ++ unitChecks "nix-agent" " run"
     ++ unitChecks "node-agent" ""
     ++ unitChecks "dns" ""
-    ++ lib.optionals (daemons ? dns) (let
-      unit = config.systemd.services.uc-dns.serviceConfig;
-    in
-      map (port: "${name}: the firewall does not open uc-dns's DNS port ${toString port} for UDP")
-      (builtins.filter (port: !(builtins.elem port config.networking.firewall.allowedUDPPorts))
-        (listen.ports {inherit (listenOf "dns") dns;}))
-      ++ lib.optional (!(unit.DynamicUser or false) || unit ? User)
-      "${name}: uc-dns does not run as a dynamic user (it must not run as root)"
-      ++ lib.optional ((unit.AmbientCapabilities or null) != ["CAP_NET_BIND_SERVICE"] || (unit.CapabilityBoundingSet or null) != ["CAP_NET_BIND_SERVICE"])
-      "${name}: uc-dns may not bind port 53: its ambient capabilities and bounding set must be exactly CAP_NET_BIND_SERVICE")
+    ++ lowPortChecks "dns" "port 53"
+    ++ unitChecks "lb" ""
+    ++ lowPortChecks "lb" "a listener's port below 1024 (80, 443)"
+    ++ lib.optional (daemons ? lb && (config.systemd.services.uc-lb.serviceConfig.LimitNOFILE or 0) < 65536)
+    "${name}: uc-lb keeps systemd's soft limit of 1024 descriptors (two per proxied connection)"
     ++ lib.optional (daemons
       ? node-agent
       && (config.systemd.services.uc-node-agent.serviceConfig.KillMode or null) != "process")

@@ -4,6 +4,10 @@
 # nested in the deployer's `cache`, the scheduler's listen address); every
 # other field of their /etc/ultracloud/<daemon>.json must stay the
 # manifest's, and cp2 (no override) must render its projection exactly.
+# edge1 also gets a UDP and an https listener, and serves only those two
+# (its lb `settings.listeners` overridden) with `tlsGroup`: the firewall
+# opens their ports, each for its protocol, and no longer the left-out
+# `www`; the unit gets the group.
 # Evaluates to the list of failures; [] when all hold.
 {nixpkgsLib}: let
   inherit (import ./system.nix {inherit nixpkgsLib;}) lib mkCluster;
@@ -17,6 +21,30 @@
     {
       cluster.nodes.cp1.extraModules = [
         {services.ultracloud = lib.mapAttrs (_: settings: {inherit settings;}) overrides;}
+      ];
+      cluster.lb.listeners = {
+        syslog = {
+          protocol = "udp";
+          port = 514;
+          backends.endpoints = ["10.1.0.21:514"];
+        };
+        secure = {
+          protocol = "https";
+          port = 443;
+          backends.service = "web";
+          tls = {
+            certificateFile = "/var/lib/acme/www/fullchain.pem";
+            keyFile = "/var/lib/acme/www/key.pem";
+          };
+        };
+      };
+      cluster.nodes.edge1.extraModules = [
+        {
+          services.ultracloud.lb = {
+            settings.listeners = ["syslog" "secure"];
+            tlsGroup = "acme";
+          };
+        }
       ];
     }
   ];
@@ -42,9 +70,24 @@
 
   cp1 = cluster.nixosConfigurations.cp1.config;
   ports = cp1.networking.firewall.allowedTCPPorts;
+  edge1 = cluster.nixosConfigurations.edge1.config;
+  inherit (edge1.networking.firewall) allowedTCPPorts allowedUDPPorts;
 in
   fileChecks "cp1" (d: projection: lib.recursiveUpdate projection (overrides.${d} or {}))
   ++ fileChecks "cp2" (_: projection: projection)
+  ++ fileChecks "edge1" (d: projection:
+    if d == "lb"
+    then projection // {listeners = ["syslog" "secure"];}
+    else projection)
+  # uc-lb's firewall follows the listeners it serves, by protocol.
+  ++ lib.optional (!(builtins.elem 443 allowedTCPPorts) || builtins.elem 80 allowedTCPPorts || builtins.elem 514 allowedTCPPorts)
+  "edge1: the firewall opens TCP ${builtins.toJSON allowedTCPPorts}; expected 443 (https listener secure), not 80 (www, not served) nor 514 (a UDP listener)"
+  ++ lib.optional (!(builtins.elem 514 allowedUDPPorts) || builtins.elem 443 allowedUDPPorts)
+  "edge1: the firewall opens UDP ${builtins.toJSON allowedUDPPorts}; expected 514 (udp listener syslog) and not 443"
+  ++ lib.optional ((edge1.systemd.services.uc-lb.serviceConfig.SupplementaryGroups or null) != ["acme"] || !(edge1.users.groups ? acme))
+  "edge1: uc-lb cannot read the TLS files: tlsGroup = \"acme\" must give the unit SupplementaryGroups = [\"acme\"] and declare the group"
+  ++ lib.optional (edge1.warnings != [])
+  "edge1: warnings with tlsGroup set: ${builtins.toJSON edge1.warnings}"
   # The listen address the modules use follows the override.
   ++ lib.optional (!(builtins.elem 17481 ports) || builtins.elem 7481 ports)
   "cp1: the firewall opens ${builtins.toJSON ports}; expected the scheduler's overridden port 17481 instead of 7481"
