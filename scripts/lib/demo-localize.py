@@ -3,8 +3,10 @@
 machine: every node's IPv4 addresses move to 127.80.0.<last octet> (each
 node keeps its own loopback address, so ports do not collide), state
 directories move under the demo directory, each service secret file gets
-a demo file with random content, and uc-dns answers on port 5300 instead
-of 53 (no privileged port, no clash with a resolver already on :53).
+a demo file with random content, uc-dns answers on port 5300 instead
+of 53 (no privileged port, no clash with a resolver already on :53), and
+a load-balancer listener on a port below 1024 moves up by 10000 (80 to
+10080).
 
     demo-localize.py MANIFEST DEMO_DIR > LOCAL_MANIFEST
 """
@@ -16,6 +18,7 @@ import secrets
 import sys
 
 DEMO_DNS_PORT = 5300
+DEMO_LB_PORT_OFFSET = 10000
 
 
 def main():
@@ -59,6 +62,7 @@ def main():
                 dns["listen"] = [
                     re.sub(r":%d$" % dns_port, ":%d" % DEMO_DNS_PORT, a) for a in dns["listen"]
                 ]
+    localize_lb_ports(m)
     mgmt = m["networks"]["management"]
     mgmt["cidr"] = "127.80.0.0/24"
     mgmt["gateway"] = None
@@ -74,6 +78,34 @@ def main():
                 os.close(fd)
             service["secretFiles"][var] = local
     json.dump(m, sys.stdout, indent=1, sort_keys=True)
+
+
+def localize_lb_ports(m):
+    """Moves each listener on a privileged port up by DEMO_LB_PORT_OFFSET,
+    unless something else of the cluster already uses the new port."""
+    def strings(value):
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    taken = {p["port"] for s in m["services"].values() for p in s["ports"].values()}
+    taken |= {listener["port"] for listener in m["lb"]["listeners"].values()}
+    for node in m["nodes"].values():
+        for value in strings(node["daemons"]):
+            found = re.fullmatch(r"(?:https?://)?[^\s/]+:(\d+)/?", value)
+            if found:
+                taken.add(int(found.group(1)))
+    for name, listener in sorted(m["lb"]["listeners"].items()):
+        port = listener["port"]
+        if port >= 1024:
+            continue
+        local = port + DEMO_LB_PORT_OFFSET
+        if local in taken:
+            sys.exit(f"demo: listener {name} would move from port {port} to {local}, which the cluster already uses")
+        listener["port"] = local
+        taken.add(local)
 
 
 main()
