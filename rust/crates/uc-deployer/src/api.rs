@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use etcd_client::{Client, GetOptions};
@@ -43,10 +43,8 @@ pub fn router(store: Store) -> Router {
 /// A JSON answer. Written through a `serde_json::Value`, so that object
 /// keys come sorted, as clients have always seen them.
 pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response {
-    let text = serde_json::to_value(body)
-        .map(|value| value.to_string())
-        .unwrap_or_default();
-    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+    let value = serde_json::to_value(body).unwrap_or_default();
+    uc_daemon::http::json_response(status, &value)
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -27,7 +27,7 @@ pub fn router(cache: Arc<Cache>) -> Router {
             "/metrics",
             get(move || {
                 let body = metrics::render(&registry);
-                async move { text(StatusCode::OK, metrics::CONTENT_TYPE, body) }
+                async move { uc_daemon::http::metrics_response(body) }
             }),
         )
         .route("/health", get(health))

@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
+use uc_daemon::http::{json_response, metrics_response};
 
 use crate::metrics::Metrics;
 use crate::snapshot::Published;
@@ -61,8 +62,7 @@ async fn health(State(shared): State<Shared>) -> impl IntoResponse {
         Health::Starting => StatusCode::SERVICE_UNAVAILABLE,
         Health::Ok | Health::Degraded => StatusCode::OK,
     };
-    let text = serde_json::to_string(&body).unwrap_or_default();
-    (code, [(header::CONTENT_TYPE, "application/json")], text)
+    json_response(code, &body)
 }
 
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
@@ -73,8 +73,5 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
         .unwrap_or_else(|| shared.status.uptime())
         .as_secs_f64();
     shared.metrics.last_sync_age.set(age);
-    (
-        [(header::CONTENT_TYPE, uc_daemon::metrics::CONTENT_TYPE)],
-        shared.metrics.render(),
-    )
+    metrics_response(shared.metrics.render())
 }

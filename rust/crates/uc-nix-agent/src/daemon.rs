@@ -5,13 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::header;
+use axum::http::StatusCode;
 use axum::middleware;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, EventType, WatchOptions};
 use tracing::Instrument;
+use uc_daemon::http::{json_response, metrics_response};
 use uc_daemon::metrics::{self, Counter, Family, Registry};
 use uc_types::{keys, unix_seconds, DesiredSystem, NixAgentConfig, ObservedSystem, SystemState};
 
@@ -117,16 +117,12 @@ fn router(status: Arc<Status>) -> Router {
         let status = status.clone();
         move || async move {
             let body = serde_json::json!({"status": "ok", "observed": status.observed()});
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response()
+            json_response(StatusCode::OK, &body)
         }
     };
     let metrics = move || {
         let body = metrics::render(&status.registry);
-        async move { ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response() }
+        async move { metrics_response(body) }
     };
     Router::new()
         .route("/health", get(health))

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use uc_daemon::http::{json_response, metrics_response};
 use uc_daemon::metrics::{self, Family, Gauge, Registry};
 use uc_types::InstanceState;
 
@@ -24,14 +25,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         let shared = shared.clone();
         move || {
             let body = metrics.render(&shared);
-            async move {
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-                    body,
-                )
-                    .into_response()
-            }
+            async move { metrics_response(body) }
         }
     };
     Router::new()
@@ -127,12 +121,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
         "instances": shared.statuses.lock().map_or(0, |s| s.len()),
     });
     // The agent is alive either way; instances keep running without the store.
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    json_response(StatusCode::OK, &body)
 }
 
 async fn instances(State(shared): State<Arc<Shared>>) -> Response {
@@ -141,12 +130,7 @@ async fn instances(State(shared): State<Arc<Shared>>) -> Response {
         .lock()
         .map(|s| s.clone())
         .unwrap_or_default();
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_string(&statuses).unwrap_or_default(),
-    )
-        .into_response()
+    json_response(StatusCode::OK, &statuses)
 }
 
 #[derive(Deserialize)]

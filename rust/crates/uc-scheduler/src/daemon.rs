@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header;
+use axum::http::StatusCode;
 use axum::middleware;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use etcd_client::{Client, WatchOptions};
 use tokio::time::Instant;
 use tracing::Instrument;
+use uc_daemon::http::{json_response, metrics_response};
 use uc_daemon::metrics::{self, Counter, Gauge, Registry};
 use uc_types::keys::{self, Key};
 use uc_types::SchedulerConfig;
@@ -338,17 +338,13 @@ fn router(status: Arc<Status>, holder: String) -> Router {
                 "holder": holder,
                 "leader": status.leader.load(Ordering::SeqCst),
             });
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response()
+            json_response(StatusCode::OK, &body)
         }
     };
     let registry = Arc::new(status.metrics.registry());
     let metrics = move || {
         let body = metrics::render(&registry);
-        async move { ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response() }
+        async move { metrics_response(body) }
     };
     Router::new()
         .route("/health", get(health))

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use uc_daemon::http::metrics_response;
 
 use crate::metrics::Metrics;
 use crate::node::Node;
@@ -15,12 +16,7 @@ pub fn router(node: Arc<Node>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(move || async move {
-                (
-                    [(header::CONTENT_TYPE, uc_daemon::metrics::CONTENT_TYPE)],
-                    metrics.render(&node),
-                )
-            }),
+            get(move || async move { metrics_response(metrics.render(&node)) }),
         )
         .route("/health", get(move || async move { health(&health_node) }))
 }
