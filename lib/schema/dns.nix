@@ -56,6 +56,21 @@
     };
   };
 
+  secondaryModule = {
+    options = {
+      address = mkOption {
+        type = types.str;
+        example = "192.0.2.53";
+        description = "IPv4 or IPv6 address of the secondary: NOTIFY goes to it, and zone transfers (AXFR, IXFR) are allowed from it (the source address of the TCP connection).";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 53;
+        description = "Port the secondary takes NOTIFY on (UDP).";
+      };
+    };
+  };
+
   zoneModule = {name, ...}: {
     options = {
       name = mkOption {
@@ -111,6 +126,12 @@
         type = types.listOf (types.submodule ptrPatternModule);
         default = [];
         description = "For reverse zones (`*.in-addr.arpa`): PTR answers generated from the queried address.";
+      };
+      secondaries = mkOption {
+        type = types.listOf (types.submodule secondaryModule);
+        default = [];
+        example = [{address = "192.0.2.53";}];
+        description = "Secondary servers of the zone (Knot, BIND, ...): uc-dns sends them NOTIFY when the zone's serial goes up and answers their AXFR and IXFR; transfers from any other address are refused.";
       };
     };
   };

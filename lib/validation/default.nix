@@ -10,4 +10,5 @@
   ./ports.nix
   ./secrets.nix
   ./rollout.nix
+  ./secondaries.nix
 ]

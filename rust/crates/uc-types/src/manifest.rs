@@ -234,6 +234,24 @@ pub struct Zone {
     pub nameservers: Vec<String>,
     pub records: Vec<Record>,
     pub ptr_patterns: Vec<PtrPattern>,
+    /// Where NOTIFY goes and who may transfer the zone (AXFR, IXFR).
+    /// Absent in zones written before it existed: none.
+    #[serde(default)]
+    pub secondaries: Vec<Secondary>,
+}
+
+/// `cluster.dns.zones.<apex>.secondaries.*`: a secondary server of the zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Secondary {
+    pub address: IpAddr,
+    /// NOTIFY's destination port (53 when absent).
+    #[serde(default = "dns_port")]
+    pub port: u16,
+}
+
+fn dns_port() -> u16 {
+    53
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -385,4 +403,46 @@ pub struct StoreMember {
     pub name: String,
     pub client_url: String,
     pub peer_url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const ZONE: &str = r#"{"ttl": 300,
+        "soa": {"email": "hostmaster.example.test", "refresh": 3600, "retry": 600, "expire": 604800, "minimum": 60},
+        "nameservers": [], "records": [], "ptrPatterns": []"#;
+
+    #[test]
+    fn a_zone_written_before_secondaries_existed_has_none() {
+        let zone: Zone = serde_json::from_str(&format!("{ZONE}}}")).unwrap();
+        assert!(zone.secondaries.is_empty());
+    }
+
+    #[test]
+    fn secondaries_parse_with_port_53_by_default_and_nothing_unknown() {
+        let text = format!(
+            r#"{ZONE}, "secondaries": [{{"address": "2001:db8::53"}}, {{"address": "192.0.2.53", "port": 5353}}]}}"#
+        );
+        let zone: Zone = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            zone.secondaries,
+            [
+                Secondary {
+                    address: "2001:db8::53".parse().unwrap(),
+                    port: 53
+                },
+                Secondary {
+                    address: "192.0.2.53".parse().unwrap(),
+                    port: 5353
+                },
+            ]
+        );
+        let unknown =
+            format!(r#"{ZONE}, "secondaries": [{{"address": "192.0.2.53", "tsig": "k"}}]}}"#);
+        assert!(serde_json::from_str::<Zone>(&unknown).is_err());
+        let bad = format!(r#"{ZONE}, "secondaries": [{{"address": "192.0.2.53:53"}}]}}"#);
+        assert!(serde_json::from_str::<Zone>(&bad).is_err());
+    }
 }
