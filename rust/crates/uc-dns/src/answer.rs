@@ -3,7 +3,8 @@
 //! the served zones, AA on authoritative data, NXDOMAIN or NODATA with the
 //! SOA (negative TTL) in authority, CNAMEs chased inside the zone, referrals
 //! with glue below delegations, additional addresses for MX, SRV and NS
-//! targets, and zone transfers refused (the schema lists no secondaries).
+//! targets, and zone transfers refused (those a listed secondary may make
+//! are `transfer`'s).
 
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
@@ -83,7 +84,7 @@ fn resolve(snapshot: &Snapshot, question: &Question) -> Answer {
         return Answer::refused();
     };
     if matches!(question.qtype, RecordType::AXFR | RecordType::IXFR) {
-        // No secondaries are declared in the schema, so no transfers.
+        // A transfer the client may make is answered by `transfer` instead.
         return Answer::refused();
     }
     let mut reply = Answer::empty(ResponseCode::NoError, true);

@@ -5,7 +5,7 @@
 //! `assemble` adds what `service` records resolve to now, on every reload.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hickory_server::proto::rr::rdata::{A, AAAA, SRV};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -57,6 +57,8 @@ pub struct ParsedZone {
     nodes: HashMap<LowerName, Node>,
     service_records: Vec<ServiceRecord>,
     ptr_patterns: Vec<PtrPattern>,
+    /// Where NOTIFY goes; transfers are allowed from these addresses.
+    pub secondaries: Vec<SocketAddr>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -94,6 +96,11 @@ impl ParsedZone {
             nodes: HashMap::new(),
             service_records: Vec::new(),
             ptr_patterns: Vec::new(),
+            secondaries: spec
+                .secondaries
+                .iter()
+                .map(|s| SocketAddr::new(s.address, s.port))
+                .collect(),
             skipped: Vec::new(),
         };
         zone.nodes

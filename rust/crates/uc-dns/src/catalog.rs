@@ -2,9 +2,10 @@
 //! declaration only when it changed (logging the records it skips once),
 //! resolves service records, and keeps a zone's serial unless its content
 //! changed — then the serial becomes the store revision of the change, so
-//! it only ever increases (also across restarts, as revisions do).
+//! it only ever increases (also across restarts, as revisions do). The
+//! versions a change replaces are kept (`HISTORY` per zone) for IXFR.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use hickory_server::proto::rr::{LowerName, Name};
@@ -13,6 +14,11 @@ use crate::build::{ParsedZone, ServiceEndpoints};
 use crate::snapshot::Snapshot;
 use crate::store::StoreState;
 use crate::zone::Zone;
+
+/// Versions of a zone kept besides the current one, for IXFR: an IXFR from
+/// an older serial gets the whole zone. Each version holds the zone's full
+/// content, so memory is at most this many copies of each zone.
+pub const HISTORY: usize = 8;
 
 pub struct Catalog {
     /// Zones to serve (the config's `zones`); `None`: every declared zone.
@@ -24,6 +30,8 @@ pub struct Catalog {
     /// meanwhile: a zone that comes back (even from a store that lost its
     /// data and counts revisions from 1 again) never goes back in serial.
     serials: BTreeMap<String, u32>,
+    /// Earlier versions of each zone, oldest first (IXFR's differences).
+    history: BTreeMap<String, VecDeque<Arc<Zone>>>,
     /// Configured zones not in the store at the last reload (warned once).
     missing: BTreeSet<String>,
     generation: u64,
@@ -36,6 +44,7 @@ impl Catalog {
             parsed: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             serials: BTreeMap::new(),
+            history: BTreeMap::new(),
             missing: BTreeSet::new(),
             generation: 0,
         }
@@ -71,28 +80,58 @@ impl Catalog {
             let same = before.filter(|z| {
                 *z.content() == content && z.soa_fields == parsed.soa && z.ttl == parsed.ttl
             });
-            if let Some(zone) = same {
-                zones.push(zone.clone());
-                continue;
-            }
-            let last = before.map(|z| z.serial).or(self.serials.get(name).copied());
-            let serial = next_serial(last, revision);
-            self.serials.insert(name.clone(), serial);
-            tracing::info!(zone = %name, serial, revision, "zone changed");
-            zones.push(Arc::new(Zone::new(
+            let serial = match same {
+                Some(zone) if zone.secondaries == parsed.secondaries => {
+                    zones.push(zone.clone());
+                    continue;
+                }
+                // Only the secondaries changed: same content, same serial.
+                Some(zone) => zone.serial,
+                None => {
+                    let last = before.map(|z| z.serial).or(self.serials.get(name).copied());
+                    let serial = next_serial(last, revision);
+                    self.serials.insert(name.clone(), serial);
+                    if let Some(old) = before {
+                        self.remember(name, old.clone());
+                    }
+                    tracing::info!(zone = %name, serial, revision, "zone changed");
+                    serial
+                }
+            };
+            let zone = Zone::new(
                 parsed.apex.clone(),
                 parsed.ttl,
                 &parsed.soa,
                 serial,
                 parsed.spec_revision,
                 content,
-            )));
+            );
+            zones.push(Arc::new(zone.with_secondaries(parsed.secondaries.clone())));
         }
         self.warn_missing(state);
         self.parsed.retain(|name, _| state.zones.contains_key(name));
         self.unreadable
             .retain(|name, _| state.zones.contains_key(name));
-        Snapshot::new(zones, revision, self.generation)
+        self.history
+            .retain(|name, _| state.zones.contains_key(name));
+        let history = self
+            .history
+            .iter()
+            .filter_map(|(name, versions)| {
+                Some((apex_key(name)?, versions.iter().cloned().collect()))
+            })
+            .collect();
+        Snapshot::new(zones, revision, self.generation).with_history(history)
+    }
+
+    /// Keeps `old`, a version just replaced, for IXFR: at most `HISTORY`
+    /// versions of a zone, the oldest dropped first.
+    fn remember(&mut self, name: &str, old: Arc<Zone>) {
+        let versions = self.history.entry(name.to_owned()).or_default();
+        versions.push_back(old);
+        while versions.len() > HISTORY {
+            versions.pop_front();
+        }
     }
 
     /// Says once when a zone the config lists is not (or no longer) in the store.
@@ -160,7 +199,8 @@ pub fn next_serial(before: Option<u32>, revision: i64) -> u32 {
     }
 }
 
-fn serial_greater(a: u32, b: u32) -> bool {
+/// Whether serial `a` is greater than `b` (RFC 1982).
+pub fn serial_greater(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < (1 << 31)
 }
 
@@ -238,6 +278,53 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn replaced_versions_are_kept_for_ixfr_up_to_history() {
+        let mut catalog = Catalog::new(None);
+        let mut state = StoreState::default();
+        let apex = apex_key("example.test").unwrap();
+        let mut snapshot = Snapshot::default();
+        let mut spec = fixture::example_zone();
+        for revision in 1..=(HISTORY as i64 + 3) {
+            spec.ttl = 100 + revision as u32;
+            put_zone(&mut state, &spec, revision);
+            snapshot = catalog.reload(&state, &snapshot, revision);
+        }
+        let last = HISTORY as u32 + 3;
+        assert_eq!(serial(&snapshot), last);
+        // The current version and the HISTORY before it; older ones are gone.
+        for kept in (last - HISTORY as u32)..=last {
+            assert_eq!(snapshot.version(&apex, kept).unwrap().serial, kept);
+        }
+        assert!(snapshot.version(&apex, last - HISTORY as u32 - 1).is_none());
+        // A zone deleted loses its history.
+        state.apply(&keys::dns_zone("example.test"), None, 20);
+        let gone = catalog.reload(&state, &snapshot, 20);
+        put_zone(&mut state, &spec, 21);
+        let back = catalog.reload(&state, &gone, 21);
+        assert!(back.version(&apex, last).is_none());
+    }
+
+    #[test]
+    fn new_secondaries_alone_keep_the_serial() {
+        let mut catalog = Catalog::new(None);
+        let mut state = StoreState::default();
+        let mut spec = fixture::example_zone();
+        put_zone(&mut state, &spec, 5);
+        let first = catalog.reload(&state, &Snapshot::default(), 5);
+        spec.secondaries = vec![uc_types::Secondary {
+            address: "192.0.2.53".parse().unwrap(),
+            port: 53,
+        }];
+        put_zone(&mut state, &spec, 6);
+        let second = catalog.reload(&state, &first, 6);
+        let zone = second.zones().next().unwrap();
+        assert_eq!(zone.serial, 5);
+        assert_eq!(zone.secondaries, ["192.0.2.53:53".parse().unwrap()]);
+        assert!(zone.allows_transfer("192.0.2.53".parse().unwrap()));
+        assert!(!zone.allows_transfer("192.0.2.54".parse().unwrap()));
     }
 
     #[test]

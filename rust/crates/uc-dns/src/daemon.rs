@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::catalog::Catalog;
 use crate::http::{self, Shared};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::server::{self, BindError, Handler};
 use crate::snapshot::Published;
 use crate::status::SyncStatus;
@@ -65,6 +66,7 @@ pub async fn run(
         endpoints: settings.store_endpoints.clone(),
         catalog: Catalog::new(settings.zones.clone()),
         published,
+        notifier: Notifier::start(metrics.clone()),
         metrics,
         status,
     };

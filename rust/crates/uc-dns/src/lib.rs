@@ -4,7 +4,9 @@
 //! Layers, from the store to the wire: `store` (the keys read) → `build`
 //! (declared zone → records, service records resolved) → `catalog` (a new
 //! `snapshot` per change, serials) → `zone`/`answer` (pure lookup, as Knot
-//! answers) → `server` (hickory-server, sockets). `sync` drives the watch;
+//! answers) → `server` (hickory-server, sockets). `transfer` answers AXFR
+//! and IXFR to a zone's secondaries and `notify` tells them of a new
+//! serial. `sync` drives the watch;
 //! `http`, `metrics` and `status` report; `daemon` wires them.
 
 pub mod answer;
@@ -15,10 +17,12 @@ pub mod daemon;
 mod fixture;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod records;
 pub mod server;
 pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod sync;
+pub mod transfer;
 pub mod zone;

@@ -1,6 +1,6 @@
 //! `/metrics` (OpenMetrics, names `uc_dns_…`): queries by type and response
-//! code, answer latency, each zone's serial and size, and how current the
-//! snapshot is against the store.
+//! code, answer latency, each zone's serial and size, zone transfers and
+//! NOTIFYs, and how current the snapshot is against the store.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use uc_daemon::metrics::{Counter, Family, Gauge, Registry};
 
 type QueryLabels = [(&'static str, &'static str); 2];
 type ZoneLabels = [(&'static str, String); 1];
+type TransferLabels = [(&'static str, &'static str); 2];
+type NotifyLabels = [(&'static str, String); 2];
 
 pub struct Metrics {
     registry: Registry,
@@ -19,6 +21,9 @@ pub struct Metrics {
     latency: Histogram,
     zone_serial: Family<ZoneLabels, Gauge>,
     zone_records: Family<ZoneLabels, Gauge>,
+    transfers: Family<TransferLabels, Counter>,
+    notifies: Family<NotifyLabels, Counter>,
+    pub notify_sent: Counter,
     pub reloads: Counter,
     pub snapshot_revision: Gauge,
     pub store_revision: Gauge,
@@ -41,6 +46,9 @@ impl Metrics {
             latency: uc_daemon::metrics::latency_histogram(),
             zone_serial: Family::default(),
             zone_records: Family::default(),
+            transfers: Family::default(),
+            notifies: Family::default(),
+            notify_sent: Counter::default(),
             reloads: Counter::default(),
             snapshot_revision: Gauge::default(),
             store_revision: Gauge::default(),
@@ -72,6 +80,21 @@ impl Metrics {
             "zone_records",
             "Records served in each zone (service records as resolved now)",
             self.zone_records.clone(),
+        );
+        registry.register(
+            "transfers",
+            "Zone transfer requests of served zones, by type (AXFR, IXFR) and answer (full, incremental, current, refused)",
+            self.transfers.clone(),
+        );
+        registry.register(
+            "notifies",
+            "NOTIFY to one secondary of a zone, by outcome (acknowledged, refused, unanswered after every retry, unsent)",
+            self.notifies.clone(),
+        );
+        registry.register(
+            "notify_messages_sent",
+            "NOTIFY datagrams sent, retries included",
+            self.notify_sent.clone(),
         );
         registry.register(
             "reloads",
@@ -110,6 +133,16 @@ impl Metrics {
         let labels = [("qtype", qtype_label(qtype)), ("rcode", rcode_label(rcode))];
         self.queries.get_or_create(&labels).inc();
         self.latency.observe(took.as_secs_f64());
+    }
+
+    pub fn observe_transfer(&self, qtype: RecordType, answer: &'static str) {
+        let labels = [("type", qtype_label(Some(qtype))), ("answer", answer)];
+        self.transfers.get_or_create(&labels).inc();
+    }
+
+    pub fn observe_notify(&self, zone: &str, result: &'static str) {
+        let labels = [("zone", zone.to_owned()), ("result", result.to_owned())];
+        self.notifies.get_or_create(&labels).inc();
     }
 
     /// Replaces the per-zone gauges with `zones` (apex, serial, records).

@@ -1,7 +1,7 @@
 //! The DNS side: hickory-server's `Server` reads UDP and TCP and parses
 //! messages; `Handler` answers each from the current snapshot. `reply` is
 //! the message-level part (opcode, question count, EDNS version) as a pure
-//! function; `answer` does the question.
+//! function; `answer` does the question, `transfer` AXFR and IXFR.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::op::{
+    Edns, Header, HeaderCounts, LowerQuery, Metadata, OpCode, ResponseCode,
+};
 use hickory_server::proto::rr::rdata::opt::EdnsOption;
 use hickory_server::proto::rr::{DNSClass, RData, RecordType};
 use hickory_server::proto::serialize::binary::BinEncoder;
@@ -21,6 +23,7 @@ use tracing::Instrument;
 use crate::answer::{answer, Answer, Question};
 use crate::metrics::Metrics;
 use crate::snapshot::{Published, Snapshot};
+use crate::transfer::{messages, transfer, Transfer, MESSAGE_BYTES};
 
 /// The largest UDP answer offered to EDNS clients (DNS Flag Day 2020, Knot's default).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
@@ -186,13 +189,17 @@ const NOT_AUTHORITATIVE: u16 = 20;
 /// the DO bit echoed (RFC 3225) and, for a name outside the served zones,
 /// why it is refused (as Knot adds it).
 pub fn response_edns(request: &MessageRequest, reply: &Reply) -> Option<Edns> {
+    edns_for(request, reply.outside_zones)
+}
+
+fn edns_for(request: &MessageRequest, outside_zones: bool) -> Option<Edns> {
     request.edns.as_ref().map(|asked| {
         let mut edns = Edns::new();
         // Our own size (RFC 6891 §6.2.3); what the client takes is `udp_limit`.
         edns.set_max_payload(MAX_UDP_PAYLOAD);
         edns.set_version(0);
         edns.set_dnssec_ok(asked.flags().dnssec_ok);
-        if reply.outside_zones {
+        if outside_zones {
             let code = NOT_AUTHORITATIVE.to_be_bytes().to_vec();
             edns.options_mut()
                 .insert(EdnsOption::Unknown(EXTENDED_ERROR, code));
@@ -217,6 +224,19 @@ impl RequestHandler for Handler {
         async move {
             let started = Instant::now();
             let snapshot = self.published.load();
+            let asked = transfer(&snapshot, request, request.src().ip(), request.protocol());
+            if let (Some(answer), [query]) = (asked, request.queries.queries()) {
+                if answer != Transfer::Refused {
+                    return self
+                        .send_transfer(request, query, &answer, response_handle, started)
+                        .await;
+                }
+                // Over UDP only counted: spoofable, so no log line per packet.
+                if request.protocol() != Protocol::Udp {
+                    tracing::info!(client = %request.src(), zone = %query.name(), "zone transfer refused: the client is not a listed secondary");
+                }
+                self.metrics.observe_transfer(query.query_type(), "refused");
+            }
             let mut reply = reply(&snapshot, request);
             let edns = response_edns(request, &reply);
             if request.protocol() == Protocol::Udp {
@@ -249,6 +269,51 @@ impl RequestHandler for Handler {
         }
         .instrument(span)
         .await
+    }
+}
+
+impl Handler {
+    /// Sends `answer` to a transfer request, in as many messages as it
+    /// takes (each under 64 KiB), every one with AA and the question.
+    async fn send_transfer<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        query: &LowerQuery,
+        answer: &Transfer,
+        mut response_handle: R,
+        started: Instant,
+    ) -> ResponseInfo {
+        let qtype = query.query_type();
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = true;
+        metadata.response_code = ResponseCode::NoError;
+        let edns = edns_for(request, false);
+        let mut info = ResponseInfo::from(Header {
+            metadata,
+            counts: HeaderCounts::default(),
+        });
+        let records = answer.records();
+        for chunk in messages(records, MESSAGE_BYTES) {
+            let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+                metadata,
+                chunk.iter(),
+                std::iter::empty(),
+                std::iter::empty(),
+                std::iter::empty(),
+            );
+            match response_handle.send_response(response).await {
+                Ok(sent) => info = sent,
+                Err(err) => {
+                    tracing::warn!(%err, client = %request.src(), zone = %query.name(), "zone transfer cut off");
+                    break;
+                }
+            }
+        }
+        tracing::info!(client = %request.src(), zone = %query.name(), %qtype, answer = answer.label(), records = records.len(), "zone transfer");
+        self.metrics.observe_transfer(qtype, answer.label());
+        self.metrics
+            .observe_query(Some(qtype), ResponseCode::NoError, started.elapsed());
+        info
     }
 }
 

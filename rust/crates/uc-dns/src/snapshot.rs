@@ -12,6 +12,9 @@ use crate::zone::Zone;
 #[derive(Debug, Default)]
 pub struct Snapshot {
     zones: HashMap<LowerName, Arc<Zone>>,
+    /// Earlier versions of each zone, oldest first, for IXFR (bounded by
+    /// the catalog).
+    history: HashMap<LowerName, Vec<Arc<Zone>>>,
     /// The store revision the snapshot was built from (0: nothing read yet).
     pub revision: i64,
     /// Counts reloads since start.
@@ -25,9 +28,28 @@ impl Snapshot {
                 .into_iter()
                 .map(|zone| (LowerName::new(&zone.apex), zone))
                 .collect(),
+            history: HashMap::new(),
             revision,
             generation,
         }
+    }
+
+    /// The snapshot with `history`: earlier versions of zones, by apex.
+    pub fn with_history(mut self, history: HashMap<LowerName, Vec<Arc<Zone>>>) -> Snapshot {
+        self.history = history;
+        self
+    }
+
+    /// The version of zone `apex` that had `serial`, current or kept.
+    pub fn version(&self, apex: &LowerName, serial: u32) -> Option<&Arc<Zone>> {
+        let current = self.zones.get(apex).filter(|zone| zone.serial == serial);
+        current.or_else(|| {
+            self.history
+                .get(apex)?
+                .iter()
+                .rev()
+                .find(|zone| zone.serial == serial)
+        })
     }
 
     /// The zone `name` belongs to: the served apex nearest to it.

@@ -17,6 +17,7 @@ use uc_types::keys;
 
 use crate::catalog::Catalog;
 use crate::metrics::Metrics;
+use crate::notify::{self, Notifier};
 use crate::snapshot::Published;
 use crate::status::SyncStatus;
 use crate::store::{Changed, StoreState};
@@ -48,6 +49,7 @@ pub struct Syncer {
     pub published: Arc<Published>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<SyncStatus>,
+    pub notifier: Notifier,
 }
 
 impl Syncer {
@@ -151,7 +153,9 @@ impl Syncer {
         self.metrics.set_zones(&zones);
         self.metrics.reloads.inc();
         self.metrics.snapshot_revision.set(revision);
+        let notices = notify::notices(&previous, &snapshot);
         self.published.store(Arc::new(snapshot));
+        self.notifier.send(notices);
     }
 }
 

@@ -5,7 +5,7 @@
 //! generated from patterns, and otherwise NXDOMAIN.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use hickory_server::proto::rr::rdata::{PTR, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -52,7 +52,7 @@ impl Node {
         self.rrsets.iter().map(|(_, records)| records.len()).sum()
     }
 
-    fn records(&self) -> impl Iterator<Item = &Record> {
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
         self.rrsets.iter().flat_map(|(_, records)| records)
     }
 }
@@ -129,6 +129,9 @@ pub struct Zone {
     pub ttl: u32,
     pub spec_revision: i64,
     pub soa_fields: SoaFields,
+    /// `secondaries` of the declaration: NOTIFY goes to each, and zone
+    /// transfers are allowed from their addresses.
+    pub secondaries: Vec<SocketAddr>,
     soa: Record,
     content: Content,
     empty_non_terminals: HashSet<LowerName>,
@@ -184,10 +187,25 @@ impl Zone {
             ttl,
             spec_revision,
             soa_fields: soa.clone(),
+            secondaries: Vec::new(),
             content,
             empty_non_terminals,
             cuts,
         }
+    }
+
+    pub fn with_secondaries(mut self, secondaries: Vec<SocketAddr>) -> Zone {
+        self.secondaries = secondaries;
+        self
+    }
+
+    /// Whether `client` may transfer the zone: it is the address of one of
+    /// its secondaries (IPv4-mapped IPv6 counts as IPv4).
+    pub fn allows_transfer(&self, client: IpAddr) -> bool {
+        let client = client.to_canonical();
+        self.secondaries
+            .iter()
+            .any(|secondary| secondary.ip().to_canonical() == client)
     }
 
     pub fn content(&self) -> &Content {
