@@ -30,6 +30,15 @@ fn post(port: u16, token: Option<&str>, body: &str) -> (u16, serde_json::Value) 
     )
 }
 
+/// A 409 answer whose error says `reason`.
+fn assert_conflict((status, body): (u16, serde_json::Value), reason: &str) {
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains(reason),
+        "{body}"
+    );
+}
+
 #[test]
 fn known_machines_get_plans_and_unknown_ones_wait() {
     let dir = std::env::temp_dir().join(format!("uc-phone-home-{}", std::process::id()));
@@ -123,26 +132,16 @@ fn known_machines_get_plans_and_unknown_ones_wait() {
 
     // Declared by DMI serial, but nothing deployed for it yet.
     let edge = json!({"macAddresses": [], "dmiSerial": "EDGE-0001"}).to_string();
-    let (status, body) = post(port, Some(TOKEN), &edge);
-    assert_eq!(status, 409, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no system deployed for node edge1"),
-        "{body}"
+    assert_conflict(
+        post(port, Some(TOKEN), &edge),
+        "no system deployed for node edge1",
     );
 
     // Facts matching two nodes: refused, never guessed.
     let both = json!({"macAddresses": ["52:54:00:01:00:21"], "dmiSerial": "EDGE-0001"}).to_string();
-    let (status, body) = post(port, Some(TOKEN), &both);
-    assert_eq!(status, 409, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("match several nodes (edge1, worker1)"),
-        "{body}"
+    assert_conflict(
+        post(port, Some(TOKEN), &both),
+        "match several nodes (edge1, worker1)",
     );
 
     // An unknown machine is recorded as pending, and listed.

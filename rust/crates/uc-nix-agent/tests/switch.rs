@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{activations, build_systems, key_pair, serve_cache, test_dir};
+use common::{
+    activations, assert_error_mentions, assert_runs, build_systems, key_pair, serve_cache, test_dir,
+};
 use uc_deployer::cache::SigningKey;
 use uc_nix_agent::nix::NixSystem;
 use uc_nix_agent::switch::Switcher;
@@ -60,11 +62,7 @@ fn switches_rolls_back_and_recovers() {
 
     // Generation 1, then 2: fetched through the cache, activated, healthy.
     let report = agent.switch(&desired(gen1, 1));
-    assert_eq!(
-        (report.state, report.store_path.as_ref()),
-        (SystemState::Healthy, Some(gen1)),
-        "{report:?}"
-    );
+    assert_runs(&report, SystemState::Healthy, gen1);
     assert!(
         root.join(&gen1[1..])
             .join("bin/switch-to-configuration")
@@ -72,62 +70,29 @@ fn switches_rolls_back_and_recovers() {
         "realised into the node's store"
     );
     let report = agent.switch(&desired(gen2, 2));
-    assert_eq!(
-        (report.state, report.store_path.as_ref()),
-        (SystemState::Healthy, Some(gen2)),
-        "{report:?}"
-    );
+    assert_runs(&report, SystemState::Healthy, gen2);
     assert_eq!(agent.nix.current().as_ref(), Some(gen2));
 
     // A system whose activation fails: back on generation 2, re-activated.
     let report = agent.switch(&desired(bad, 3));
-    assert_eq!(
-        (report.state, report.store_path.as_ref()),
-        (SystemState::RolledBack, Some(gen2)),
-        "{report:?}"
-    );
-    assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("switch-to-configuration switch failed"),
-        "{report:?}"
-    );
+    assert_runs(&report, SystemState::RolledBack, gen2);
+    assert_error_mentions(&report, "switch-to-configuration switch failed");
     assert_eq!(agent.nix.current().as_ref(), Some(gen2));
     assert_eq!(activations(&dir)[2..], ["bad switch", "gen2 switch"]);
 
     // A system that activates but fails its health checks: rolled back too.
     let report = agent.switch(&desired(unhealthy, 4));
     assert_eq!(report.state, SystemState::RolledBack, "{report:?}");
-    assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("not-unhealthy"),
-        "{report:?}"
-    );
+    assert_error_mentions(&report, "not-unhealthy");
     assert_eq!(agent.nix.current().as_ref(), Some(gen2));
 
     // Not in the cache, or signed by a key the node does not trust: nothing is switched.
     let report = agent.switch(&desired(unserved, 5));
-    assert_eq!(
-        (report.state, report.store_path.as_ref()),
-        (SystemState::Failed, Some(gen2)),
-        "{report:?}"
-    );
+    assert_runs(&report, SystemState::Failed, gen2);
     let suspicious = switcher(&stranger);
     let report = suspicious.switch(&desired(gen1, 6));
     assert_eq!(report.state, SystemState::Failed, "{report:?}");
-    assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("trusted key"),
-        "{report:?}"
-    );
+    assert_error_mentions(&report, "trusted key");
     assert_eq!(agent.nix.current().as_ref(), Some(gen2));
 
     // Killed after setting the profile but before activating: the restarted
@@ -230,9 +195,5 @@ fn a_cut_download_is_retried() {
         1,
         "no download was cut"
     );
-    assert_eq!(
-        (report.state, report.store_path.as_ref()),
-        (SystemState::Healthy, Some(gen1)),
-        "{report:?}"
-    );
+    assert_runs(&report, SystemState::Healthy, gen1);
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use serde_json::{json, Value};
-use uc_testkit::store::{eventually, import, placed, values_under};
-use uc_testkit::{Etcd, KillOnDrop, TestDir};
+use uc_testkit::store::{eventually, ha_manifest, import, placed, values_under};
+use uc_testkit::{get_ok, Etcd, KillOnDrop, TestDir};
 use uc_types::{keys, Assignment, InstancePhase, InstanceState, InstanceStatus, NodeCordon};
 
 const NODES: [&str; 4] = ["w1", "w2", "w3", "w4"];
@@ -26,22 +26,7 @@ fn address(node: &str) -> String {
 
 /// hosts/ha's manifest with nodes w1..w4 and the test's services.
 fn manifest(secret_file: &Path) -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../hosts/ha/manifest.json"
-    );
-    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let worker = m["nodes"]["worker1"].clone();
-    m["nodes"] = NODES
-        .iter()
-        .map(|n| {
-            let mut node = worker.clone();
-            node["labels"] = json!({});
-            node["addresses"] = json!([address(n)]);
-            (n.to_string(), node)
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into();
+    let mut m = ha_manifest(&NODES, |n, node| node["addresses"] = json!([address(n)]));
     let mut web = m["services"]["web"].clone();
     web["replicas"] = json!(3);
     web["eligibleNodes"] = json!(NODES);
@@ -142,7 +127,7 @@ async fn serving_web(client: &mut Client) -> BTreeSet<String> {
         let node = key.split('/').next().unwrap().to_owned();
         if status.service == "web" && status.state == InstanceState::Healthy {
             let url = format!("{}:{}", address(&node), status.ports["http"]);
-            if http_get(&url, "/secret.txt").as_deref() == Some(SECRET) {
+            if get_ok(&format!("http://{url}/secret.txt")).as_deref() == Some(SECRET) {
                 serving.insert(node);
             }
         }
@@ -150,13 +135,14 @@ async fn serving_web(client: &mut Client) -> BTreeSet<String> {
     serving
 }
 
-fn http_get(authority: &str, path: &str) -> Option<String> {
-    let response = uc_http::Request::get(format!("http://{authority}{path}"))
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(2))
-        .send_blocking()
-        .ok()?;
-    (response.status == uc_http::StatusCode::OK).then(|| response.text())
+/// Update slots web's rolling update holds.
+async fn update_slots(client: &mut Client) -> i64 {
+    let prefix = keys::service_update_slots_prefix("web");
+    let slots = client
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    slots.count()
 }
 
 fn kill_group(pid: u32) {
@@ -232,9 +218,7 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
     let etcd = Etcd::start(&dir.join("etcd"));
     let secret = dir.join("web-session-key");
     std::fs::write(&secret, SECRET).unwrap();
-    let mut client = Client::connect([etcd.endpoint.clone()], None)
-        .await
-        .unwrap();
+    let mut client = etcd.client().await;
     let violations = audit_web_placements(etcd.endpoint.clone());
     import(&mut client, &manifest(&secret)).await;
     let mut schedulers = BTreeMap::from([
@@ -400,14 +384,11 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         2,
         "the rollout stopped at one broken instance"
     );
-    let held = client
-        .get(
-            keys::service_update_slots_prefix("web"),
-            Some(GetOptions::new().with_prefix()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(held.count(), 1, "the broken instance keeps its slot");
+    assert_eq!(
+        update_slots(&mut client).await,
+        1,
+        "the broken instance keeps its slot"
+    );
     // The fix goes on from there.
     let mut m = manifest(&secret);
     m["services"]["web"]["environment"]["GREETING"] = json!("v2");
@@ -421,7 +402,8 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
             .iter()
             .filter(|node| {
                 let url = format!("{}:8080", address(node));
-                http_get(&url, "/whoami.txt").is_some_and(|w| w.trim_end().ends_with(": v2"))
+                get_ok(&format!("http://{url}/whoami.txt"))
+                    .is_some_and(|w| w.trim_end().ends_with(": v2"))
             })
             .count();
         if updated == 3 {
@@ -448,14 +430,7 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
         Duration::from_secs(10),
         || {
             let mut c = client.clone();
-            async move {
-                let prefix = keys::service_update_slots_prefix("web");
-                let slots = c
-                    .get(prefix, Some(GetOptions::new().with_prefix()))
-                    .await
-                    .unwrap();
-                (slots.count() == 0).then_some(())
-            }
+            async move { (update_slots(&mut c).await == 0).then_some(()) }
         },
     )
     .await;

@@ -16,8 +16,6 @@ use serde_json::json;
 use uc_testkit::{Etcd, KillOnDrop, TestDir};
 use uc_types::{keys, Assignment, LeaderRecord};
 
-const WAIT: Duration = Duration::from_secs(20);
-
 fn start(dir: &std::path::Path, holder: &str) -> KillOnDrop {
     let log = std::fs::File::create(dir.join(format!("{holder}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_uc-scheduler"))
@@ -87,9 +85,7 @@ async fn history(client: &mut Client, service: &str) -> Vec<(i64, BTreeMap<Strin
 async fn killing_the_leader_hands_over_without_duplicate_placements() {
     let dir = TestDir::new("uc-scheduler-failover");
     let etcd = Etcd::start(&dir.join("etcd"));
-    let mut client = Client::connect([etcd.endpoint.as_str()], None)
-        .await
-        .unwrap();
+    let mut client = etcd.client().await;
     let nodes = ["w1", "w2", "w3", "w4"];
     let mut leases = BTreeMap::new();
     for node in nodes {
@@ -112,14 +108,7 @@ async fn killing_the_leader_hands_over_without_duplicate_placements() {
         async move { leader(&mut client).await }
     })
     .await;
-    let before = eventually("three assignments", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let p = placed(&mut client, "web").await;
-            (p.len() == 3).then_some(p)
-        }
-    })
-    .await;
+    let before = placed_when(&client, "web", "three assignments", |p| p.len() == 3).await;
     assert!(spread(&before, 3), "{before:?}");
 
     // The leader dies without handing over; w2's node-agent dies too, so
@@ -138,13 +127,8 @@ async fn killing_the_leader_hands_over_without_duplicate_placements() {
     assert_eq!(second, standby);
 
     let victim = before.iter().find(|(_, n)| *n == "w2").unwrap().0.clone();
-    let after = eventually("w2's instance to move to w4", WAIT, || {
-        let mut client = client.clone();
-        let victim = victim.clone();
-        async move {
-            let p = placed(&mut client, "web").await;
-            (p.get(&victim).map(String::as_str) == Some("w4")).then_some(p)
-        }
+    let after = placed_when(&client, "web", "w2's instance to move to w4", |p| {
+        p.get(&victim).map(String::as_str) == Some("w4")
     })
     .await;
     assert!(spread(&after, 3), "{after:?}");

@@ -9,13 +9,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use etcd_client::Client;
 use serde_json::json;
 use uc_scheduler::daemon::{self, Options};
 use uc_testkit::{Etcd, TestDir};
 use uc_types::{keys, NodeCordon};
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// A scheduler in this process, stopped (without handing over) when dropped.
 struct Scheduler(tokio::task::JoinHandle<Result<(), daemon::Error>>);
@@ -41,17 +38,11 @@ impl Drop for Scheduler {
     }
 }
 
-async fn connect(etcd: &Etcd) -> Client {
-    Client::connect([etcd.endpoint.as_str()], None)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn places_three_replicas_on_three_heartbeating_nodes() {
     let dir = TestDir::new("uc-scheduler-places");
     let etcd = Etcd::start(&dir.join("etcd"));
-    let mut client = connect(&etcd).await;
+    let mut client = etcd.client().await;
     for node in ["w1", "w2", "w3"] {
         heartbeat(&mut client, node, 60).await;
     }
@@ -62,14 +53,7 @@ async fn places_three_replicas_on_three_heartbeating_nodes() {
     .await;
     let _scheduler = Scheduler::start(&etcd.endpoint, 60, "s1");
 
-    let placement = eventually("three assignments", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let p = placed(&mut client, "web").await;
-            (p.len() == 3).then_some(p)
-        }
-    })
-    .await;
+    let placement = placed_when(&client, "web", "three assignments", |p| p.len() == 3).await;
     assert_eq!(
         placement.into_iter().collect::<Vec<_>>(),
         [("0", "w1"), ("1", "w2"), ("2", "w3")].map(|(a, b)| (a.to_owned(), b.to_owned()))
@@ -85,7 +69,7 @@ async fn places_three_replicas_on_three_heartbeating_nodes() {
 async fn a_lost_nodes_instances_move_after_the_grace_period() {
     let dir = TestDir::new("uc-scheduler-loss");
     let etcd = Etcd::start(&dir.join("etcd"));
-    let mut client = connect(&etcd).await;
+    let mut client = etcd.client().await;
     let mut leases = Vec::new();
     for node in ["w1", "w2", "w3", "w4"] {
         leases.push(heartbeat(&mut client, node, 60).await);
@@ -100,11 +84,7 @@ async fn a_lost_nodes_instances_move_after_the_grace_period() {
     .await;
     let grace = 2;
     let _scheduler = Scheduler::start(&etcd.endpoint, grace, "s1");
-    eventually("three assignments", WAIT, || {
-        let mut client = client.clone();
-        async move { (placed(&mut client, "web").await.len() == 3).then_some(()) }
-    })
-    .await;
+    placed_when(&client, "web", "three assignments", |p| p.len() == 3).await;
     assert_eq!(placed(&mut client, "web").await["1"], "w2");
 
     // w2's node-agent dies: its lease goes, and with it the heartbeat.
@@ -116,9 +96,8 @@ async fn a_lost_nodes_instances_move_after_the_grace_period() {
         "w2",
         "moved within the grace period"
     );
-    eventually("instance 1 to move to w4", WAIT, || {
-        let mut client = client.clone();
-        async move { (placed(&mut client, "web").await["1"] == "w4").then_some(()) }
+    placed_when(&client, "web", "instance 1 to move to w4", |p| {
+        p["1"] == "w4"
     })
     .await;
     assert!(lost_at.elapsed() >= Duration::from_secs(grace));
@@ -132,7 +111,7 @@ async fn a_lost_nodes_instances_move_after_the_grace_period() {
 async fn a_drain_moves_one_instance_at_a_time_and_uncordon_moves_nothing_back() {
     let dir = TestDir::new("uc-scheduler-drain");
     let etcd = Etcd::start(&dir.join("etcd"));
-    let mut client = connect(&etcd).await;
+    let mut client = etcd.client().await;
     let nodes = ["w1", "w2", "w3", "w4", "w5"];
     for node in nodes {
         heartbeat(&mut client, node, 60).await;
@@ -149,11 +128,7 @@ async fn a_drain_moves_one_instance_at_a_time_and_uncordon_moves_nothing_back() 
     )
     .await;
     let _scheduler = Scheduler::start(&etcd.endpoint, 60, "s1");
-    eventually("three assignments", WAIT, || {
-        let mut client = client.clone();
-        async move { (placed(&mut client, "web").await.len() == 3).then_some(()) }
-    })
-    .await;
+    placed_when(&client, "web", "three assignments", |p| p.len() == 3).await;
     for (id, node) in [("0", "w1"), ("1", "w2"), ("2", "w3")] {
         healthy(&mut client, node, "web", id).await;
     }
@@ -173,21 +148,13 @@ async fn a_drain_moves_one_instance_at_a_time_and_uncordon_moves_nothing_back() 
         .txn(etcd_client::Txn::new().and_then(cordons))
         .await
         .unwrap();
-    eventually("instance 0 to leave w1", WAIT, || {
-        let mut client = client.clone();
-        async move { (placed(&mut client, "web").await["0"] == "w4").then_some(()) }
-    })
-    .await;
+    placed_when(&client, "web", "instance 0 to leave w1", |p| p["0"] == "w4").await;
     // Its replacement is not healthy yet: nothing else moves.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(placed(&mut client, "web").await["1"], "w2");
 
     healthy(&mut client, "w4", "web", "0").await;
-    eventually("instance 1 to leave w2", WAIT, || {
-        let mut client = client.clone();
-        async move { (placed(&mut client, "web").await["1"] == "w5").then_some(()) }
-    })
-    .await;
+    placed_when(&client, "web", "instance 1 to leave w2", |p| p["1"] == "w5").await;
     healthy(&mut client, "w5", "web", "1").await;
 
     // `uc node uncordon`: the drained nodes take instances again, none move back.
@@ -205,7 +172,7 @@ async fn a_drain_moves_one_instance_at_a_time_and_uncordon_moves_nothing_back() 
 async fn an_unplaceable_service_is_reported_with_its_reason() {
     let dir = TestDir::new("uc-scheduler-unplaceable");
     let etcd = Etcd::start(&dir.join("etcd"));
-    let mut client = connect(&etcd).await;
+    let mut client = etcd.client().await;
     for node in ["w1", "w2"] {
         heartbeat(&mut client, node, 60).await;
     }
@@ -240,12 +207,8 @@ async fn an_unplaceable_service_is_reported_with_its_reason() {
     let mut fixed = manifest(&["w1", "w2"], &services);
     fixed["nodes"]["w2"]["labels"] = json!({"gpu": "a100"});
     import(&mut client, &fixed).await;
-    eventually("gpu to be placed on w2", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let p = placed(&mut client, "gpu").await;
-            (p.get("0").map(String::as_str) == Some("w2")).then_some(())
-        }
+    placed_when(&client, "gpu", "gpu to be placed on w2", |p| {
+        p.get("0").map(String::as_str) == Some("w2")
     })
     .await;
     eventually("gpu's status to go", WAIT, || {

@@ -192,6 +192,10 @@ fn the_checker_accepts_valid_and_rejects_broken_histories() {
     use Outcome::*;
     let put = |v: &str| Put(v.to_string());
     let read = |v: Option<&str>| Read(v.map(str::to_string));
+    let cas = |expect: &str, new: &str| Cas {
+        expect: expect.to_string(),
+        new: new.to_string(),
+    };
     // Concurrent put and read: the read may see either value.
     let ok = vec![
         op(put("a"), Ok, 0, 10),
@@ -223,39 +227,12 @@ fn the_checker_accepts_valid_and_rejects_broken_histories() {
     // Two CAS from the same value cannot both succeed.
     let double_cas = vec![
         op(put("a"), Ok, 0, 1),
-        op(
-            Cas {
-                expect: "a".into(),
-                new: "b".into(),
-            },
-            Ok,
-            2,
-            5,
-        ),
-        op(
-            Cas {
-                expect: "a".into(),
-                new: "c".into(),
-            },
-            Ok,
-            3,
-            6,
-        ),
+        op(cas("a", "b"), Ok, 2, 5),
+        op(cas("a", "c"), Ok, 3, 6),
     ];
     assert!(linearizable(&double_cas).is_err());
     // A failed CAS must have seen another value.
-    let wrong_failure = vec![
-        op(put("a"), Ok, 0, 1),
-        op(
-            Cas {
-                expect: "a".into(),
-                new: "b".into(),
-            },
-            Failed,
-            2,
-            3,
-        ),
-    ];
+    let wrong_failure = vec![op(put("a"), Ok, 0, 1), op(cas("a", "b"), Failed, 2, 3)];
     assert!(linearizable(&wrong_failure).is_err());
 }
 

@@ -165,6 +165,13 @@ impl Etcd {
         let value = out.trim_end_matches('\n');
         (!value.is_empty()).then(|| value.to_owned())
     }
+
+    /// A gRPC client of this etcd.
+    pub async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect([self.endpoint.as_str()], None)
+            .await
+            .expect("connect to etcd")
+    }
 }
 
 impl Drop for Etcd {
@@ -198,6 +205,17 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// GET `url` over HTTP/1.1 (uc-http) with short timeouts (0.5 s to connect,
+/// 2 s in all): the body on 200, None otherwise.
+pub fn get_ok(url: &str) -> Option<String> {
+    let response = uc_http::Request::get(url)
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(2))
+        .send_blocking()
+        .ok()?;
+    (response.status == uc_http::StatusCode::OK).then(|| response.text())
+}
+
 /// Waits up to 20 s until something accepts TCP connections on
 /// 127.0.0.1:`port`: the daemon `what` the test started has bound its
 /// listener.
@@ -218,6 +236,15 @@ pub fn exit_1_stderr(command: &mut Command) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
     stderr
+}
+
+/// Asserts that `text`, a daemon's `/metrics` (OpenMetrics), holds each of
+/// `lines` (so dashboards keep working) and ends with `# EOF`.
+pub fn assert_metrics(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"), "{text}");
 }
 
 /// Kills (SIGKILL) the process group of every instance a node-agent

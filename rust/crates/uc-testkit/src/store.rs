@@ -1,6 +1,7 @@
 //! Async helpers for tests that read and write the cluster's keyspace
 //! through a real etcd (or uc-store): importing a manifest as the deployer
-//! does, reading JSON values under a prefix, and waiting for a condition.
+//! does (hosts/ha's, with the test's nodes), reading JSON values under a
+//! prefix, and waiting for a condition.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,6 +11,29 @@ use etcd_client::{Client, GetOptions};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use uc_types::keys;
+
+/// hosts/ha's rendered manifest (the HA example's golden) with `nodes` as
+/// its nodes: each a copy of its worker1 without labels, then `edit`ed.
+pub fn ha_manifest(nodes: &[&str], edit: impl Fn(&str, &mut Value)) -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../hosts/ha/manifest.json"
+    );
+    let text = std::fs::read_to_string(path).expect("hosts/ha/manifest.json");
+    let mut m: Value = serde_json::from_str(&text).expect("hosts/ha's manifest is JSON");
+    let worker = m["nodes"]["worker1"].clone();
+    m["nodes"] = nodes
+        .iter()
+        .map(|n| {
+            let mut node = worker.clone();
+            node["labels"] = json!({});
+            edit(n, &mut node);
+            (n.to_string(), node)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    m
+}
 
 /// Imports `manifest` the way the deployer does: the current revision and
 /// one spec per service.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use uc_deployer::cache::{Cache, LocalStore, SigningKey};
 use uc_testkit::{Etcd, KillOnDrop};
-use uc_types::{keys, ObservedSystem};
+use uc_types::{keys, ObservedSystem, SystemState};
 
 pub fn ok(command: &mut Command) -> String {
     let out = command.output().expect("run (install nix-bin)");
@@ -84,6 +84,23 @@ pub fn start_agent(config: &Path, store_root: &Path) -> KillOnDrop {
 pub fn observed(etcd: &Etcd, node: &str) -> Option<ObservedSystem> {
     etcd.get(&keys::observed_system(node))
         .and_then(|v| serde_json::from_str::<ObservedSystem>(&v).ok())
+}
+
+/// Asserts that the agent reported `state`, running `running`.
+pub fn assert_runs(report: &ObservedSystem, state: SystemState, running: &str) {
+    assert_eq!(
+        (report.state, report.store_path.as_deref()),
+        (state, Some(running)),
+        "{report:?}"
+    );
+}
+
+/// Asserts that the report's error mentions `what`.
+pub fn assert_error_mentions(report: &ObservedSystem, what: &str) {
+    assert!(
+        report.error.as_deref().unwrap_or("").contains(what),
+        "{report:?}"
+    );
 }
 
 /// Writes `node`'s desired system (no rollout) with etcdctl.

@@ -4,9 +4,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use etcd_client::{Client, PutOptions};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uc_types::{keys, PlacementStatus, SchedulerConfig};
 
 pub fn config(endpoint: &str, grace_seconds: u64) -> SchedulerConfig {
@@ -23,22 +24,8 @@ pub fn config(endpoint: &str, grace_seconds: u64) -> SchedulerConfig {
 /// The hosts/ha golden manifest with its nodes replaced by workers `nodes`
 /// and its services by `services` (name to a patch of the golden `web`).
 pub fn manifest(nodes: &[&str], services: &[(&str, Value)]) -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../hosts/ha/manifest.json"
-    );
-    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let worker = m["nodes"]["worker1"].clone();
+    let mut m = uc_testkit::store::ha_manifest(nodes, |_, _| {});
     let web = m["services"]["web"].clone();
-    m["nodes"] = nodes
-        .iter()
-        .map(|n| {
-            let mut node = worker.clone();
-            node["labels"] = json!({});
-            (n.to_string(), node)
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into();
     m["services"] = services
         .iter()
         .map(|(name, patch)| {
@@ -63,6 +50,28 @@ fn merge(into: &mut Value, patch: &Value) {
 }
 
 pub use uc_testkit::store::{eventually, import, placed};
+
+/// How long a test waits for the scheduler to act.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Waits up to [`WAIT`] until `service`'s assignments (id to node) are
+/// `ready`, and gives them back; `what` names the wait in the panic.
+pub async fn placed_when(
+    client: &Client,
+    service: &str,
+    what: &str,
+    ready: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> BTreeMap<String, String> {
+    eventually(what, WAIT, || {
+        let mut client = client.clone();
+        let ready = &ready;
+        async move {
+            let p = placed(&mut client, service).await;
+            ready(&p).then_some(p)
+        }
+    })
+    .await
+}
 
 /// A node-agent's heartbeat: a key on a lease of `ttl` seconds, never
 /// renewed (tests end sooner); returns the lease to revoke.

@@ -419,10 +419,5 @@ pub fn ctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Output {
 
 /// GET over HTTP/1.1 (uc-http); the body on 200, None otherwise.
 pub fn http_get(ip: &str, port: u16, path: &str) -> Option<String> {
-    let response = uc_http::Request::get(format!("http://{ip}:{port}{path}"))
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(2))
-        .send_blocking()
-        .ok()?;
-    (response.status == uc_http::StatusCode::OK).then(|| response.text())
+    uc_testkit::get_ok(&format!("http://{ip}:{port}{path}"))
 }
