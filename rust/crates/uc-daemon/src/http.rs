@@ -5,7 +5,10 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::metrics;
@@ -20,6 +23,16 @@ pub async fn request_span(request: Request, next: Next) -> Response {
         path = %request.uri().path()
     );
     next.run(request).instrument(span).await
+}
+
+/// Serves `app` on `listener` (from [`crate::bind_http`]) in a task of its
+/// own while the daemon does its work; a failure of the endpoint is logged.
+pub fn spawn_serve(listener: TcpListener, app: Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "HTTP endpoint failed");
+        }
+    })
 }
 
 /// The answer to `GET /metrics`: `text` from [`metrics::render`], with its

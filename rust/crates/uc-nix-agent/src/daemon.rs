@@ -85,11 +85,7 @@ pub async fn run(
     let status = Arc::new(Status::new());
     let listener = uc_daemon::bind_http(config.http_listen).await?;
     let app = router(status.clone());
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(%err, "HTTP endpoint failed");
-        }
-    });
+    uc_daemon::http::spawn_serve(listener, app);
 
     let agent = Agent {
         desired_key: keys::desired_system(&config.node),
@@ -267,14 +263,14 @@ mod tests {
             error: None,
         });
         let text = metrics::render(&status.registry);
-        for line in [
-            "# TYPE uc_nix_agent_switches counter\n",
-            "uc_nix_agent_switches_total{outcome=\"healthy\"} 0\n",
-            "uc_nix_agent_switches_total{outcome=\"rolled-back\"} 1\n",
-            "uc_nix_agent_switches_total{outcome=\"failed\"} 0\n",
-        ] {
-            assert!(text.contains(line), "{line} in:\n{text}");
-        }
-        assert!(text.ends_with("# EOF\n"), "{text}");
+        uc_testkit::assert_metrics(
+            &text,
+            &[
+                "# TYPE uc_nix_agent_switches counter\n",
+                "uc_nix_agent_switches_total{outcome=\"healthy\"} 0\n",
+                "uc_nix_agent_switches_total{outcome=\"rolled-back\"} 1\n",
+                "uc_nix_agent_switches_total{outcome=\"failed\"} 0\n",
+            ],
+        );
     }
 }

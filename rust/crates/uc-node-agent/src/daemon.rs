@@ -85,11 +85,7 @@ async fn run_agent(
         lease: AtomicI64::new(0),
     });
     let app = crate::http::router(shared.clone());
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(%err, "HTTP endpoint failed");
-        }
-    });
+    uc_daemon::http::spawn_serve(listener, app);
     tracing::info!(node = %config.node, backend = options.backend.name(), http = %http_url, endpoints = ?config.store_endpoints, state_dir = %state_dir.display(), "uc-node-agent running");
 
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();

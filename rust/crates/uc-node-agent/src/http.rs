@@ -190,16 +190,16 @@ mod tests {
             lease: AtomicI64::new(0),
         };
         let text = Metrics::new().render(&shared);
-        for line in [
-            "uc_node_agent_instances{state=\"healthy\"} 0\n",
-            "uc_node_agent_instances{state=\"starting\"} 0\n",
-            "uc_node_agent_instances{state=\"unhealthy\"} 0\n",
-            "uc_node_agent_instance_restarts 0\n",
-            "uc_node_agent_store_connected 1\n",
-            "uc_node_agent_backend{backend=\"process\"} 1\n",
-        ] {
-            assert!(text.contains(line), "{line} in:\n{text}");
-        }
-        assert!(text.ends_with("# EOF\n"), "{text}");
+        uc_testkit::assert_metrics(
+            &text,
+            &[
+                "uc_node_agent_instances{state=\"healthy\"} 0\n",
+                "uc_node_agent_instances{state=\"starting\"} 0\n",
+                "uc_node_agent_instances{state=\"unhealthy\"} 0\n",
+                "uc_node_agent_instance_restarts 0\n",
+                "uc_node_agent_store_connected 1\n",
+                "uc_node_agent_backend{backend=\"process\"} 1\n",
+            ],
+        );
     }
 }

@@ -113,11 +113,7 @@ pub async fn run(
     let status = Arc::new(Status::default());
     let listener = uc_daemon::bind_http(config.http_listen).await?;
     let app = router(status.clone(), options.holder.clone());
-    let http = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(%err, "HTTP endpoint failed");
-        }
-    });
+    let http = uc_daemon::http::spawn_serve(listener, app);
     let grace = Duration::from_secs(config.node_loss_grace_seconds);
     tracing::info!(holder = %options.holder, endpoints = ?config.store_endpoints, http = %config.http_listen, ?grace, "uc-scheduler running");
     let span = tracing::info_span!("scheduler", holder = %options.holder);
@@ -364,16 +360,16 @@ mod tests {
         status.metrics.elections_won.inc();
         status.metrics.writes.inc_by(3);
         let text = uc_daemon::metrics::render(&registry);
-        for line in [
-            "uc_scheduler_leader 1\n",
-            "uc_scheduler_elections_won_total 1\n",
-            "uc_scheduler_passes_total 0\n",
-            "uc_scheduler_writes_total 3\n",
-            "uc_scheduler_unplaced_replicas 0\n",
-        ] {
-            assert!(text.contains(line), "{line} in:\n{text}");
-        }
-        assert!(text.ends_with("# EOF\n"), "{text}");
+        uc_testkit::assert_metrics(
+            &text,
+            &[
+                "uc_scheduler_leader 1\n",
+                "uc_scheduler_elections_won_total 1\n",
+                "uc_scheduler_passes_total 0\n",
+                "uc_scheduler_writes_total 3\n",
+                "uc_scheduler_unplaced_replicas 0\n",
+            ],
+        );
     }
 
     #[test]

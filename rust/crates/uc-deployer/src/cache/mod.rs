@@ -172,15 +172,15 @@ mod tests {
         assert_eq!(cache.narinfo(&"0".repeat(32)), None);
         cache.metrics.nar_bytes.inc_by(7);
         let text = uc_daemon::metrics::render(&registry);
-        for line in [
-            "# TYPE uc_deployer_cache_served_paths gauge\n",
-            "uc_deployer_cache_served_paths 0\n",
-            "uc_deployer_cache_narinfo_requests_total{result=\"miss\"} 1\n",
-            "uc_deployer_cache_nar_requests_total 0\n",
-            "uc_deployer_cache_nar_bytes_total 7\n",
-        ] {
-            assert!(text.contains(line), "{line} in:\n{text}");
-        }
-        assert!(text.ends_with("# EOF\n"), "{text}");
+        uc_testkit::assert_metrics(
+            &text,
+            &[
+                "# TYPE uc_deployer_cache_served_paths gauge\n",
+                "uc_deployer_cache_served_paths 0\n",
+                "uc_deployer_cache_narinfo_requests_total{result=\"miss\"} 1\n",
+                "uc_deployer_cache_nar_requests_total 0\n",
+                "uc_deployer_cache_nar_bytes_total 7\n",
+            ],
+        );
     }
 }
