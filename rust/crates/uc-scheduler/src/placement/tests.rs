@@ -391,17 +391,17 @@ fn a_duplicate_on_one_node_of_an_anti_affine_service_moves() {
     assert_eq!(of(&place(&c), "web"), pairs(&[("0", "w1"), ("1", "w2")]));
 }
 
-#[test]
-fn a_drain_moves_no_more_than_max_unavailable_at_a_time() {
-    let mut c = cluster(&["w1", "w2", "w3", "w4", "w5"], &[]);
-    let mut web = service(4);
+/// `nodes`, w1 draining; web without anti-affinity, all `replicas` of it
+/// healthy on w1, `max_unavailable` of them moved at a time.
+fn draining_w1(nodes: &[&str], replicas: u32, max_unavailable: u32) -> Cluster {
+    let mut c = cluster(nodes, &[]);
+    let mut web = service(replicas);
     web.placement.anti_affinity = false;
-    web.placement.max_unavailable = 1;
+    web.placement.max_unavailable = max_unavailable;
     c.services.insert("web".into(), web);
-    // Four instances, all on w1.
     c.current.insert(
         "web".into(),
-        (0..4)
+        (0..replicas)
             .map(|i| {
                 let cur = Current {
                     node: "w1".into(),
@@ -412,6 +412,23 @@ fn a_drain_moves_no_more_than_max_unavailable_at_a_time() {
             .collect(),
     );
     c.nodes.get_mut("w1").unwrap().cordon = Cordon::Draining;
+    c
+}
+
+/// Marks web's instance `id` healthy or not.
+fn set_healthy(c: &mut Cluster, id: &str, healthy: bool) {
+    c.current
+        .get_mut("web")
+        .unwrap()
+        .get_mut(id)
+        .unwrap()
+        .healthy = healthy;
+}
+
+#[test]
+fn a_drain_moves_no_more_than_max_unavailable_at_a_time() {
+    // Four instances, all on w1.
+    let mut c = draining_w1(&["w1", "w2", "w3", "w4", "w5"], 4, 1);
 
     let step1 = place(&c);
     assert_eq!(
@@ -420,20 +437,10 @@ fn a_drain_moves_no_more_than_max_unavailable_at_a_time() {
     );
     // The moved instance is not healthy yet: nothing else moves.
     apply(&mut c, &step1);
-    c.current
-        .get_mut("web")
-        .unwrap()
-        .get_mut("0")
-        .unwrap()
-        .healthy = false;
+    set_healthy(&mut c, "0", false);
     assert_eq!(place(&c), step1);
     // Healthy again: the next one moves.
-    c.current
-        .get_mut("web")
-        .unwrap()
-        .get_mut("0")
-        .unwrap()
-        .healthy = true;
+    set_healthy(&mut c, "0", true);
     let step2 = place(&c);
     assert_eq!(
         of(&step2, "web"),
@@ -441,35 +448,13 @@ fn a_drain_moves_no_more_than_max_unavailable_at_a_time() {
     );
     // An unhealthy instance elsewhere also uses up the budget.
     apply(&mut c, &step2);
-    c.current
-        .get_mut("web")
-        .unwrap()
-        .get_mut("0")
-        .unwrap()
-        .healthy = false;
+    set_healthy(&mut c, "0", false);
     assert_eq!(place(&c), step2);
 }
 
 #[test]
 fn a_drain_with_a_larger_budget_moves_more_at_once() {
-    let mut c = cluster(&["w1", "w2", "w3", "w4"], &[]);
-    let mut web = service(3);
-    web.placement.anti_affinity = false;
-    web.placement.max_unavailable = 2;
-    c.services.insert("web".into(), web);
-    c.current.insert(
-        "web".into(),
-        (0..3)
-            .map(|i| {
-                let cur = Current {
-                    node: "w1".into(),
-                    healthy: true,
-                };
-                (i.to_string(), cur)
-            })
-            .collect(),
-    );
-    c.nodes.get_mut("w1").unwrap().cordon = Cordon::Draining;
+    let c = draining_w1(&["w1", "w2", "w3", "w4"], 3, 2);
     assert_eq!(
         of(&place(&c), "web"),
         pairs(&[("0", "w2"), ("1", "w3"), ("2", "w1")])
