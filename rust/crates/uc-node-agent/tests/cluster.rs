@@ -120,6 +120,16 @@ async fn statuses(client: &mut Client) -> BTreeMap<String, InstanceStatus> {
     values_under(client, &keys::instances_prefix()).await
 }
 
+/// The process ids of `node`'s instances, as their statuses say.
+async fn instance_pids(client: &mut Client, node: &str) -> Vec<u32> {
+    statuses(client)
+        .await
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{node}/")))
+        .filter_map(|(_, s)| s.pid)
+        .collect()
+}
+
 /// Nodes whose web instance is healthy, and answers over HTTP with the secret.
 async fn serving_web(client: &mut Client) -> BTreeSet<String> {
     let mut serving = BTreeSet::new();
@@ -482,12 +492,7 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
     // 8. A node dies with its instances: they come back elsewhere after
     //    the grace period.
     let lost = spare.to_owned();
-    let lost_pids: Vec<u32> = statuses(&mut client)
-        .await
-        .iter()
-        .filter(|(k, _)| k.starts_with(&format!("{lost}/")))
-        .filter_map(|(_, s)| s.pid)
-        .collect();
+    let lost_pids = instance_pids(&mut client, &lost).await;
     agents.get_mut(lost.as_str()).unwrap().kill();
     for pid in lost_pids {
         kill_group(pid);
@@ -517,12 +522,7 @@ async fn three_replicas_survive_crashes_drains_node_loss_and_scheduler_failover(
     );
     // 9. SIGTERM with --stop-instances-on-exit stops the node's instances.
     let node = back.iter().next().unwrap().clone();
-    let pids: Vec<u32> = statuses(&mut client)
-        .await
-        .iter()
-        .filter(|(k, _)| k.starts_with(&format!("{node}/")))
-        .filter_map(|(_, s)| s.pid)
-        .collect();
+    let pids = instance_pids(&mut client, &node).await;
     assert!(!pids.is_empty());
     let agent = agents.get_mut(node.as_str()).unwrap();
     agent.kill();
