@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{put_zone, zone_json, Dns};
@@ -134,14 +134,7 @@ fn knot(dir: &Path, port: u16) -> KillOnDrop {
          log:\n  - target: stderr\n    any: warning\n",
         dir = dir.display()
     );
-    std::fs::write(dir.join("knot.conf"), config).unwrap();
-    let process = Command::new("knotd")
-        .args(["-c", &dir.join("knot.conf").display().to_string()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("knot.log")).unwrap())
-        .spawn()
-        .expect("start knotd");
-    KillOnDrop(process)
+    common::start_knotd(dir, &config)
 }
 
 /// dig's output without what differs between any two runs.

@@ -227,14 +227,7 @@ fn knot(dir: &Path, port: u16) -> KillOnDrop {
          log:\n  - target: stderr\n    any: warning\n",
         dir = dir.display()
     );
-    std::fs::write(dir.join("knot.conf"), config).unwrap();
-    let process = Command::new("knotd")
-        .args(["-c", &dir.join("knot.conf").display().to_string()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("knot.log")).unwrap())
-        .spawn()
-        .expect("start knotd");
-    KillOnDrop(process)
+    common::start_knotd(dir, &config)
 }
 
 /// Writes a zone through etcdctl's stdin: a declaration this size is past

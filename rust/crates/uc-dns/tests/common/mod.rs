@@ -214,3 +214,16 @@ pub fn zone_json(
 pub fn put_zone(store: &Etcd, apex: &str, json: &str) {
     store.ctl(&["put", &uc_types::keys::dns_zone(apex), json]);
 }
+
+/// knotd with `config` (written to `dir`/knot.conf; its log to
+/// `dir`/knot.log), killed on drop.
+pub fn start_knotd(dir: &Path, config: &str) -> KillOnDrop {
+    std::fs::write(dir.join("knot.conf"), config).unwrap();
+    let process = Command::new("knotd")
+        .args(["-c", &dir.join("knot.conf").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("knot.log")).unwrap())
+        .spawn()
+        .expect("start knotd");
+    KillOnDrop(process)
+}
