@@ -9,13 +9,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Dns;
 use serde_json::Value;
-use uc_testkit::{free_port, wait_for, Etcd, KillOnDrop, TestDir};
+use uc_testkit::{free_port, Etcd, TestDir};
 use uc_types::{keys, Assignment, InstancePhase, InstanceState, InstanceStatus};
 
 /// A second is the promise; dig's own start-up is inside the measurement.
@@ -52,49 +51,6 @@ fn import(store: &str, manifest: &Value) {
     for (apex, zone) in manifest["dns"]["zones"].as_object().unwrap() {
         ctl(store, &["put", &keys::dns_zone(apex), &zone.to_string()]);
     }
-}
-
-/// A new, empty store (etcd, or `UC_TEST_STORE`) answering on `endpoint`,
-/// as when a store comes back without its data.
-fn store_at(endpoint: &str, dir: &Path) -> KillOnDrop {
-    let peer = format!("http://127.0.0.1:{}", free_port());
-    let binary = std::env::var("UC_TEST_STORE").unwrap_or_else(|_| "etcd".into());
-    let process = Command::new(binary)
-        .args(["--name", "t2", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--listen-client-urls",
-            endpoint,
-            "--advertise-client-urls",
-            endpoint,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args([
-            "--initial-cluster",
-            &format!("t2={peer}"),
-            "--log-level",
-            "error",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the store again");
-    let process = KillOnDrop(process);
-    wait_for("the store back", Duration::from_secs(20), || {
-        Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", endpoint, "endpoint", "health"])
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .ok()
-            .filter(std::process::ExitStatus::success)
-    });
-    process
 }
 
 /// What the scheduler writes for instance `id` of web on `node`.
@@ -198,7 +154,7 @@ fn service_records_follow_instance_health_and_survive_the_store() {
     // It comes back empty, and the deployer, scheduler and agents write
     // again: uc-dns reads it all anew. Its revisions start over, the serial
     // does not go back.
-    let _store = store_at(&endpoint, &dir.join("store-again"));
+    let _store = Etcd::start_at(&dir.join("store-again"), &endpoint);
     import(&endpoint, &ha_manifest());
     assign(&endpoint, "0", "worker1");
     assign(&endpoint, "1", "worker2");

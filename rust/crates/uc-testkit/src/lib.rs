@@ -100,8 +100,14 @@ impl Etcd {
     /// Starts etcd with its data in `dir` (its log in `dir.log`) and waits
     /// until it answers.
     pub fn start(dir: &Path) -> Etcd {
+        Etcd::start_at(dir, &format!("http://127.0.0.1:{}", free_port()))
+    }
+
+    /// `start` answering on `endpoint`: e.g. a new, empty store where an
+    /// old one was, as when a store comes back without its data.
+    pub fn start_at(dir: &Path, endpoint: &str) -> Etcd {
         let log = std::fs::File::create(dir.with_extension("log")).expect("etcd log file");
-        let endpoint = format!("http://127.0.0.1:{}", free_port());
+        let endpoint = endpoint.to_owned();
         let peer = format!("http://127.0.0.1:{}", free_port());
         // UC_TEST_STORE: another binary taking etcd's flags (uc-store) to
         // run the same tests against.
