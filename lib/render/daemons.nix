@@ -85,6 +85,7 @@
       withStore cfg.lb.httpPort
       // {
         listeners = topology.listenersOn n;
+        vip = {inherit (cfg.lb.vip) interface leaseTtlSeconds;};
       };
   };
 in

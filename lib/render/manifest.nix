@@ -76,7 +76,7 @@
         fqdn = "${svc.publish.dns.name}.${zone}.";
       }
       else null;
-    listeners = filter (l: cfg.lb.listeners.${l}.backends.service == s) (attrNames cfg.lb.listeners);
+    listeners = filter (l: elem s (listenerServices cfg.lb.listeners.${l})) (attrNames cfg.lb.listeners);
     eligibleNodes = (topology.eligibility svc).eligible;
   };
 
@@ -104,15 +104,27 @@
 
   renderListener = _: l: {
     inherit (l) protocol port address nodes balance healthCheck tls;
-    backends = {
-      inherit (l.backends) service endpoints;
-      servicePort =
-        if l.backends.service == null
-        then null
-        else if l.backends.servicePort != null
-        then l.backends.servicePort
-        else topology.defaultPort cfg.services.${l.backends.service};
-    };
+    inherit (l) proxyProtocol timeouts;
+    backends = renderBackends l.backends;
+    routes =
+      map (r: {
+        inherit (r) host pathPrefix;
+        backends = renderBackends r.backends;
+      })
+      l.routes;
+  };
+
+  # The services a listener sends traffic to (its backends and its routes').
+  listenerServices = l: map (b: b.service) ([l.backends] ++ map (r: r.backends) l.routes);
+
+  renderBackends = b: {
+    inherit (b) service endpoints weights;
+    servicePort =
+      if b.service == null
+      then null
+      else if b.servicePort != null
+      then b.servicePort
+      else topology.defaultPort cfg.services.${b.service};
   };
 
   waves = let
@@ -140,6 +152,7 @@ in {
     lb = {
       inherit (cfg.lb) nodes;
       listeners = mapAttrs renderListener cfg.lb.listeners;
+      bgp = {inherit (cfg.lb.bgp) enable asn peers;};
     };
     rollout = {
       inherit (cfg.rollout) canary maxUnavailable healthGateTimeoutSeconds autoRevert switchAction;

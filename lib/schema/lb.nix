@@ -8,6 +8,41 @@
   inherit (lib) mkOption types;
   cfg = config.cluster.lb;
 
+  # Where traffic goes: a listener's default backends, and each route's.
+  backendsOptions = {
+    service = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "web";
+      description = "Send traffic to the healthy instances of this service.";
+    };
+    servicePort = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "Name of the service's port to send to; default: its only port.";
+    };
+    endpoints = mkOption {
+      type = types.listOf types.str;
+      default = [];
+      example = ["10.0.0.50:8080"];
+      description = "Static backends as `address:port`, in addition to `service`.";
+    };
+    # Keyed by endpoint rather than endpoints as {address; weight;}: the
+    # endpoints list keeps its shape (records and configs written before
+    # weights parse as they were), and one weight is overridden alone.
+    weights = mkOption {
+      type = types.attrsOf (types.ints.between 0 256);
+      default = {};
+      example = {"10.0.0.50:8080" = 3;};
+      description = ''
+        Weights of static `endpoints`, keyed by the endpoint as written
+        there; an endpoint not named here weighs 1, and so does each instance
+        of `service`. A backend gets new connections (HTTP: requests) in
+        proportion to its weight under every `balance`; weight 0 gets none.
+      '';
+    };
+  };
+
   listenerModule = {name, ...}: {
     options = {
       name = mkOption {
@@ -36,29 +71,93 @@
         defaultText = lib.literalExpression "config.cluster.lb.nodes";
         description = "Nodes this listener runs on.";
       };
-      backends = {
-        service = mkOption {
-          type = types.nullOr types.str;
+      backends = backendsOptions;
+      balance = mkOption {
+        type = types.enum ["round-robin" "least-connections" "maglev"];
+        default = "round-robin";
+        description = ''
+          How a backend is chosen, in proportion to `backends.weights`:
+          `round-robin` in turn; `least-connections` the fewest open
+          connections (HTTP: requests in flight) per unit of weight; `maglev`
+          consistent hashing of the client's address, so a client keeps its
+          backend while the backends stay, and removing one of N backends
+          moves about 1/N of the clients.
+        '';
+      };
+      proxyProtocol = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Send a PROXY protocol v2 header first on each connection to a
+          backend, naming the client's address and port and the listener's
+          (`tcp` listeners only; an `http` listener sets X-Forwarded-For).
+          The backends must expect it (nginx `listen … proxy_protocol`,
+          HAProxy `accept-proxy`).
+        '';
+      };
+      timeouts = {
+        connectSeconds = mkOption {
+          type = types.nullOr types.ints.positive;
           default = null;
-          example = "web";
-          description = "Send traffic to the healthy instances of this service.";
+          description = "Seconds to connect to a backend before another is tried; default: uc-lb's `--connect-timeout` (3).";
         };
-        servicePort = mkOption {
-          type = types.nullOr types.str;
+        idleSeconds = mkOption {
+          type = types.nullOr types.ints.positive;
           default = null;
-          description = "Name of the service's port to send to; default: its only port.";
+          description = ''
+            Seconds a connection may pass with no byte either way before
+            uc-lb closes it: a `tcp` connection (default: never), a `udp`
+            session (default: `--udp-idle-timeout`, 30), an `http`/`https`
+            keep-alive connection between requests (default:
+            `--client-timeout`, 10).
+          '';
         };
-        endpoints = mkOption {
-          type = types.listOf types.str;
-          default = [];
-          example = ["10.0.0.50:8080"];
-          description = "Static backends as `address:port`, in addition to `service`.";
+        clientHeaderSeconds = mkOption {
+          type = types.nullOr types.ints.positive;
+          default = null;
+          description = ''
+            `http`/`https`: seconds a client has to send a request head or
+            finish a TLS handshake (slow clients are cut off); default:
+            `--client-timeout` (10).
+          '';
+        };
+        responseSeconds = mkOption {
+          type = types.nullOr types.ints.positive;
+          default = null;
+          description = "`http`/`https`: seconds a backend has to send a response head before the client gets a 504; default: `--response-timeout` (30).";
+        };
+        drainSeconds = mkOption {
+          type = types.nullOr types.ints.positive;
+          default = null;
+          description = "Seconds a removed or drained backend's open connections may go on before uc-lb closes them; default: `--drain-timeout` (30).";
         };
       };
-      balance = mkOption {
-        type = types.enum ["round-robin" "least-connections"];
-        default = "round-robin";
-        description = "How a backend is chosen.";
+      routes = mkOption {
+        type = types.listOf (types.submodule {
+          options = {
+            host = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              example = "api.example.org";
+              description = "Host the request names (Host header or HTTP/2 authority, without port, any case); `*.example.org` matches its subdomains; null matches any host.";
+            };
+            pathPrefix = mkOption {
+              type = types.str;
+              default = "/";
+              example = "/api/";
+              description = "Path the request's path starts with.";
+            };
+            backends = backendsOptions;
+          };
+        });
+        default = [];
+        example = lib.literalExpression ''[{host = "api.example.org"; backends.service = "api";}]'';
+        description = ''
+          `http`/`https` only: requests are routed by host and path to the
+          backends of the first route that matches, in order; a request no
+          route matches goes to the listener's `backends`. Every route's
+          backends are probed with `healthCheck` and chosen by `balance`.
+        '';
       };
       healthCheck = {
         type = mkOption {
@@ -123,6 +222,57 @@ in {
       type = types.attrsOf (types.submodule listenerModule);
       default = {};
       description = "Load-balanced listeners, by name.";
+    };
+    vip = {
+      interface = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "eth0";
+        description = ''
+          Interface a virtual IP is added to by the LB node holding it (a
+          listener `address` that is on no interface of the node is a VIP,
+          held by one LB node at a time). Default: the interface with an
+          address whose subnet contains the VIP.
+        '';
+      };
+      leaseTtlSeconds = mkOption {
+        type = types.ints.between 2 3600;
+        default = 5;
+        description = ''
+          TTL of the store lease behind a VIP: when its holder dies, another
+          LB node takes the VIP within this many seconds.
+        '';
+      };
+    };
+    bgp = {
+      enable = lib.mkEnableOption "announcing the VIPs an LB node holds over BGP (BIRD 2 on the LB nodes)";
+      asn = mkOption {
+        type = types.ints.between 1 4294967295;
+        default = 65000;
+        description = "Autonomous system number of the LB nodes.";
+      };
+      peers = mkOption {
+        type = types.listOf (types.submodule {
+          options = {
+            address = mkOption {
+              type = ucTypes.ipAddress;
+              description = "The BGP neighbour's address.";
+            };
+            asn = mkOption {
+              type = types.ints.between 1 4294967295;
+              description = "The neighbour's autonomous system number.";
+            };
+          };
+        });
+        default = [];
+        example = [
+          {
+            address = "10.0.0.1";
+            asn = 64512;
+          }
+        ];
+        description = "BGP neighbours every LB node announces its VIPs to.";
+      };
     };
   };
 }

@@ -276,6 +276,27 @@ pub struct LbConfig {
     pub store_endpoints: Vec<String>,
     /// Names of the listeners (in `manifest.lb.listeners`) this node runs.
     pub listeners: Vec<String>,
+    /// Absent in configs written before it existed: the defaults.
+    #[serde(default)]
+    pub vip: LbVip,
+}
+
+/// `cluster.lb.vip`: how this node holds the VIPs it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LbVip {
+    /// Interface a held VIP goes on; `None`: the one whose subnet holds it.
+    pub interface: Option<String>,
+    pub lease_ttl_seconds: u32,
+}
+
+impl Default for LbVip {
+    fn default() -> Self {
+        LbVip {
+            interface: None,
+            lease_ttl_seconds: 5,
+        }
+    }
 }
 
 impl DaemonConfig for LbConfig {

@@ -61,6 +61,12 @@ pub fn lb_listener_status(node: &str, listener: &str) -> String {
     format!("{PREFIX}lb/status/{node}/{listener}")
 }
 
+/// Who holds the virtual IP `address` (the holder's node name), on the
+/// holder's lease: created only if absent, so one uc-lb holds it at a time.
+pub fn lb_vip(address: std::net::IpAddr) -> String {
+    format!("{PREFIX}lb/vips/{address}")
+}
+
 /// The statuses written by the uc-lb on `node`.
 pub fn lb_node_status_prefix(node: &str) -> String {
     format!("{PREFIX}lb/status/{node}/")
@@ -166,6 +172,7 @@ pub enum Key<'a> {
     DnsZone { zone: &'a str },
     LbListener { name: &'a str },
     LbListenerStatus { node: &'a str, listener: &'a str },
+    LbVip { address: std::net::IpAddr },
     PendingMachine { id: &'a str },
 }
 
@@ -199,6 +206,9 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["dns", "zones", zone] => Key::DnsZone { zone },
         ["lb", "listeners", name] => Key::LbListener { name },
         ["lb", "status", node, listener] => Key::LbListenerStatus { node, listener },
+        ["lb", "vips", address] => Key::LbVip {
+            address: address.parse().ok()?,
+        },
         ["pending", id] => Key::PendingMachine { id },
         _ => return None,
     })
@@ -260,6 +270,18 @@ mod tests {
                 },
             ),
             (
+                lb_vip("10.0.0.100".parse().unwrap()),
+                Key::LbVip {
+                    address: "10.0.0.100".parse().unwrap(),
+                },
+            ),
+            (
+                lb_vip("2001:db8::100".parse().unwrap()),
+                Key::LbVip {
+                    address: "2001:db8::100".parse().unwrap(),
+                },
+            ),
+            (
                 pending_machine("52-54-00-12-34-56"),
                 Key::PendingMachine {
                     id: "52-54-00-12-34-56",
@@ -306,6 +328,7 @@ mod tests {
             "/uc/v1/manifest/history/latest",
             "/uc/v1/services/web/updating/x",
             "/uc/v1/instances/w1/web-3",
+            "/uc/v1/lb/vips/not-an-address",
         ] {
             assert_eq!(parse(key), None, "{key:?}");
         }
@@ -328,5 +351,9 @@ mod tests {
         assert_eq!(scheduler_leader(), "/uc/v1/scheduler/leader");
         assert_eq!(scheduler_status("web"), "/uc/v1/scheduler/status/web");
         assert_eq!(pending_machine("m1"), "/uc/v1/pending/m1");
+        assert_eq!(
+            lb_vip("10.0.0.100".parse().unwrap()),
+            "/uc/v1/lb/vips/10.0.0.100"
+        );
     }
 }

@@ -303,6 +303,35 @@ pub struct PtrPattern {
 pub struct Lb {
     pub nodes: Vec<String>,
     pub listeners: BTreeMap<String, Listener>,
+    /// Absent in manifests written before it existed: BGP off.
+    #[serde(default)]
+    pub bgp: LbBgp,
+}
+
+/// `cluster.lb.bgp`: the VIPs an LB node holds, announced by BIRD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LbBgp {
+    pub enable: bool,
+    pub asn: u32,
+    pub peers: Vec<BgpPeer>,
+}
+
+impl Default for LbBgp {
+    fn default() -> Self {
+        LbBgp {
+            enable: false,
+            asn: 65000,
+            peers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpPeer {
+    pub address: IpAddr,
+    pub asn: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
