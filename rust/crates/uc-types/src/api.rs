@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{InstanceStatus, NodeCordon, PlacementStatus};
+use crate::{
+    InstanceStatus, LbListenerStatus, Listener, NodeCordon, PlacementStatus, PtrPattern, Record,
+    Secondary,
+};
 
 /// Every API error's body: `{"error": "what went wrong and what to do"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +102,85 @@ pub struct NodeView {
     pub cordon: Option<NodeCordon>,
 }
 
+/// `GET /api/v1/lb`: every load-balancer listener, declared or still
+/// reported, with what each LB node's uc-lb reports of it. What `uc lb`
+/// and the dashboard read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LbView {
+    /// Listener name (`manifest.lb.listeners.<name>`) to its state.
+    pub listeners: BTreeMap<String, LbListenerView>,
+}
+
+/// One listener of an [`LbView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LbListenerView {
+    /// As declared (`/uc/v1/lb/listeners/<name>`); `null` when a uc-lb
+    /// still reports a listener that is no longer declared.
+    pub declared: Option<Listener>,
+    /// LB node to its uc-lb's report (`/uc/v1/lb/status/<node>/<name>`). A
+    /// declared node missing here runs no uc-lb (the report lives on the
+    /// uc-lb's lease) or has not reported yet.
+    pub reports: BTreeMap<String, LbListenerStatus>,
+    /// LB node to why its report could not be read.
+    pub unreadable: BTreeMap<String, String>,
+}
+
+/// `GET /api/v1/dns`: every zone declared in the store
+/// (`/uc/v1/dns/zones/<apex>`) and the uc-dns servers that serve it. What
+/// `uc dns` and the dashboard read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsView {
+    /// Zone apex to its summary.
+    pub zones: BTreeMap<String, DnsZoneView>,
+}
+
+/// One zone of a [`DnsView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsZoneView {
+    /// The store revision of the zone's declaration. Each uc-dns' SOA
+    /// serial is this revision or a later one: a change of what a service
+    /// record answers, or a uc-dns restart, moves it (docs/dns.md).
+    pub revision: i64,
+    /// Records declared (a `service` record counts once).
+    pub records: usize,
+    pub ptr_patterns: usize,
+    pub nameservers: Vec<String>,
+    pub secondaries: Vec<Secondary>,
+    /// The nodes the deployed manifest has serving this zone (their
+    /// `daemons.dns.zones`); empty for a zone outside the manifest.
+    pub servers: Vec<DnsServerView>,
+    /// Why the declaration could not be read (uc-dns then answers from its
+    /// last good version); the counts above are zero.
+    pub error: Option<String>,
+}
+
+/// A uc-dns server of a zone, as the manifest renders it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsServerView {
+    pub node: String,
+    /// Where it answers DNS.
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Where its `/health` and `/metrics` are.
+    pub http_listen: std::net::SocketAddr,
+}
+
+/// `GET /api/v1/dns/zones/<apex>`: a zone's declared records. What `uc dns
+/// records` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsZoneRecords {
+    pub apex: String,
+    /// As in [`DnsZoneView::revision`].
+    pub revision: i64,
+    pub records: Vec<Record>,
+    pub ptr_patterns: Vec<PtrPattern>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +244,75 @@ mod tests {
         );
         let back: ServicesView = serde_json::from_value(json).expect("parse");
         assert_eq!(back, view);
+    }
+
+    #[test]
+    fn lb_and_dns_views_json_is_the_contract() {
+        let status = LbListenerStatus {
+            node: "edge1".into(),
+            listener: "www".into(),
+            protocol: Some(crate::ListenerProtocol::Http),
+            address: Some("10.0.0.9:80".parse().expect("address")),
+            serving: true,
+            error: None,
+            backends: vec![crate::LbBackendStatus {
+                address: "10.0.0.1:8080".parse().expect("address"),
+                state: crate::LbBackendState::Down,
+            }],
+        };
+        let lb = LbView {
+            listeners: BTreeMap::from([(
+                "www".to_owned(),
+                LbListenerView {
+                    declared: None,
+                    reports: BTreeMap::from([("edge1".to_owned(), status)]),
+                    unreadable: BTreeMap::from([("edge2".to_owned(), "bad".to_owned())]),
+                },
+            )]),
+        };
+        let json = serde_json::to_value(&lb).expect("serialise");
+        assert_eq!(
+            json,
+            serde_json::json!({"listeners": {"www": {"declared": null,
+                "reports": {"edge1": {"node": "edge1", "listener": "www", "protocol": "http",
+                    "address": "10.0.0.9:80", "serving": true, "error": null,
+                    "backends": [{"address": "10.0.0.1:8080", "state": "down"}]}},
+                "unreadable": {"edge2": "bad"}}}})
+        );
+        assert_eq!(serde_json::from_value::<LbView>(json).expect("parse"), lb);
+
+        let dns = DnsView {
+            zones: BTreeMap::from([(
+                "ha.test".to_owned(),
+                DnsZoneView {
+                    revision: 12,
+                    records: 3,
+                    ptr_patterns: 0,
+                    nameservers: vec!["ns1.ha.test.".into()],
+                    secondaries: vec![Secondary {
+                        address: [10, 0, 0, 2].into(),
+                        port: 53,
+                    }],
+                    servers: vec![DnsServerView {
+                        node: "edge1".into(),
+                        listen: vec!["10.0.0.9:53".parse().expect("address")],
+                        http_listen: "10.0.0.9:9153".parse().expect("address"),
+                    }],
+                    error: None,
+                },
+            )]),
+        };
+        let json = serde_json::to_value(&dns).expect("serialise");
+        assert_eq!(
+            json,
+            serde_json::json!({"zones": {"ha.test": {"revision": 12, "records": 3,
+                "ptrPatterns": 0, "nameservers": ["ns1.ha.test."],
+                "secondaries": [{"address": "10.0.0.2", "port": 53}],
+                "servers": [{"node": "edge1", "listen": ["10.0.0.9:53"],
+                    "httpListen": "10.0.0.9:9153"}],
+                "error": null}}})
+        );
+        assert_eq!(serde_json::from_value::<DnsView>(json).expect("parse"), dns);
     }
 
     #[test]

@@ -67,6 +67,11 @@ pub fn lb_vip(address: std::net::IpAddr) -> String {
     format!("{PREFIX}lb/vips/{address}")
 }
 
+/// Every uc-lb's listener statuses (`lb_listener_status`).
+pub fn lb_status_prefix() -> String {
+    format!("{PREFIX}lb/status/")
+}
+
 /// The statuses written by the uc-lb on `node`.
 pub fn lb_node_status_prefix(node: &str) -> String {
     format!("{PREFIX}lb/status/{node}/")
@@ -305,6 +310,7 @@ mod tests {
     #[test]
     fn an_lb_node_status_prefix_holds_its_statuses_only() {
         let prefix = lb_node_status_prefix("edge1");
+        assert!(prefix.starts_with(&lb_status_prefix()));
         assert!(lb_listener_status("edge1", "http").starts_with(&prefix));
         assert!(!lb_listener_status("edge10", "http").starts_with(&prefix));
         assert_eq!(

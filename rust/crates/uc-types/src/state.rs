@@ -64,6 +64,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lb_listener_status_reads_what_uc_lb_writes() {
+        // As uc-lb's report.rs serialises it, plus a field this reader
+        // does not know (a newer uc-lb's): ignored, not an error.
+        let written = serde_json::json!({"node": "edge1", "listener": "www",
+            "protocol": "http", "address": "127.0.0.1:8080", "serving": true, "error": null,
+            "backends": [{"address": "10.0.0.1:80", "state": "up", "later": 1},
+                {"address": "10.0.0.2:80", "state": "draining"}]});
+        let status: LbListenerStatus = serde_json::from_value(written).expect("parse");
+        assert_eq!(status.backends[0].state, LbBackendState::Up);
+        assert_eq!(status.backends[1].state.as_str(), "draining");
+        for state in [
+            LbBackendState::Up,
+            LbBackendState::Down,
+            LbBackendState::Unknown,
+            LbBackendState::Draining,
+        ] {
+            assert_eq!(
+                serde_json::to_value(state).ok(),
+                Some(state.as_str().into())
+            );
+        }
+    }
+
+    #[test]
     fn observed_system_json_is_the_contract() {
         let observed = ObservedSystem {
             store_path: Some("/nix/store/abc-system".into()),
@@ -173,4 +197,61 @@ pub struct ManifestRevision {
     /// Node to the NixOS system (toplevel store path) built for it.
     pub systems: std::collections::BTreeMap<String, String>,
     pub manifest: crate::Manifest,
+}
+
+/// `/uc/v1/lb/status/<node>/<listener>` (`keys::lb_listener_status`): one
+/// uc-lb's view of one listener, written by the uc-lb on `node` only, on its
+/// lease (the key disappears with that uc-lb). Read by the deployer's API
+/// and dashboard. Unknown fields are ignored, unlike the declared records:
+/// a newer uc-lb may report more than this reader shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LbListenerStatus {
+    pub node: String,
+    pub listener: String,
+    #[serde(default)]
+    pub protocol: Option<crate::ListenerProtocol>,
+    /// Where it listens; `null` when it is not bound.
+    #[serde(default)]
+    pub address: Option<std::net::SocketAddr>,
+    /// Bound and accepting.
+    pub serving: bool,
+    /// Why it does not serve (spec, bind or TLS problem).
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub backends: Vec<LbBackendStatus>,
+}
+
+/// One backend of an [`LbListenerStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LbBackendStatus {
+    pub address: std::net::SocketAddr,
+    pub state: LbBackendState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbBackendState {
+    /// Passing its health check: in rotation.
+    Up,
+    /// Failing its health check: out of rotation.
+    Down,
+    /// Not probed yet.
+    Unknown,
+    /// Removed from the listener; its open connections are finishing.
+    Draining,
+}
+
+impl LbBackendState {
+    /// The name it has in JSON (`up`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LbBackendState::Up => "up",
+            LbBackendState::Down => "down",
+            LbBackendState::Unknown => "unknown",
+            LbBackendState::Draining => "draining",
+        }
+    }
 }
