@@ -7,6 +7,7 @@
   ./store.nix
   ./placement.nix
   ./references.nix
+  ./lb.nix
   ./ports.nix
   ./secrets.nix
   ./rollout.nix

@@ -14,24 +14,11 @@
     })
     names;
 
+  # Backends (service, ports, endpoints) are checked in lb.nix.
   listenerRules = name: l: let
     path = "cluster.lb.listeners.${name}";
-    svcName = l.backends.service;
-    svc = cfg.services.${svcName};
-    port =
-      if l.backends.servicePort != null
-      then l.backends.servicePort
-      else topology.defaultPort svc;
   in
     [
-      {
-        assertion = svcName == null || cfg.services ? ${svcName};
-        message = "${path}.backends.service = \"${toString svcName}\" is not a service in cluster.services (known: ${list (builtins.attrNames cfg.services)}); fix the name or declare the service.";
-      }
-      {
-        assertion = svcName != null || l.backends.endpoints != [];
-        message = "${path} has no backends; set backends.service or backends.endpoints.";
-      }
       {
         assertion = l.protocol != "https" || (l.tls.certificateFile != null && l.tls.keyFile != null);
         message = "${path}.protocol = \"https\" needs tls.certificateFile and tls.keyFile (paths on the node).";
@@ -41,18 +28,6 @@
         message = "${path} runs on no node: cluster.lb.nodes is empty (no `edge` node). Give a node the `edge` role or set ${path}.nodes.";
       }
     ]
-    ++ lib.optional (svcName != null && cfg.services ? ${svcName}) {
-      assertion = port != null && svc.ports ? ${port};
-      message =
-        if port == null
-        then "${path}.backends.servicePort is unset and service \"${svcName}\" has ${toString (builtins.length (builtins.attrNames svc.ports))} ports; name one of ${list (builtins.attrNames svc.ports)}."
-        else "${path}.backends.servicePort = \"${port}\" is not a port of service \"${svcName}\" (${list (builtins.attrNames svc.ports)}).";
-    }
-    ++ map (e: {
-      assertion = builtins.match ".+:[0-9]+" e != null;
-      message = "${path}.backends.endpoints: \"${e}\" is not address:port.";
-    })
-    l.backends.endpoints
     ++ nodeRefs "${path}.nodes" l.nodes;
 
   zoneRules = zone: z:

@@ -19,6 +19,7 @@ impl From<uc_types::Balance> for Policy {
         match balance {
             uc_types::Balance::RoundRobin => Policy::RoundRobin,
             uc_types::Balance::LeastConnections => Policy::LeastConnections,
+            uc_types::Balance::Maglev => Policy::Maglev,
         }
     }
 }

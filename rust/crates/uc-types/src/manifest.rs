@@ -348,6 +348,8 @@ pub enum ListenerProtocol {
 pub enum Balance {
     RoundRobin,
     LeastConnections,
+    /// Weighted consistent hashing of the client's address.
+    Maglev,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -362,6 +364,15 @@ pub struct Listener {
     pub backends: Backends,
     pub health_check: LbHealthCheck,
     pub tls: Tls,
+    /// The fields below are absent in records written before them.
+    /// PROXY protocol v2 towards backends (`tcp` only).
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    #[serde(default)]
+    pub timeouts: LbTimeouts,
+    /// `http`/`https`: first match wins; no match goes to `backends`.
+    #[serde(default)]
+    pub routes: Vec<Route>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -370,6 +381,30 @@ pub struct Backends {
     pub service: Option<String>,
     pub service_port: Option<String>,
     pub endpoints: Vec<String>,
+    /// Weight per endpoint as written in `endpoints`; absent: 1.
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+}
+
+/// Per-listener timeouts in seconds; null: uc-lb's flag of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LbTimeouts {
+    pub connect_seconds: Option<u32>,
+    pub idle_seconds: Option<u32>,
+    pub client_header_seconds: Option<u32>,
+    pub response_seconds: Option<u32>,
+    pub drain_seconds: Option<u32>,
+}
+
+/// An L7 route: requests for `host` (null: any) whose path starts with
+/// `path_prefix` go to `backends`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub backends: Backends,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
