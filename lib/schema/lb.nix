@@ -191,6 +191,24 @@
           description = "Consecutive failures before a backend is dropped.";
         };
       };
+      xdp = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+          description = "Balance this `tcp` or `udp` listener's VIP in the kernel (uc-lb's XDP fast path): packets are sent IPIP-encapsulated to a backend chosen by Maglev hashing, which answers the client directly (backends need an ipip device and the VIP on lo; see docs/lb.md).";
+        };
+        interface = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "eth0";
+          description = "Network interface the VIP's packets arrive on, where the XDP program is attached.";
+        };
+        mode = mkOption {
+          type = types.enum ["native" "generic"];
+          default = "native";
+          description = "`native`: in the driver (fast; falls back to generic when the driver has no XDP); `generic`: after the kernel built its socket buffer (works on every interface, slower).";
+        };
+      };
       tls = {
         certificateFile = mkOption {
           type = types.nullOr ucTypes.secretPath;

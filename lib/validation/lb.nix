@@ -77,6 +77,10 @@
         assertion = !l.proxyProtocol || l.protocol == "tcp";
         message = "${path}.proxyProtocol = true needs protocol = \"tcp\" (it is \"${l.protocol}\"): the PROXY header goes to backends of TCP listeners; http and https listeners send X-Forwarded-For instead.";
       }
+      {
+        assertion = !l.xdp.enable || (l.xdp.interface != null && l.address != null && builtins.elem l.protocol ["tcp" "udp"]);
+        message = "${path}.xdp.enable needs xdp.interface, an address (the VIP) and protocol tcp or udp.";
+      }
       (l7Only "routes" (l.routes != []))
       (l7Only "timeouts.clientHeaderSeconds" (l.timeouts.clientHeaderSeconds != null))
       (l7Only "timeouts.responseSeconds" (l.timeouts.responseSeconds != null))

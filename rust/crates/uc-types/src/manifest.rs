@@ -373,6 +373,29 @@ pub struct Listener {
     /// `http`/`https`: first match wins; no match goes to `backends`.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// The XDP fast path; absent: off.
+    #[serde(default)]
+    pub xdp: ListenerXdp,
+}
+
+/// The XDP fast path of a `tcp`/`udp` listener with a VIP address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerXdp {
+    pub enable: bool,
+    pub interface: Option<String>,
+    #[serde(default)]
+    pub mode: XdpMode,
+}
+
+/// Where the XDP program runs: in the driver, or after the kernel built
+/// its socket buffer (every interface has that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    #[default]
+    Native,
+    Generic,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
