@@ -2,8 +2,8 @@
 # missing: Nix (Debian's nix-bin), Python 3, protoc, etcd and etcdctl (the
 # reference the store is tested against), Chromium (dashboard tests), jq and
 # curl (the installer's phone-home script is tested), dig, kdig and knotd
-# (uc-dns is queried with them and compared with Knot), and Rust's rustfmt
-# and clippy.
+# (uc-dns is queried with them and compared with Knot), clang and libbpf-dev
+# (uc-lb's XDP program), and Rust's rustfmt and clippy.
 # Idempotent; quiet when everything is there.
 ensure_prereqs() {
   local missing=()
@@ -20,6 +20,10 @@ ensure_prereqs() {
   command -v kdig >/dev/null || missing+=(knot-dnsutils)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v cc >/dev/null || missing+=(build-essential)
+  # uc-lb's XDP program (rust/crates/uc-lb/xdp/*.c) is compiled by its
+  # build.rs with clang for the bpf target, against libbpf's headers.
+  command -v clang >/dev/null || missing+=(clang)
+  [ -e /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   local sudo=
   [ "$(id -u)" -eq 0 ] || sudo=sudo
