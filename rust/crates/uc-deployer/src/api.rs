@@ -1,5 +1,6 @@
 //! The deployer's HTTP API: deploy a manifest, read and steer the rollout,
-//! see services and their instances, cordon, drain and uncordon nodes.
+//! see services and their instances, cordon, drain and uncordon nodes, see
+//! DNS zones and load-balancer listeners with their backends.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +14,10 @@ use etcd_client::{Client, GetOptions};
 use serde::Serialize;
 use uc_types::keys::{self, Key};
 use uc_types::{
-    unix_seconds, ApiError, Assignment, InstanceStatus, InstanceView, ManifestRevision,
-    NodeActionAnswer, NodeActionRequest, NodeCordon, NodeHeartbeat, NodeView, PlacementStatus,
-    RolloutRecord, RolloutState, Service, ServiceView, ServicesView,
+    unix_seconds, ApiError, Assignment, DnsServerView, DnsView, DnsZoneRecords, DnsZoneView,
+    InstanceStatus, InstanceView, LbListenerStatus, LbListenerView, LbView, Listener,
+    ManifestRevision, NodeActionAnswer, NodeActionRequest, NodeCordon, NodeHeartbeat, NodeView,
+    PlacementStatus, RolloutRecord, RolloutState, Service, ServiceView, ServicesView, Zone,
 };
 
 use crate::deploy::{self, DeployError, DeployRequest};
@@ -36,6 +38,9 @@ pub fn router(store: Store) -> Router {
         .route("/api/v1/rollout", get(rollout_status))
         .route("/api/v1/rollout/{action}", post(rollout_action))
         .route("/api/v1/services", get(services))
+        .route("/api/v1/lb", get(lb))
+        .route("/api/v1/dns", get(dns))
+        .route("/api/v1/dns/zones/{zone}", get(dns_zone))
         .route("/api/v1/nodes/{node}/{action}", post(node_action))
         .with_state(store)
 }
@@ -250,6 +255,151 @@ pub(crate) async fn services_view(store: &mut Client) -> Result<ServicesView, et
         }
     }
     Ok(view)
+}
+
+/// Every listener with its declaration and each uc-lb's report: what `uc
+/// lb` reads.
+async fn lb(State(store): State<Store>) -> Response {
+    let Some(mut store) = store.get().cloned() else {
+        return store_unreachable();
+    };
+    match lb_view(&mut store).await {
+        Ok(view) => json(StatusCode::OK, &view),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    }
+}
+
+fn new_listener(declared: Option<Listener>) -> LbListenerView {
+    LbListenerView {
+        declared,
+        reports: BTreeMap::new(),
+        unreadable: BTreeMap::new(),
+    }
+}
+
+pub(crate) async fn lb_view(store: &mut Client) -> Result<LbView, etcd_client::Error> {
+    let prefix = || Some(GetOptions::new().with_prefix());
+    let mut view = LbView::default();
+    for kv in store
+        .get(keys::lb_listeners_prefix(), prefix())
+        .await?
+        .kvs()
+    {
+        if let Some(Key::LbListener { name }) = kv.key_str().ok().and_then(keys::parse) {
+            let declared = serde_json::from_slice(kv.value()).ok();
+            view.listeners
+                .insert(name.to_owned(), new_listener(declared));
+        }
+    }
+    for kv in store.get(keys::lb_status_prefix(), prefix()).await?.kvs() {
+        let Some(Key::LbListenerStatus { node, listener }) =
+            kv.key_str().ok().and_then(keys::parse)
+        else {
+            continue;
+        };
+        let entry = view
+            .listeners
+            .entry(listener.to_owned())
+            .or_insert_with(|| new_listener(None));
+        match serde_json::from_slice::<LbListenerStatus>(kv.value()) {
+            Ok(status) => {
+                entry.reports.insert(node.to_owned(), status);
+            }
+            Err(err) => {
+                entry.unreadable.insert(node.to_owned(), err.to_string());
+            }
+        }
+    }
+    Ok(view)
+}
+
+/// Every zone in the store with its record counts and servers: what `uc
+/// dns` reads.
+async fn dns(State(store): State<Store>) -> Response {
+    let Some(mut store) = store.get().cloned() else {
+        return store_unreachable();
+    };
+    match dns_view(&mut store).await {
+        Ok(view) => json(StatusCode::OK, &view),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    }
+}
+
+pub(crate) async fn dns_view(store: &mut Client) -> Result<DnsView, etcd_client::Error> {
+    let prefix = Some(GetOptions::new().with_prefix());
+    let zones = store.get(keys::dns_zones_prefix(), prefix).await?;
+    let manifest = get_json::<ManifestRevision>(store, &keys::manifest_current()).await?;
+    let mut view = DnsView::default();
+    for kv in zones.kvs() {
+        let Some(Key::DnsZone { zone: apex }) = kv.key_str().ok().and_then(keys::parse) else {
+            continue;
+        };
+        let servers = manifest
+            .iter()
+            .flat_map(|(current, _)| &current.manifest.nodes)
+            .filter_map(|(node, n)| {
+                let dns = n.daemons.dns.as_ref()?;
+                dns.zones.iter().any(|z| z == apex).then(|| DnsServerView {
+                    node: node.clone(),
+                    listen: dns.listen.clone(),
+                    http_listen: dns.http_listen,
+                })
+            })
+            .collect();
+        let mut zone = DnsZoneView {
+            revision: kv.mod_revision(),
+            records: 0,
+            ptr_patterns: 0,
+            nameservers: Vec::new(),
+            secondaries: Vec::new(),
+            servers,
+            error: None,
+        };
+        match serde_json::from_slice::<Zone>(kv.value()) {
+            Ok(declared) => {
+                zone.records = declared.records.len();
+                zone.ptr_patterns = declared.ptr_patterns.len();
+                zone.nameservers = declared.nameservers;
+                zone.secondaries = declared.secondaries;
+            }
+            Err(err) => zone.error = Some(format!("the declaration does not parse: {err}")),
+        }
+        view.zones.insert(apex.to_owned(), zone);
+    }
+    Ok(view)
+}
+
+/// One zone's declared records: what `uc dns records <zone>` reads.
+async fn dns_zone(State(store): State<Store>, Path(apex): Path<String>) -> Response {
+    let Some(mut store) = store.get().cloned() else {
+        return store_unreachable();
+    };
+    let apex = apex.trim_end_matches('.').to_owned();
+    let found = match store.get(keys::dns_zone(&apex), None).await {
+        Ok(found) => found,
+        Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    };
+    let Some(kv) = found.kvs().first() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no zone {apex} in the store (see GET /api/v1/dns)"),
+        );
+    };
+    match serde_json::from_slice::<Zone>(kv.value()) {
+        Ok(zone) => json(
+            StatusCode::OK,
+            &DnsZoneRecords {
+                apex,
+                revision: kv.mod_revision(),
+                records: zone.records,
+                ptr_patterns: zone.ptr_patterns,
+            },
+        ),
+        Err(err) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("zone {apex}: the declaration in the store does not parse: {err}"),
+        ),
+    }
 }
 
 /// `cordon` (no new instances), `drain` (and move its instances away, at

@@ -1,6 +1,9 @@
 //! The web dashboard: one server-rendered page with the nodes (desired and
 //! observed system), the rollout, pending machines, services and their
-//! instances, read from the store at each request.
+//! instances, load-balancer listeners with their backends' health, and DNS
+//! zones, read from the store at each request. Every state is written as a
+//! word (the colours only repeat it) and every string from the store is
+//! escaped.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -9,7 +12,8 @@ use axum::routing::get;
 use axum::Router;
 use etcd_client::Client;
 use uc_types::{
-    keys, DesiredSystem, ManifestRevision, ObservedSystem, RolloutRecord, RolloutState,
+    keys, DesiredSystem, DnsView, LbBackendState, LbView, ManifestRevision, ObservedSystem,
+    RolloutRecord, RolloutState,
 };
 
 use crate::phone_home::PendingMachine;
@@ -57,7 +61,8 @@ async fn render(client: &mut Client) -> Result<String, etcd_client::Error> {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>UltraCloud</title><style>\
          body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin-bottom:2em}\
          td,th{border:1px solid #ccc;padding:.3em .7em;text-align:left}th{background:#f3f3f3}\
-         .healthy{color:#1a7f37}.failed,.rolled-back{color:#c62828}.switching{color:#9a6700}\
+         .healthy,.up{color:#1a7f37}.failed,.rolled-back,.down,.no-report{color:#c62828}\
+         .switching,.draining,.unknown{color:#9a6700}\
          </style></head><body>",
     );
     let Some((current, _)) = current else {
@@ -206,6 +211,138 @@ async fn render(client: &mut Client) -> Result<String, etcd_client::Error> {
             ));
         }
     }
-    html.push_str("</table></body></html>");
+    html.push_str("</table>");
+    html.push_str(&lb_section(&crate::api::lb_view(client).await?));
+    html.push_str(&dns_section(&crate::api::dns_view(client).await?));
+    html.push_str("</body></html>");
     Ok(html)
+}
+
+/// A table row of escaped cells; the last one, the state, carries `class`
+/// (its colour).
+fn row(class: &str, cells: &[&str]) -> String {
+    let mut out = String::from("<tr>");
+    for (i, cell) in cells.iter().enumerate() {
+        if i + 1 == cells.len() && !class.is_empty() {
+            out.push_str(&format!("<td class=\"{class}\">"));
+        } else {
+            out.push_str("<td>");
+        }
+        out.push_str(&escape(cell));
+        out.push_str("</td>");
+    }
+    out.push_str("</tr>");
+    out
+}
+
+/// Per listener, per LB node, each backend with its health; an LB node
+/// the listener is declared on that has no report runs no uc-lb.
+fn lb_section(view: &LbView) -> String {
+    let mut html = String::from("<h2>Load balancers</h2>");
+    if view.listeners.is_empty() {
+        html.push_str("<p>No listeners.</p>");
+        return html;
+    }
+    html.push_str("<table id=\"lb\"><tr><th>listener</th><th>LB node</th><th>listening on</th><th>listener state</th><th>backend</th><th>health</th></tr>");
+    for (name, listener) in &view.listeners {
+        let declared = listener.declared.as_ref();
+        let title = match declared {
+            Some(d) => format!("{name} ({} port {})", d.protocol.as_str(), d.port),
+            None => format!("{name} (no longer declared)"),
+        };
+        let mut nodes: Vec<&String> = declared
+            .map(|d| d.nodes.iter().collect())
+            .unwrap_or_default();
+        nodes.extend(listener.reports.keys().chain(listener.unreadable.keys()));
+        nodes.sort();
+        nodes.dedup();
+        for node in nodes {
+            let Some(status) = listener.reports.get(node) else {
+                let why = match listener.unreadable.get(node) {
+                    Some(error) => format!("unreadable report: {error}"),
+                    None => "no uc-lb reports from this node".to_owned(),
+                };
+                html.push_str(&row(
+                    "no-report",
+                    &[&title, node, "", &why, "", "no report"],
+                ));
+                continue;
+            };
+            let address = status.address.map(|a| a.to_string()).unwrap_or_default();
+            let state = match &status.error {
+                _ if status.serving => "serving".to_owned(),
+                Some(error) => format!("not serving: {error}"),
+                None => "not serving".to_owned(),
+            };
+            if status.backends.is_empty() {
+                html.push_str(&row("", &[&title, node, &address, &state, "none", ""]));
+            }
+            for backend in &status.backends {
+                let health = match backend.state {
+                    LbBackendState::Unknown => "unknown (not probed yet)",
+                    other => other.as_str(),
+                };
+                let address_of_backend = backend.address.to_string();
+                let cells = [&*title, node, &address, &state, &address_of_backend, health];
+                html.push_str(&row(backend.state.as_str(), &cells));
+            }
+        }
+    }
+    html.push_str("</table>");
+    html
+}
+
+/// Each zone in the store with its record counts, secondaries and the
+/// uc-dns servers that serve it.
+fn dns_section(view: &DnsView) -> String {
+    let mut html = String::from("<h2>DNS zones</h2>");
+    if view.zones.is_empty() {
+        html.push_str("<p>No zones.</p>");
+        return html;
+    }
+    html.push_str("<table id=\"dns\"><tr><th>zone</th><th>declared at store revision</th><th>records</th><th>PTR patterns</th><th>name servers</th><th>secondaries</th><th>served by (uc-dns, health at its /health)</th><th>error</th></tr>");
+    for (apex, zone) in &view.zones {
+        let secondaries: Vec<String> = zone
+            .secondaries
+            .iter()
+            .map(|s| std::net::SocketAddr::new(s.address, s.port).to_string())
+            .collect();
+        let servers: Vec<String> = zone
+            .servers
+            .iter()
+            .map(|s| {
+                let listen: Vec<String> = s.listen.iter().map(|a| a.to_string()).collect();
+                format!(
+                    "{} on {} (/health at {})",
+                    s.node,
+                    listen.join(", "),
+                    s.http_listen
+                )
+            })
+            .collect();
+        let servers = if servers.is_empty() {
+            "no uc-dns in the deployed manifest".to_owned()
+        } else {
+            servers.join("; ")
+        };
+        html.push_str(&row(
+            "",
+            &[
+                apex,
+                &zone.revision.to_string(),
+                &zone.records.to_string(),
+                &zone.ptr_patterns.to_string(),
+                &zone.nameservers.join(", "),
+                &secondaries.join(", "),
+                &servers,
+                zone.error.as_deref().unwrap_or(""),
+            ],
+        ));
+    }
+    html.push_str(
+        "</table><p>uc-dns raises a zone's SOA serial from the declaration's revision \
+        whenever what the zone answers changes; each server's serial is on its /metrics \
+        (<code>uc_dns_zone_serial</code>).</p>",
+    );
+    html
 }
