@@ -98,7 +98,7 @@
     }) (lib.filterAttrs (_: svc: svc.publish.dns.enable && topology.publishZone svc == z) cfg.services);
 
   renderZone = z: zone: {
-    inherit (zone) ttl soa nameservers ptrPatterns secondaries;
+    inherit (zone) ttl soa nameservers ptrPatterns secondaries dnssec;
     records = map (renderRecord zone) (zone.records ++ publishedIn z);
   };
 

@@ -71,6 +71,22 @@
     };
   };
 
+  dnssecModule = {
+    options = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Sign the zone's answers online (ECDSA P-256, algorithm 13; NSEC \"white lies\" for denial) for queries with the DO bit. Give the DS that uc-dns logs and serves at `/dnssec/<zone>/ds` to the parent zone.";
+      };
+      keyFile = mkOption {
+        type = types.nullOr ucTypes.secretPath;
+        default = null;
+        example = "/run/keys/example.com.pem";
+        description = "Path on the DNS nodes of the zone's private key: a PKCS#8 ECDSA P-256 key, PEM or DER (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out <file>`), used as the zone's one Combined Signing Key. A string outside the Nix store, provisioned out of band (agenix, sops-nix, by hand); uc-dns serves the zone unsigned and reports `degraded` while it cannot read it.";
+      };
+    };
+  };
+
   zoneModule = {name, ...}: {
     options = {
       name = mkOption {
@@ -132,6 +148,15 @@
         default = [];
         example = [{address = "192.0.2.53";}];
         description = "Secondary servers of the zone (Knot, BIND, ...): uc-dns sends them NOTIFY when the zone's serial goes up and answers their AXFR and IXFR; transfers from any other address are refused.";
+      };
+      dnssec = mkOption {
+        type = types.submodule dnssecModule;
+        default = {};
+        example = {
+          enable = true;
+          keyFile = "/run/keys/example.com.pem";
+        };
+        description = "Online DNSSEC signing of the zone by uc-dns (docs/dns.md, DNSSEC).";
       };
     };
   };

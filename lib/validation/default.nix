@@ -12,4 +12,5 @@
   ./secrets.nix
   ./rollout.nix
   ./secondaries.nix
+  ./dnssec.nix
 ]

@@ -238,6 +238,22 @@ pub struct Zone {
     /// Absent in zones written before it existed: none.
     #[serde(default)]
     pub secondaries: Vec<Secondary>,
+    /// Online DNSSEC signing. Absent in zones written before it existed:
+    /// unsigned.
+    #[serde(default)]
+    pub dnssec: Dnssec,
+}
+
+/// `cluster.dns.zones.<apex>.dnssec`: whether uc-dns signs the zone's
+/// answers, and with which key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dnssec {
+    pub enable: bool,
+    /// Path on the node of the zone's PKCS#8 ECDSA P-256 private key (PEM
+    /// or DER), outside the Nix store.
+    #[serde(default)]
+    pub key_file: Option<String>,
 }
 
 /// `cluster.dns.zones.<apex>.secondaries.*`: a secondary server of the zone.
@@ -517,6 +533,18 @@ mod tests {
     fn a_zone_written_before_secondaries_existed_has_none() {
         let zone: Zone = serde_json::from_str(&format!("{ZONE}}}")).unwrap();
         assert!(zone.secondaries.is_empty());
+        assert_eq!(zone.dnssec, Dnssec::default());
+    }
+
+    #[test]
+    fn dnssec_parses_with_a_key_file_and_nothing_unknown() {
+        let text =
+            format!(r#"{ZONE}, "dnssec": {{"enable": true, "keyFile": "/run/keys/z.pem"}}}}"#);
+        let zone: Zone = serde_json::from_str(&text).unwrap();
+        assert!(zone.dnssec.enable);
+        assert_eq!(zone.dnssec.key_file.as_deref(), Some("/run/keys/z.pem"));
+        let unknown = format!(r#"{ZONE}, "dnssec": {{"enable": true, "nsec3": true}}}}"#);
+        assert!(serde_json::from_str::<Zone>(&unknown).is_err());
     }
 
     #[test]
