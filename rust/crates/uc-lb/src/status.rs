@@ -13,8 +13,9 @@ use etcd_client::{Client, ConnectOptions, PutOptions};
 use tracing::Instrument;
 use uc_types::keys;
 
+use uc_store_mirror::{within, MirrorError, STORE_TIMEOUT};
+
 use crate::report::{ListenerStatus, Reports};
-use crate::sync::{within, SyncError, STORE_TIMEOUT};
 
 const LEASE_TTL_SECONDS: i64 = 10;
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(3);
@@ -43,7 +44,7 @@ impl StatusWriter {
         }
     }
 
-    async fn session(&self) -> Result<(), SyncError> {
+    async fn session(&self) -> Result<(), MirrorError> {
         let options = ConnectOptions::new().with_connect_timeout(STORE_TIMEOUT);
         let mut client = within("connect", Client::connect(&self.endpoints, Some(options))).await?;
         let lease = within("lease grant", client.lease_grant(LEASE_TTL_SECONDS, None))
@@ -98,7 +99,7 @@ impl StatusWriter {
                     within("lease keep-alive", keeper.keep_alive()).await?;
                     let ack = within("lease keep-alive", acks.message()).await?;
                     if ack.is_none_or(|a| a.ttl() <= 0) {
-                        return Err(SyncError::Timeout { what: "lease keep-alive (lease lost)" });
+                        return Err(MirrorError::Timeout { what: "lease keep-alive (lease lost)" });
                     }
                 }
                 // Active connections are not in the status, but a drain's end is
