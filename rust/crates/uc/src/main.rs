@@ -1,10 +1,13 @@
 //! `uc`: the operator's CLI: reads rendered manifests (check, plan, daemon
-//! configs) and talks to the deployer (deploy, rollouts, services, nodes)
-//! and, for logs, to the node-agents.
+//! configs) and talks to the deployer (deploy, rollouts, services, nodes,
+//! load balancers, DNS zones) and, for logs, to the node-agents.
 
 mod client;
+mod dns;
+mod lb;
 mod plan;
 mod services;
+mod table;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,8 +15,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use uc_types::{
-    ContractError, DeployRequest, Manifest, NodeActionAnswer, NodeActionRequest, RolloutRecord,
-    ServicesView,
+    ContractError, DeployRequest, DnsView, DnsZoneRecords, LbView, Manifest, NodeActionAnswer,
+    NodeActionRequest, RolloutRecord, ServicesView,
 };
 
 #[derive(Parser)]
@@ -72,6 +75,26 @@ enum Command {
         #[command(flatten)]
         deployer: Deployer,
     },
+    /// Load-balancer listeners: each LB node's report and every backend's
+    /// health (up, down, draining, unknown), and why a listener does not serve.
+    Lb {
+        /// Print the deployer's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        deployer: Deployer,
+    },
+    /// DNS zones in the store: revision, record counts, secondaries and the
+    /// uc-dns servers that serve them; `uc dns records ZONE` lists a zone's records.
+    Dns {
+        #[command(subcommand)]
+        command: Option<DnsCommand>,
+        /// Print the deployer's JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(flatten)]
+        deployer: Deployer,
+    },
     /// Cordon, drain or uncordon a node.
     Node {
         #[command(subcommand)]
@@ -113,6 +136,15 @@ enum NodeCommand {
     },
     /// Make the node schedulable again (nothing moves back by itself).
     Uncordon { node: String },
+}
+
+#[derive(Subcommand)]
+enum DnsCommand {
+    /// The records declared in one zone, and its PTR patterns.
+    Records {
+        /// The zone's apex, as in `cluster.dns.zones` (a final dot is fine).
+        zone: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,6 +259,24 @@ fn api<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&response.body).map_err(CliError::Answer)
 }
 
+/// Prints a deployer view as its JSON (`--json`) or as `table` renders it.
+fn print_view<T: serde::Serialize>(
+    json: bool,
+    what: &'static str,
+    view: &T,
+    table: impl Fn(&T) -> String,
+) -> Result<(), CliError> {
+    if json {
+        // Through a Value: its keys print sorted, as they always did.
+        let value =
+            serde_json::to_value(view).map_err(|source| CliError::Print { what, source })?;
+        println!("{value:#}");
+    } else {
+        print!("{}", table(view));
+    }
+    Ok(())
+}
+
 fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Deploy {
@@ -274,17 +324,28 @@ fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Services { json, deployer } => {
             let view: ServicesView = api(&deployer, "GET", "/api/v1/services", None, 200)?;
-            if json {
-                // Through a Value: its keys print sorted, as they always did.
-                let value = serde_json::to_value(&view).map_err(|source| CliError::Print {
-                    what: "the services",
-                    source,
-                })?;
-                println!("{value:#}");
-            } else {
-                print!("{}", services::table(&view));
-            }
-            Ok(())
+            print_view(json, "the services", &view, services::table)
+        }
+        Command::Lb { json, deployer } => {
+            let view: LbView = api(&deployer, "GET", "/api/v1/lb", None, 200)?;
+            print_view(json, "the listeners", &view, lb::render)
+        }
+        Command::Dns {
+            command: None,
+            json,
+            deployer,
+        } => {
+            let view: DnsView = api(&deployer, "GET", "/api/v1/dns", None, 200)?;
+            print_view(json, "the zones", &view, dns::zones)
+        }
+        Command::Dns {
+            command: Some(DnsCommand::Records { zone }),
+            json,
+            deployer,
+        } => {
+            let path = format!("/api/v1/dns/zones/{}", zone.trim_end_matches('.'));
+            let records: DnsZoneRecords = api(&deployer, "GET", &path, None, 200)?;
+            print_view(json, "the records", &records, dns::records)
         }
         Command::Logs {
             service,

@@ -5,14 +5,13 @@ use std::fmt::Write;
 
 use uc_types::{InstancePhase, ServicesView};
 
-use crate::client;
+use crate::{client, table};
 
 /// One line per instance, then the reasons of anything unplaced.
 pub fn table(view: &ServicesView) -> String {
-    let mut rows = vec![[
+    let mut rows = vec![table::header(&[
         "SERVICE", "INSTANCE", "NODE", "STATE", "RESTARTS", "PORTS", "MESSAGE",
-    ]
-    .map(str::to_owned)];
+    ])];
     for (service, s) in &view.services {
         for i in &s.instances {
             let status = i.status.as_ref();
@@ -28,7 +27,7 @@ pub fn table(view: &ServicesView) -> String {
                 .iter()
                 .map(|(name, port)| format!("{name}={port}"))
                 .collect();
-            rows.push([
+            rows.push(vec![
                 service.clone(),
                 i.name.clone(),
                 i.node.clone(),
@@ -39,18 +38,7 @@ pub fn table(view: &ServicesView) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
+    let mut out = table::render(&rows);
     for (service, s) in &view.services {
         let Some(placement) = &s.placement else {
             continue;

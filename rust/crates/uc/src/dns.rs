@@ -1,0 +1,91 @@
+//! `uc dns` and `uc dns records ZONE`: the zones in the store with their
+//! record counts and servers, and one zone's records, from the deployer's
+//! `GET /api/v1/dns` and `GET /api/v1/dns/zones/<apex>`.
+
+use std::fmt::Write;
+
+use uc_types::{DnsView, DnsZoneRecords};
+
+use crate::table;
+
+/// One line per zone, then zones whose declaration does not parse.
+pub fn zones(view: &DnsView) -> String {
+    if view.zones.is_empty() {
+        return "no zones\n".to_owned();
+    }
+    let mut rows = vec![table::header(&[
+        "ZONE",
+        "REVISION",
+        "RECORDS",
+        "PTR PATTERNS",
+        "SECONDARIES",
+        "SERVED BY",
+    ])];
+    let mut problems = Vec::new();
+    for (apex, zone) in &view.zones {
+        let secondaries: Vec<String> = zone
+            .secondaries
+            .iter()
+            .map(|s| std::net::SocketAddr::new(s.address, s.port).to_string())
+            .collect();
+        let servers: Vec<String> = zone
+            .servers
+            .iter()
+            .map(|s| {
+                let listen: Vec<String> = s.listen.iter().map(|a| a.to_string()).collect();
+                format!("{} ({})", s.node, listen.join(" "))
+            })
+            .collect();
+        rows.push(vec![
+            apex.clone(),
+            zone.revision.to_string(),
+            zone.records.to_string(),
+            zone.ptr_patterns.to_string(),
+            secondaries.join(","),
+            servers.join(", "),
+        ]);
+        if let Some(error) = &zone.error {
+            problems.push(format!("{apex}: {error}"));
+        }
+    }
+    let mut out = table::render(&rows);
+    let _ = writeln!(
+        out,
+        "\nREVISION: the store revision of the zone's declaration; each uc-dns' SOA serial is \
+         this or later (`dig @SERVER ZONE SOA`)."
+    );
+    for problem in problems {
+        let _ = writeln!(out, "{problem}");
+    }
+    out
+}
+
+/// One line per declared record, then the PTR patterns.
+pub fn records(zone: &DnsZoneRecords) -> String {
+    let mut rows = vec![table::header(&["NAME", "TYPE", "TTL", "VALUES"])];
+    for record in &zone.records {
+        let values = match &record.service {
+            Some(service) => format!("(healthy instances of service {service})"),
+            None => record.values.join(", "),
+        };
+        rows.push(vec![
+            record.name.clone(),
+            format!("{:?}", record.kind).to_uppercase(),
+            record.ttl.to_string(),
+            values,
+        ]);
+    }
+    let mut out = format!(
+        "zone {} (declared at store revision {})\n",
+        zone.apex, zone.revision
+    );
+    out.push_str(&table::render(&rows));
+    for pattern in &zone.ptr_patterns {
+        let _ = writeln!(
+            out,
+            "PTR pattern: {} -> {}",
+            pattern.network, pattern.pattern
+        );
+    }
+    out
+}
