@@ -155,7 +155,7 @@ in {
       bgp = {inherit (cfg.lb.bgp) enable asn peers;};
     };
     rollout = {
-      inherit (cfg.rollout) canary maxUnavailable healthGateTimeoutSeconds autoRevert switchAction;
+      inherit (cfg.rollout) canary maxUnavailable healthGateTimeoutSeconds drainTimeoutSeconds autoRevert switchAction;
       inherit waves;
     };
     store = {

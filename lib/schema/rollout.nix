@@ -22,6 +22,18 @@ in {
       default = 300;
       description = "How long a node may take to report the new system healthy before its wave fails.";
     };
+    drainTimeoutSeconds = mkOption {
+      type = types.ints.unsigned;
+      default = 30;
+      description = ''
+        Before a node is switched it is taken out of traffic: every uc-lb
+        stops sending it new connections and uc-dns leaves its addresses out
+        of `service` records. The deployer waits for the node's open
+        connections to finish, at most this long, then switches it; the node
+        is put back once it reports the new system healthy. 0 switches at
+        once after the drain is written.
+      '';
+    };
     autoRevert = mkOption {
       type = types.bool;
       default = true;

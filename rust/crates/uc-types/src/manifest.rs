@@ -497,10 +497,19 @@ pub struct Rollout {
     pub canary: Vec<String>,
     pub max_unavailable: u32,
     pub health_gate_timeout_seconds: u32,
+    /// How long the deployer waits for a drained node's open connections
+    /// to finish before switching it (absent in manifests rendered before
+    /// drains: the default).
+    #[serde(default = "default_drain_timeout_seconds")]
+    pub drain_timeout_seconds: u32,
     pub auto_revert: bool,
     pub switch_action: SwitchAction,
     /// Nodes in the order they are switched, one list per wave.
     pub waves: Vec<Vec<String>>,
+}
+
+fn default_drain_timeout_seconds() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
