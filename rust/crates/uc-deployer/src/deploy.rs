@@ -100,6 +100,7 @@ async fn import(client: &mut Client, request: DeployRequest) -> Result<RolloutRe
         targets: request.systems.clone(),
         previous,
         health_gate_timeout_seconds: u64::from(manifest.rollout.health_gate_timeout_seconds),
+        drain_timeout_seconds: u64::from(manifest.rollout.drain_timeout_seconds),
         auto_revert: manifest.rollout.auto_revert,
         wave_started: unix_seconds(),
         error: None,

@@ -258,6 +258,7 @@ mod tests {
             backends: vec![crate::LbBackendStatus {
                 address: "10.0.0.1:8080".parse().expect("address"),
                 state: crate::LbBackendState::Down,
+                connections: None,
             }],
         };
         let lb = LbView {

@@ -132,6 +132,14 @@ pub fn node_cordon(node: &str) -> String {
     format!("{PREFIX}nodes/{node}/cordon")
 }
 
+/// `{drained, reason, since, rollout}` (`TrafficDrain`): the node is out of
+/// traffic; uc-lb sends its instances no new connections and uc-dns leaves
+/// its addresses out of `service` records. Written by the deployer before
+/// it switches the node in a rollout, deleted once the node is healthy.
+pub fn node_traffic(node: &str) -> String {
+    format!("{PREFIX}nodes/{node}/traffic")
+}
+
 /// Leased key held by the active scheduler (`{holder, since}`).
 pub fn scheduler_leader() -> String {
     format!("{PREFIX}scheduler/leader")
@@ -168,6 +176,7 @@ pub enum Key<'a> {
     ObservedSystem { node: &'a str },
     Heartbeat { node: &'a str },
     NodeCordon { node: &'a str },
+    NodeTraffic { node: &'a str },
     ServiceSpec { service: &'a str },
     ServiceAssignment { service: &'a str, id: &'a str },
     ServiceUpdateSlot { service: &'a str, slot: u32 },
@@ -199,6 +208,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["nodes", node, "observed-system"] => Key::ObservedSystem { node },
         ["nodes", node, "heartbeat"] => Key::Heartbeat { node },
         ["nodes", node, "cordon"] => Key::NodeCordon { node },
+        ["nodes", node, "traffic"] => Key::NodeTraffic { node },
         ["services", service, "spec"] => Key::ServiceSpec { service },
         ["services", service, "assignments", id] => Key::ServiceAssignment { service, id },
         ["services", service, "updating", slot] => Key::ServiceUpdateSlot {
@@ -233,6 +243,7 @@ mod tests {
             (observed_system("cp1"), Key::ObservedSystem { node: "cp1" }),
             (heartbeat("cp1"), Key::Heartbeat { node: "cp1" }),
             (node_cordon("w1"), Key::NodeCordon { node: "w1" }),
+            (node_traffic("w1"), Key::NodeTraffic { node: "w1" }),
             (service_spec("web"), Key::ServiceSpec { service: "web" }),
             (
                 service_assignment("web", "3"),
@@ -354,6 +365,7 @@ mod tests {
         );
         assert_eq!(instance_name("web", "3"), "web-3");
         assert_eq!(node_cordon("w1"), "/uc/v1/nodes/w1/cordon");
+        assert_eq!(node_traffic("w1"), "/uc/v1/nodes/w1/traffic");
         assert_eq!(scheduler_leader(), "/uc/v1/scheduler/leader");
         assert_eq!(scheduler_status("web"), "/uc/v1/scheduler/status/web");
         assert_eq!(pending_machine("m1"), "/uc/v1/pending/m1");

@@ -168,10 +168,19 @@ pub struct RolloutRecord {
     /// Node to the system it ran before, for reverts.
     pub previous: std::collections::BTreeMap<String, Option<String>>,
     pub health_gate_timeout_seconds: u64,
+    /// How long a node taken out of traffic may keep open connections
+    /// before it is switched anyway (absent in records written before
+    /// drains: the schema's default).
+    #[serde(default = "default_drain_timeout_seconds")]
+    pub drain_timeout_seconds: u64,
     pub auto_revert: bool,
     /// Unix seconds when the current wave started.
     pub wave_started: u64,
     pub error: Option<String>,
+}
+
+fn default_drain_timeout_seconds() -> u64 {
+    30
 }
 
 impl RolloutRecord {
@@ -197,6 +206,26 @@ pub struct ManifestRevision {
     /// Node to the NixOS system (toplevel store path) built for it.
     pub systems: std::collections::BTreeMap<String, String>,
     pub manifest: crate::Manifest,
+}
+
+/// `/uc/v1/nodes/<node>/traffic` (`keys::node_traffic`): the node is out of
+/// traffic while `drained`. Written by the deployer before a rollout
+/// switches the node (`rollout` names it, so the deployer restores only its
+/// own drains), deleted when the node reports the new system healthy or the
+/// rollout halts. Read by uc-lb (no new connections to the node's
+/// instances) and uc-dns (its addresses leave `service` records). Unknown
+/// fields are ignored: a newer writer may say more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficDrain {
+    pub drained: bool,
+    /// Why, for an operator (`rollout 7`).
+    pub reason: String,
+    /// Unix seconds when the drain was written; the wait for open
+    /// connections is bounded from here.
+    pub since: u64,
+    #[serde(default)]
+    pub rollout: Option<u64>,
 }
 
 /// `/uc/v1/lb/status/<node>/<listener>` (`keys::lb_listener_status`): one
@@ -229,6 +258,10 @@ pub struct LbListenerStatus {
 pub struct LbBackendStatus {
     pub address: std::net::SocketAddr,
     pub state: LbBackendState,
+    /// Open connections, reported while `draining` (an in-rotation
+    /// backend's count changes with every request; it is in /metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
