@@ -1,24 +1,33 @@
 //! `/metrics` (OpenMetrics, names `uc_dns_…`): queries by type and response
-//! code, answer latency, each zone's serial and size, zone transfers and
-//! NOTIFYs, and how current the snapshot is against the store.
+//! code, answer latency, packet cache hits, each zone's serial and size,
+//! zone transfers and NOTIFYs, and how current the snapshot is against the
+//! store.
+//!
+//! Queries are counted in plain atomics, one set per UDP worker (written by
+//! that worker alone) and one shared by the TCP path, summed when
+//! `/metrics` is read: no lock and no label lookup per query.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
-use uc_daemon::metrics::prometheus_client::metrics::histogram::Histogram;
-use uc_daemon::metrics::{Counter, Family, Gauge, Registry};
+use uc_daemon::metrics::prometheus_client::collector::Collector;
+use uc_daemon::metrics::prometheus_client::encoding::{
+    DescriptorEncoder, EncodeMetric, NoLabelSet,
+};
+use uc_daemon::metrics::prometheus_client::metrics::counter::ConstCounter;
+use uc_daemon::metrics::prometheus_client::metrics::MetricType;
+use uc_daemon::metrics::{Counter, Family, Gauge, Registry, LATENCY_SECONDS};
 
-type QueryLabels = [(&'static str, &'static str); 2];
 type ZoneLabels = [(&'static str, String); 1];
 type TransferLabels = [(&'static str, &'static str); 2];
 type NotifyLabels = [(&'static str, String); 2];
 
 pub struct Metrics {
     registry: Registry,
-    queries: Family<QueryLabels, Counter>,
-    latency: Histogram,
+    queries: Arc<QueryStats>,
     zone_serial: Family<ZoneLabels, Gauge>,
     zone_records: Family<ZoneLabels, Gauge>,
     transfers: Family<TransferLabels, Counter>,
@@ -42,8 +51,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let metrics = Metrics {
             registry: uc_daemon::metrics::registry("uc_dns"),
-            queries: Family::default(),
-            latency: uc_daemon::metrics::latency_histogram(),
+            queries: Arc::default(),
             zone_serial: Family::default(),
             zone_records: Family::default(),
             transfers: Family::default(),
@@ -61,16 +69,7 @@ impl Metrics {
 
     fn registered(mut self) -> Metrics {
         let registry = &mut self.registry;
-        registry.register(
-            "queries",
-            "Queries answered, by query type and response code",
-            self.queries.clone(),
-        );
-        registry.register(
-            "query_duration_seconds",
-            "Time from a parsed query to its answer handed to the socket",
-            self.latency.clone(),
-        );
+        registry.register_collector(Box::new(self.queries.clone()));
         registry.register(
             "zone_serial",
             "SOA serial of each served zone",
@@ -129,10 +128,20 @@ impl Metrics {
         self
     }
 
+    /// Counts a query answered outside the UDP workers (TCP, transfers).
     pub fn observe_query(&self, qtype: Option<RecordType>, rcode: ResponseCode, took: Duration) {
-        let labels = [("qtype", qtype_label(qtype)), ("rcode", rcode_label(rcode))];
-        self.queries.get_or_create(&labels).inc();
-        self.latency.observe(took.as_secs_f64());
+        self.queries.shared.observe(qtype, rcode, took);
+    }
+
+    /// A new set of query counters, for one UDP worker to write alone.
+    pub fn worker_counters(&self) -> Arc<QueryCounters> {
+        let counters = Arc::new(QueryCounters::default());
+        let mut workers = match self.queries.workers.lock() {
+            Ok(workers) => workers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        workers.push(counters.clone());
+        counters
     }
 
     pub fn observe_transfer(&self, qtype: RecordType, answer: &'static str) {
@@ -165,40 +174,178 @@ impl Metrics {
     }
 }
 
-/// A bounded set of label values: random packets must not grow the family.
-fn qtype_label(qtype: Option<RecordType>) -> &'static str {
+/// The query type labels: a bounded set, so random packets cannot grow
+/// the metric; the last is every other type.
+const QTYPES: [&str; 19] = [
+    "none", "A", "AAAA", "ANY", "AXFR", "CAA", "CNAME", "DS", "DNSKEY", "HTTPS", "IXFR", "MX",
+    "NS", "PTR", "SOA", "SRV", "SVCB", "TXT", "other",
+];
+
+fn qtype_index(qtype: Option<RecordType>) -> usize {
     match qtype {
-        None => "none",
-        Some(RecordType::A) => "A",
-        Some(RecordType::AAAA) => "AAAA",
-        Some(RecordType::ANY) => "ANY",
-        Some(RecordType::AXFR) => "AXFR",
-        Some(RecordType::CAA) => "CAA",
-        Some(RecordType::CNAME) => "CNAME",
-        Some(RecordType::DS) => "DS",
-        Some(RecordType::DNSKEY) => "DNSKEY",
-        Some(RecordType::HTTPS) => "HTTPS",
-        Some(RecordType::IXFR) => "IXFR",
-        Some(RecordType::MX) => "MX",
-        Some(RecordType::NS) => "NS",
-        Some(RecordType::PTR) => "PTR",
-        Some(RecordType::SOA) => "SOA",
-        Some(RecordType::SRV) => "SRV",
-        Some(RecordType::SVCB) => "SVCB",
-        Some(RecordType::TXT) => "TXT",
-        Some(_) => "other",
+        None => 0,
+        Some(RecordType::A) => 1,
+        Some(RecordType::AAAA) => 2,
+        Some(RecordType::ANY) => 3,
+        Some(RecordType::AXFR) => 4,
+        Some(RecordType::CAA) => 5,
+        Some(RecordType::CNAME) => 6,
+        Some(RecordType::DS) => 7,
+        Some(RecordType::DNSKEY) => 8,
+        Some(RecordType::HTTPS) => 9,
+        Some(RecordType::IXFR) => 10,
+        Some(RecordType::MX) => 11,
+        Some(RecordType::NS) => 12,
+        Some(RecordType::PTR) => 13,
+        Some(RecordType::SOA) => 14,
+        Some(RecordType::SRV) => 15,
+        Some(RecordType::SVCB) => 16,
+        Some(RecordType::TXT) => 17,
+        Some(_) => 18,
     }
 }
 
-fn rcode_label(rcode: ResponseCode) -> &'static str {
+fn qtype_label(qtype: Option<RecordType>) -> &'static str {
+    QTYPES[qtype_index(qtype)]
+}
+
+const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
+];
+
+fn rcode_index(rcode: ResponseCode) -> usize {
     match rcode {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        ResponseCode::BADVERS => "BADVERS",
-        _ => "other",
+        ResponseCode::NoError => 0,
+        ResponseCode::FormErr => 1,
+        ResponseCode::ServFail => 2,
+        ResponseCode::NXDomain => 3,
+        ResponseCode::NotImp => 4,
+        ResponseCode::Refused => 5,
+        ResponseCode::BADVERS => 6,
+        _ => 7,
+    }
+}
+
+/// How a UDP query met the packet cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheLookup {
+    /// Answered from the cache.
+    Hit,
+    /// Cacheable, answered and then cached.
+    Miss,
+    /// Not cacheable (unusual packet): answered by the full path.
+    Bypass,
+}
+
+const LOOKUPS: [&str; 3] = ["hit", "miss", "bypass"];
+
+/// Query counts and latencies of one writer.
+#[derive(Debug)]
+pub struct QueryCounters {
+    queries: [[AtomicU64; RCODES.len()]; QTYPES.len()],
+    /// Per `LATENCY_SECONDS` bucket, then one for larger (not cumulative).
+    latency: [AtomicU64; LATENCY_BUCKETS],
+    latency_nanos: AtomicU64,
+    cache: [AtomicU64; LOOKUPS.len()],
+}
+
+const LATENCY_BUCKETS: usize = 16;
+
+impl Default for QueryCounters {
+    fn default() -> QueryCounters {
+        QueryCounters {
+            queries: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_nanos: AtomicU64::new(0),
+            cache: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl QueryCounters {
+    pub fn observe(&self, qtype: Option<RecordType>, rcode: ResponseCode, took: Duration) {
+        self.queries[qtype_index(qtype)][rcode_index(rcode)].fetch_add(1, Ordering::Relaxed);
+        let seconds = took.as_secs_f64();
+        let bucket = LATENCY_SECONDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_SECONDS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub fn observe_cache(&self, lookup: CacheLookup) {
+        self.cache[lookup as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every writer's counters, encoded as their sums.
+#[derive(Debug, Default)]
+struct QueryStats {
+    shared: QueryCounters,
+    workers: Mutex<Vec<Arc<QueryCounters>>>,
+}
+
+impl QueryStats {
+    /// `read` summed over every writer.
+    fn sum(&self, read: impl Fn(&QueryCounters) -> u64) -> u64 {
+        let workers = match self.workers.lock() {
+            Ok(workers) => workers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        read(&self.shared) + workers.iter().map(|counters| read(counters)).sum::<u64>()
+    }
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+impl Collector for QueryStats {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "queries",
+            "Queries answered, by query type and response code",
+            None,
+            MetricType::Counter,
+        )?;
+        for (t, qtype) in QTYPES.iter().enumerate() {
+            for (r, rcode) in RCODES.iter().enumerate() {
+                let count = self.sum(|c| load(&c.queries[t][r]));
+                if count > 0 {
+                    let labels = [("qtype", *qtype), ("rcode", *rcode)];
+                    ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let buckets: Vec<(f64, u64)> = LATENCY_SECONDS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .enumerate()
+            .map(|(at, bound)| (bound, self.sum(|c| load(&c.latency[at]))))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let seconds = self.sum(|c| load(&c.latency_nanos)) as f64 / 1e9;
+        encoder
+            .encode_descriptor(
+                "query_duration_seconds",
+                "Time from a received query to its answer handed to the socket",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(seconds, count, &buckets, None)?;
+        let mut family = encoder.encode_descriptor(
+            "packet_cache_lookups",
+            "UDP queries by how the packet cache answered them: hit, miss (answered, then cached) or bypass (not cacheable)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (at, result) in LOOKUPS.iter().enumerate() {
+            let count = self.sum(|c| load(&c.cache[at]));
+            ConstCounter::new(count).encode(family.encode_family(&[("result", *result)])?)?;
+        }
+        Ok(())
     }
 }

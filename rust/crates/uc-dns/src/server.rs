@@ -1,7 +1,9 @@
-//! The DNS side: hickory-server's `Server` reads UDP and TCP and parses
-//! messages; `Handler` answers each from the current snapshot. `reply` is
-//! the message-level part (opcode, question count, EDNS version) as a pure
-//! function; `answer` does the question, `transfer` AXFR and IXFR.
+//! The DNS side. UDP is read by uc-dns' own workers (`udp`, one thread per
+//! SO_REUSEPORT socket, with a `packet_cache`); TCP by hickory-server's
+//! `Server`, whose `Handler` answers each message. Both go through
+//! `respond`: `reply` is the message-level part (opcode, question count,
+//! EDNS version) as a pure function; `answer` does the question,
+//! `transfer` AXFR and IXFR.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{
-    Edns, Header, HeaderCounts, LowerQuery, Metadata, OpCode, ResponseCode,
-};
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_server::proto::rr::rdata::opt::EdnsOption;
 use hickory_server::proto::rr::{DNSClass, RData, RecordType};
 use hickory_server::proto::serialize::binary::BinEncoder;
@@ -192,6 +192,11 @@ pub fn response_edns(request: &MessageRequest, reply: &Reply) -> Option<Edns> {
     edns_for(request, reply.outside_zones)
 }
 
+/// The OPT record of a transfer's messages.
+pub fn transfer_edns(request: &MessageRequest) -> Option<Edns> {
+    edns_for(request, false)
+}
+
 fn edns_for(request: &MessageRequest, outside_zones: bool) -> Option<Edns> {
     request.edns.as_ref().map(|asked| {
         let mut edns = Edns::new();
@@ -206,6 +211,46 @@ fn edns_for(request: &MessageRequest, outside_zones: bool) -> Option<Edns> {
         }
         edns
     })
+}
+
+/// What a request gets, before encoding.
+#[derive(Debug)]
+pub enum Response {
+    /// A zone transfer to one of the zone's secondaries.
+    Transfer(Transfer),
+    /// Anything else, with the response's OPT record; over UDP already
+    /// made to fit the client's size.
+    Reply(Reply, Option<Edns>),
+}
+
+/// The response to `request` from `snapshot`; refused transfers are
+/// logged (over TCP) and counted here.
+pub fn respond(snapshot: &Snapshot, request: &Request, metrics: &Metrics) -> Response {
+    let asked = transfer(snapshot, request, request.src().ip(), request.protocol());
+    if let (Some(answer), [query]) = (asked, request.queries.queries()) {
+        if answer != Transfer::Refused {
+            return Response::Transfer(answer);
+        }
+        // Over UDP only counted: spoofable, so no log line per packet.
+        if request.protocol() != Protocol::Udp {
+            tracing::info!(client = %request.src(), zone = %query.name(), "zone transfer refused: the client is not a listed secondary");
+        }
+        metrics.observe_transfer(query.query_type(), "refused");
+    }
+    let mut reply = reply(snapshot, request);
+    let edns = response_edns(request, &reply);
+    if request.protocol() == Protocol::Udp {
+        fit_udp(request, &mut reply, edns.as_ref());
+    }
+    Response::Reply(reply, edns)
+}
+
+/// The header of every message answering a transfer request.
+pub fn transfer_metadata(request: &MessageRequest) -> Metadata {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.authoritative = true;
+    metadata.response_code = ResponseCode::NoError;
+    metadata
 }
 
 pub struct Handler {
@@ -224,24 +269,14 @@ impl RequestHandler for Handler {
         async move {
             let started = Instant::now();
             let snapshot = self.published.load();
-            let asked = transfer(&snapshot, request, request.src().ip(), request.protocol());
-            if let (Some(answer), [query]) = (asked, request.queries.queries()) {
-                if answer != Transfer::Refused {
+            let (reply, edns) = match respond(&snapshot, request, &self.metrics) {
+                Response::Transfer(answer) => {
                     return self
-                        .send_transfer(request, query, &answer, response_handle, started)
-                        .await;
+                        .send_transfer(request, &answer, response_handle, started)
+                        .await
                 }
-                // Over UDP only counted: spoofable, so no log line per packet.
-                if request.protocol() != Protocol::Udp {
-                    tracing::info!(client = %request.src(), zone = %query.name(), "zone transfer refused: the client is not a listed secondary");
-                }
-                self.metrics.observe_transfer(query.query_type(), "refused");
-            }
-            let mut reply = reply(&snapshot, request);
-            let edns = response_edns(request, &reply);
-            if request.protocol() == Protocol::Udp {
-                fit_udp(request, &mut reply, edns.as_ref());
-            }
+                Response::Reply(reply, edns) => (reply, edns),
+            };
             let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
                 reply.metadata,
                 reply.answer.answers.iter(),
@@ -278,16 +313,20 @@ impl Handler {
     async fn send_transfer<R: ResponseHandler>(
         &self,
         request: &Request,
-        query: &LowerQuery,
         answer: &Transfer,
         mut response_handle: R,
         started: Instant,
     ) -> ResponseInfo {
+        // A transfer has exactly one question (`transfer`).
+        let Some(query) = request.queries.queries().first() else {
+            return ResponseInfo::from(Header {
+                metadata: request.metadata,
+                counts: HeaderCounts::default(),
+            });
+        };
         let qtype = query.query_type();
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.authoritative = true;
-        metadata.response_code = ResponseCode::NoError;
-        let edns = edns_for(request, false);
+        let metadata = transfer_metadata(request);
+        let edns = transfer_edns(request);
         let mut info = ResponseInfo::from(Header {
             metadata,
             counts: HeaderCounts::default(),
@@ -328,15 +367,18 @@ pub struct BindError {
 
 /// A DNS server on every address of `listen`: `udp_sockets` UDP sockets
 /// per address sharing the port (SO_REUSEPORT, so the kernel spreads
-/// queries over workers) and one TCP listener. Port 0 picks one port for all.
-/// Returns the server and the addresses actually bound.
+/// queries over workers), each answered by its own thread, and one TCP
+/// listener. Port 0 picks one port for all. Returns the server (cancelling
+/// its shutdown token stops the UDP workers too) and the addresses bound.
 pub fn serve(
     handler: Handler,
     listen: &[SocketAddr],
     udp_sockets: usize,
 ) -> Result<(Server<Handler>, Vec<SocketAddr>), BindError> {
+    let (published, metrics) = (handler.published.clone(), handler.metrics.clone());
     let mut server = Server::new(handler);
     let mut bound = Vec::new();
+    let mut sockets = Vec::new();
     for requested in listen {
         let first = udp_socket(*requested)?;
         let address = first.local_addr().map_err(|source| BindError {
@@ -344,18 +386,30 @@ pub fn serve(
             protocol: "udp",
             source,
         })?;
-        server.register_socket(first);
+        sockets.push((address, first));
         for _ in 1..udp_sockets.max(1) {
-            server.register_socket(udp_socket(address)?);
+            sockets.push((address, udp_socket(address)?));
         }
         let tcp = tcp_listener(address)?;
         server.register_listener(tcp, TCP_IDLE, 32);
         bound.push(address);
     }
+    for (number, (address, socket)) in sockets.into_iter().enumerate() {
+        let worker = UdpWorker::new(published.clone(), metrics.clone(), DEFAULT_BYTES);
+        let token = server.shutdown_token().clone();
+        udp::spawn(number, socket, worker, move || token.is_cancelled()).map_err(|source| {
+            BindError {
+                address,
+                protocol: "udp",
+                source,
+            }
+        })?;
+    }
     Ok((server, bound))
 }
 
-fn udp_socket(address: SocketAddr) -> Result<tokio::net::UdpSocket, BindError> {
+/// A blocking UDP socket on `address` that shares it (SO_REUSEPORT).
+fn udp_socket(address: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let error = |source| BindError {
         address,
@@ -372,9 +426,8 @@ fn udp_socket(address: SocketAddr) -> Result<tokio::net::UdpSocket, BindError> {
     if address.is_ipv6() {
         socket.set_only_v6(true).map_err(error)?;
     }
-    socket.set_nonblocking(true).map_err(error)?;
     socket.bind(&address.into()).map_err(error)?;
-    tokio::net::UdpSocket::from_std(socket.into()).map_err(error)
+    Ok(socket.into())
 }
 
 fn tcp_listener(address: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
@@ -399,6 +452,12 @@ fn tcp_listener(address: SocketAddr) -> Result<tokio::net::TcpListener, BindErro
     socket.listen(1024).map_err(error)?;
     tokio::net::TcpListener::from_std(socket.into()).map_err(error)
 }
+
+mod packet_cache;
+mod udp;
+
+pub use packet_cache::DEFAULT_BYTES;
+pub use udp::{Answered, UdpWorker};
 
 #[cfg(test)]
 mod tests;
