@@ -1,10 +1,10 @@
 //! What uc-dns reads from the keyspace, kept up to date key by key from the
 //! initial read and the watch: declared zones, the manifest (node addresses
 //! and service ports), the scheduler's assignments and the node-agents'
-//! instance statuses. `endpoints` turns the last three into where each
-//! service runs healthily now.
+//! instance statuses, and the nodes taken out of traffic. `endpoints` turns
+//! them into where each service runs healthily now.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -28,6 +28,12 @@ struct ReportedHealth {
     address: IpAddr,
 }
 
+/// The part of a traffic drain (`uc_types::TrafficDrain`) uc-dns reads.
+#[derive(Deserialize)]
+struct Drain {
+    drained: bool,
+}
+
 /// A zone's declaration as stored: parsed, or why not.
 #[derive(Debug, Clone)]
 pub struct StoredZone {
@@ -44,6 +50,8 @@ pub struct StoreState {
     assignments: BTreeMap<(String, String), String>,
     /// (node, instance name) → (reported healthy, the address it reported).
     instances: BTreeMap<(String, String), (bool, IpAddr)>,
+    /// Nodes out of traffic (a rollout is about to switch them).
+    drained: BTreeSet<String>,
 }
 
 /// Which part of the state a change touched, so a reload redoes only that.
@@ -100,6 +108,22 @@ impl StoreState {
                 };
                 Changed::Services
             }
+            Some(Key::NodeTraffic { node }) => {
+                // An unreadable record drains nothing: the node stays answered.
+                let drained = value
+                    .and_then(|v| serde_json::from_slice::<Drain>(v).ok())
+                    .is_some_and(|drain| drain.drained);
+                let was = if drained {
+                    !self.drained.insert(node.to_owned())
+                } else {
+                    self.drained.remove(node)
+                };
+                if was == drained {
+                    Changed::Nothing
+                } else {
+                    Changed::Services
+                }
+            }
             _ => Changed::Nothing,
         }
     }
@@ -107,6 +131,8 @@ impl StoreState {
     /// Where `service` runs healthily now: the addresses of every node with
     /// an assigned instance reported healthy (the node's addresses from the
     /// manifest, else the one in the instance's status), and its ports.
+    /// Nodes out of traffic are left out, so clients go elsewhere while a
+    /// rollout switches them.
     pub fn endpoints(&self, service: &str) -> ServiceEndpoints {
         let mut addresses: Vec<IpAddr> = Vec::new();
         let assigned = self
@@ -114,6 +140,9 @@ impl StoreState {
             .range((service.to_owned(), String::new())..)
             .take_while(|((s, _), _)| s == service);
         for ((_, id), node) in assigned {
+            if self.drained.contains(node) {
+                continue;
+            }
             let instance = (node.clone(), keys::instance_name(service, id));
             let Some((true, reported)) = self.instances.get(&instance).copied() else {
                 continue;
@@ -230,6 +259,40 @@ mod tests {
         assert_eq!(addresses(&state), ["10.1.0.21"]);
         let ports = state.endpoints("web").ports;
         assert_eq!((ports[0].name.as_str(), ports[0].port), ("http", 8080));
+    }
+
+    #[test]
+    fn a_node_out_of_traffic_leaves_the_service_records_until_restored() {
+        let mut state = StoreState::default();
+        state.apply(&keys::manifest_current(), Some(&manifest()), 1);
+        assign(&mut state, "0", "worker1");
+        assign(&mut state, "1", "worker2");
+        report(&mut state, "worker1", "0", "10.1.0.21", true);
+        report(&mut state, "worker2", "1", "10.1.0.22", true);
+        let drain = uc_types::TrafficDrain {
+            drained: true,
+            reason: "rollout 3".into(),
+            since: 0,
+            rollout: Some(3),
+        };
+        let key = keys::node_traffic("worker1");
+        let value = serde_json::to_vec(&drain).unwrap();
+        assert_eq!(state.apply(&key, Some(&value), 2), Changed::Services);
+        assert_eq!(addresses(&state), ["10.1.0.22"]);
+        // Written again unchanged: nothing to rebuild.
+        assert_eq!(state.apply(&key, Some(&value), 3), Changed::Nothing);
+        // `drained: false` and unreadable records drain nothing.
+        let undrained = serde_json::to_vec(&uc_types::TrafficDrain {
+            drained: false,
+            ..drain
+        })
+        .unwrap();
+        assert_eq!(state.apply(&key, Some(&undrained), 4), Changed::Services);
+        assert_eq!(addresses(&state), ["10.1.0.21", "10.1.0.22"]);
+        assert_eq!(state.apply(&key, Some(b"{"), 5), Changed::Nothing);
+        assert_eq!(state.apply(&key, Some(&value), 6), Changed::Services);
+        assert_eq!(state.apply(&key, None, 7), Changed::Services);
+        assert_eq!(addresses(&state), ["10.1.0.21", "10.1.0.22"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! uc-dns's view of the store (`uc_store_mirror`): reads zones, the
-//! manifest, assignments and instance statuses, and publishes a new
-//! snapshot once a burst of changes has settled. While the store is away
-//! the last snapshot keeps answering.
+//! manifest, assignments, instance statuses and traffic drains, and
+//! publishes a new snapshot once a burst of changes has settled. While the
+//! store is away the last snapshot keeps answering.
 
 use std::sync::Arc;
 
@@ -42,6 +42,8 @@ impl Mirror for Syncer {
             Read::Key(keys::manifest_current()),
             Read::Prefix(keys::services_prefix()),
             Read::Prefix(keys::instances_prefix()),
+            // For the traffic drains (`nodes/<node>/traffic`).
+            Read::Prefix(keys::nodes_prefix()),
         ]
     }
 
