@@ -110,6 +110,10 @@ pub struct NodeView {
 pub struct LbView {
     /// Listener name (`manifest.lb.listeners.<name>`) to its state.
     pub listeners: BTreeMap<String, LbListenerView>,
+    /// Nodes the deployer has taken out of traffic for a rollout
+    /// (`/uc/v1/nodes/<node>/traffic`, drained): uc-lb drains their
+    /// instances from every listener.
+    pub drained_nodes: BTreeMap<String, crate::TrafficDrain>,
 }
 
 /// One listener of an [`LbView`].
@@ -270,6 +274,15 @@ mod tests {
                     unreadable: BTreeMap::from([("edge2".to_owned(), "bad".to_owned())]),
                 },
             )]),
+            drained_nodes: BTreeMap::from([(
+                "w1".to_owned(),
+                crate::TrafficDrain {
+                    drained: true,
+                    reason: "rollout 7".into(),
+                    since: 9,
+                    rollout: Some(7),
+                },
+            )]),
         };
         let json = serde_json::to_value(&lb).expect("serialise");
         assert_eq!(
@@ -278,7 +291,9 @@ mod tests {
                 "reports": {"edge1": {"node": "edge1", "listener": "www", "protocol": "http",
                     "address": "10.0.0.9:80", "serving": true, "error": null,
                     "backends": [{"address": "10.0.0.1:8080", "state": "down"}]}},
-                "unreadable": {"edge2": "bad"}}}})
+                "unreadable": {"edge2": "bad"}}},
+                "drainedNodes": {"w1": {"drained": true, "reason": "rollout 7", "since": 9,
+                    "rollout": 7}}})
         );
         assert_eq!(serde_json::from_value::<LbView>(json).expect("parse"), lb);
 

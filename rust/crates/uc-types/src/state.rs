@@ -74,6 +74,11 @@ mod tests {
         let status: LbListenerStatus = serde_json::from_value(written).expect("parse");
         assert_eq!(status.backends[0].state, LbBackendState::Up);
         assert_eq!(status.backends[1].state.as_str(), "draining");
+        assert_eq!(status.backends[0].health(), "up");
+        assert_eq!(status.backends[1].health(), "draining");
+        let mut draining = status.backends[1].clone();
+        draining.connections = Some(3);
+        assert_eq!(draining.health(), "draining (3 open connections)");
         for state in [
             LbBackendState::Up,
             LbBackendState::Down,
@@ -275,6 +280,20 @@ pub enum LbBackendState {
     Unknown,
     /// Removed from the listener; its open connections are finishing.
     Draining,
+}
+
+impl LbBackendStatus {
+    /// Its health in words, as `uc lb` and the dashboard show it:
+    /// `up`, `down`, `unknown (not probed yet)`, `draining` or
+    /// `draining (N open connections)`.
+    pub fn health(&self) -> String {
+        match (self.state, self.connections) {
+            (LbBackendState::Unknown, _) => "unknown (not probed yet)".to_owned(),
+            (LbBackendState::Draining, Some(1)) => "draining (1 open connection)".to_owned(),
+            (LbBackendState::Draining, Some(n)) => format!("draining ({n} open connections)"),
+            (state, _) => state.as_str().to_owned(),
+        }
+    }
 }
 
 impl LbBackendState {
