@@ -16,6 +16,7 @@ use crate::spec::Selection;
 use crate::status::StatusWriter;
 use crate::supervisor::Supervisor;
 use crate::sync::Syncer;
+use crate::vip::{VipMetrics, VipSettings, Vips};
 
 /// How this uc-lb runs: from the config file or from flags.
 #[derive(Debug, Clone)]
@@ -28,6 +29,7 @@ pub struct Settings {
     /// The node name the statuses are written under.
     pub status_node: String,
     pub timeouts: Timeouts,
+    pub vip: VipSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,9 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    let vip_metrics = VipMetrics::register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
     let reports = Arc::new(Reports::default());
     let connected = Arc::new(AtomicBool::new(false));
     let (desired_tx, desired_rx) = watch::channel(None);
@@ -65,6 +69,21 @@ pub async fn run(
         connected,
     };
     let supervisor = Supervisor::new(metrics, reports.clone(), settings.timeouts);
+    let (stop_vips, vips_stopped) = watch::channel(false);
+    let vips = match Vips::new(
+        settings.store_endpoints.clone(),
+        settings.status_node.clone(),
+        settings.vip.clone(),
+        reports.vips.clone(),
+        reports.clone(),
+        vip_metrics,
+    ) {
+        Ok(vips) => Some(tokio::spawn(vips.run(desired_rx.clone(), vips_stopped))),
+        Err(err) => {
+            tracing::error!(%err, "VIPs cannot be held on this node");
+            None
+        }
+    };
     let writer = StatusWriter {
         endpoints: settings.store_endpoints.clone(),
         node: settings.status_node.clone(),
@@ -86,6 +105,12 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(DaemonError::Serve);
+    // VIPs first: their addresses go down and their keys are deleted, so
+    // another node takes them while this one closes its listeners.
+    let _ = stop_vips.send(true);
+    if let Some(vips) = vips {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(4), vips).await;
+    }
     for task in tasks {
         task.abort();
     }

@@ -7,7 +7,8 @@
 //! `maglev` choose) → `tcp`, `udp`, `l7` (with `tls`) proxy, with
 //! `proxy_protocol` headers when asked. `sync` drives the watch; `health`
 //! probes; `report`, `status`, `http` and `metrics` tell what is served;
-//! `daemon` wires them.
+//! `vip` holds the listener addresses that are on no interface (one node
+//! at a time, through a store lease); `daemon` wires them.
 
 pub mod balance;
 pub mod daemon;
@@ -28,3 +29,4 @@ pub mod sync;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod vip;

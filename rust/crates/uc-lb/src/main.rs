@@ -10,6 +10,7 @@ use clap::Parser;
 use uc_lb::daemon::Settings;
 use uc_lb::proxy::Timeouts;
 use uc_lb::spec::Selection;
+use uc_lb::vip::VipSettings;
 use uc_types::LbConfig;
 
 #[derive(Parser)]
@@ -46,6 +47,16 @@ struct Args {
     /// Seconds a UDP client session lives without a datagram from its backend.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     udp_idle_timeout: f64,
+    /// Interface a VIP this node holds is added to (a listener address on
+    /// no interface); default: the one whose subnet holds it
+    /// (cluster.lb.vip.interface).
+    #[arg(long, value_name = "NAME")]
+    vip_interface: Option<String>,
+    /// TTL of a VIP's store lease: another node takes the VIP within this
+    /// many seconds of its holder's death; default 5
+    /// (cluster.lb.vip.leaseTtlSeconds).
+    #[arg(long, value_name = "SECONDS")]
+    vip_lease_ttl: Option<u32>,
 }
 
 /// A timeout flag's value, or what is wrong with it.
@@ -55,6 +66,20 @@ enum SettingsError {
     Contract(#[from] uc_types::ContractError),
     #[error("--{flag} must be a positive number of seconds, not {value}")]
     Timeout { flag: &'static str, value: f64 },
+    #[error("the VIP lease TTL must be 2 to 3600 seconds, not {0}")]
+    LeaseTtl(u32),
+}
+
+/// The VIP settings of the config file (or the defaults), with the flags'.
+fn vip_settings(args: &Args, file: uc_types::LbVip) -> Result<VipSettings, SettingsError> {
+    let ttl = args.vip_lease_ttl.unwrap_or(file.lease_ttl_seconds);
+    if !(2..=3600).contains(&ttl) {
+        return Err(SettingsError::LeaseTtl(ttl));
+    }
+    Ok(VipSettings {
+        interface: args.vip_interface.clone().or(file.interface),
+        lease_ttl: Duration::from_secs(u64::from(ttl)),
+    })
 }
 
 fn seconds(flag: &'static str, value: f64) -> Result<Duration, SettingsError> {
@@ -97,11 +122,13 @@ fn settings(args: &Args) -> Result<Settings, SettingsError> {
             status_node: node.clone().unwrap_or_else(|| "local".to_owned()),
             node,
             timeouts,
+            vip: vip_settings(args, uc_types::LbVip::default())?,
         });
     }
     let mut config: LbConfig = args.daemon.load()?;
     args.daemon
         .override_file(&mut config.node, &mut config.http_listen);
+    let vip = vip_settings(args, config.vip)?;
     Ok(Settings {
         store_endpoints: config.store_endpoints,
         http_listen: config.http_listen,
@@ -109,5 +136,6 @@ fn settings(args: &Args) -> Result<Settings, SettingsError> {
         node: Some(config.node.clone()),
         status_node: config.node,
         timeouts,
+        vip,
     })
 }

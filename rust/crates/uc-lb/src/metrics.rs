@@ -122,6 +122,11 @@ impl Metrics {
         metrics
     }
 
+    /// For metrics registered elsewhere (`vip::VipMetrics`), before sharing.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn render(&self) -> String {
         uc_daemon::metrics::render(&self.registry)
     }

@@ -23,7 +23,7 @@ use crate::proxy::{Context, Timeouts};
 use crate::report::{Entry, Reports};
 use crate::spec::{HealthSpec, ListenerSpec, SpecError};
 use crate::tls::Tls;
-use crate::{tcp, udp};
+use crate::{tcp, udp, vip};
 
 pub type Desired = BTreeMap<String, Result<ListenerSpec, SpecError>>;
 
@@ -242,17 +242,14 @@ impl Supervisor {
         let span = tracing::Span::current();
         match spec.protocol {
             ListenerProtocol::Udp => {
-                let socket = std::net::UdpSocket::bind(spec.bind)
-                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
-                    .and_then(tokio::net::UdpSocket::from_std)
-                    .map_err(|source| BindError::Udp {
-                        address: spec.bind,
-                        source,
-                    })?;
+                let socket = vip::bind_udp(spec.bind).map_err(|source| BindError::Udp {
+                    address: spec.bind,
+                    source,
+                })?;
                 Ok(vec![tokio::spawn(udp::serve(socket, ctx).instrument(span))])
             }
             protocol => {
-                let listener = bind_tcp(spec.bind).map_err(|source| BindError::Tcp {
+                let listener = vip::bind_tcp(spec.bind).map_err(|source| BindError::Tcp {
                     address: spec.bind,
                     source,
                 })?;
@@ -371,19 +368,6 @@ impl Supervisor {
         );
         self.reports.changed();
     }
-}
-
-/// A listening TCP socket with SO_REUSEADDR (a restarted uc-lb binds
-/// while old connections linger in TIME_WAIT).
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
 }
 
 async fn probe_loop(
