@@ -37,9 +37,6 @@ pub struct ListenerStatus {
     pub serving: bool,
     pub error: Option<String>,
     pub backends: Vec<BackendStatus>,
-    /// Who holds the listener's address, when it is a VIP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vip: Option<crate::vip::VipStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -49,14 +46,16 @@ pub struct BackendStatus {
     /// `up` (in rotation), `down`, `unknown` (not probed yet) or `draining`
     /// (removed; its open connections are finishing).
     pub state: String,
+    /// Open connections, while draining: what a rollout waits for (an
+    /// in-rotation count changes per request; it is in /metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 #[derive(Default)]
 pub struct Reports {
     entries: Mutex<BTreeMap<String, Entry>>,
     changed: Notify,
-    /// The VIPs' holders, written by `vip`'s campaigns.
-    pub vips: Arc<crate::vip::Board>,
 }
 
 impl Reports {
@@ -89,20 +88,12 @@ impl Reports {
     pub fn statuses(&self, node: &str) -> BTreeMap<String, ListenerStatus> {
         self.lock()
             .iter()
-            .map(|(name, entry)| {
-                let vip = entry.address.and_then(|a| self.vips.get(a.ip()));
-                (name.clone(), status(node, name, entry, vip))
-            })
+            .map(|(name, entry)| (name.clone(), status(node, name, entry)))
             .collect()
     }
 }
 
-fn status(
-    node: &str,
-    name: &str,
-    entry: &Entry,
-    vip: Option<crate::vip::VipStatus>,
-) -> ListenerStatus {
+fn status(node: &str, name: &str, entry: &Entry) -> ListenerStatus {
     let mut backends = Vec::new();
     if let Some(pool) = &entry.pool {
         for backend in pool.backends() {
@@ -114,12 +105,14 @@ fn status(
             backends.push(BackendStatus {
                 address: backend.addr,
                 state: state.to_owned(),
+                connections: None,
             });
         }
         for backend in pool.draining() {
             backends.push(BackendStatus {
                 address: backend.addr,
                 state: "draining".to_owned(),
+                connections: Some(backend.active()),
             });
         }
     }
@@ -129,12 +122,7 @@ fn status(
         protocol: entry.protocol,
         address: entry.address,
         serving: entry.error.is_none() && entry.pool.is_some(),
-        // A VIP this node cannot bring up is this node's failure too.
-        error: entry.error.clone().or_else(|| {
-            let err = vip.as_ref()?.error.as_ref()?;
-            Some(format!("VIP: {err}"))
-        }),
+        error: entry.error.clone(),
         backends,
-        vip,
     }
 }

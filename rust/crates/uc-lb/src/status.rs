@@ -102,8 +102,9 @@ impl StatusWriter {
                         return Err(MirrorError::Timeout { what: "lease keep-alive (lease lost)" });
                     }
                 }
-                // Active connections are not in the status, but a drain's end is
-                // noticed here even if its notification was coalesced.
+                // A draining backend's open connections are in the status: this
+                // refreshes them, and notices a drain's end even if its
+                // notification was coalesced.
                 _ = resync.tick() => {}
             }
         }

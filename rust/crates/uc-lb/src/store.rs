@@ -1,9 +1,10 @@
 //! What uc-lb reads from the keyspace, kept up to date key by key: the
 //! declared listeners, the manifest (node addresses, service ports), the
-//! scheduler's assignments and the node-agents' instance statuses.
+//! scheduler's assignments, the node-agents' instance statuses and the
+//! nodes taken out of traffic (a drained node's instances are no backends).
 //! `desired` resolves them into the listeners to serve (pure).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
@@ -29,6 +30,12 @@ struct ReportedHealth {
     ports: BTreeMap<String, u16>,
 }
 
+/// The part of a traffic drain (`uc_types::TrafficDrain`) uc-lb reads.
+#[derive(Deserialize)]
+struct Drain {
+    drained: bool,
+}
+
 /// An instance as its node-agent reports it: healthy, address, ports.
 type Reported = (bool, IpAddr, BTreeMap<String, u16>);
 
@@ -40,6 +47,8 @@ pub struct StoreState {
     assignments: BTreeMap<(String, String), (String, BTreeMap<String, u16>)>,
     /// (node, instance name) → (healthy, address, ports).
     instances: BTreeMap<(String, String), Reported>,
+    /// Nodes out of traffic: their instances get no new connections.
+    drained: BTreeSet<String>,
 }
 
 impl StoreState {
@@ -88,6 +97,17 @@ impl StoreState {
                     None => self.instances.remove(&entry),
                 };
                 true
+            }
+            Some(Key::NodeTraffic { node }) => {
+                // An unreadable record drains nothing (the node keeps serving).
+                let drained = value
+                    .and_then(|v| serde_json::from_slice::<Drain>(v).ok())
+                    .is_some_and(|drain| drain.drained);
+                if drained {
+                    self.drained.insert(node.to_owned())
+                } else {
+                    self.drained.remove(node)
+                }
             }
             _ => false,
         }
@@ -179,7 +199,8 @@ impl StoreState {
     /// Where `service` runs healthily now, on the port named `port` (or its
     /// only port): each assigned instance reported healthy, at its node's
     /// first address in the manifest (else the address it reported), on the
-    /// port its assignment, its status or the service's spec names.
+    /// port its assignment, its status or the service's spec names. Not on
+    /// a node out of traffic: removed, its open connections drain.
     fn service_backends(&self, service: &str, port: Option<&str>) -> Vec<SocketAddr> {
         let spec = self
             .manifest
@@ -191,6 +212,9 @@ impl StoreState {
             .range((service.to_owned(), String::new())..)
             .take_while(|((s, _), _)| s == service);
         for ((_, id), (node, assigned_ports)) in assigned {
+            if self.drained.contains(node) {
+                continue;
+            }
             let instance = (node.clone(), keys::instance_name(service, id));
             let Some((true, reported, reported_ports)) = self.instances.get(&instance) else {
                 continue;

@@ -1,8 +1,8 @@
 //! uc-lb's view of the store (`uc_store_mirror`): reads listeners, the
-//! manifest, assignments and instance statuses, and sends the resolved
-//! listeners to the supervisor when they differ (a burst of changes
-//! settles first). While the store is away the listeners keep serving
-//! what they had.
+//! manifest, assignments, instance statuses and traffic drains, and sends
+//! the resolved listeners to the supervisor when they differ (a burst of
+//! changes settles first). While the store is away the listeners keep
+//! serving what they had.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,6 +45,8 @@ impl Mirror for Syncer {
             Read::Key(keys::manifest_current()),
             Read::Prefix(keys::services_prefix()),
             Read::Prefix(keys::instances_prefix()),
+            // For the traffic drains (`nodes/<node>/traffic`).
+            Read::Prefix(keys::nodes_prefix()),
         ]
     }
 

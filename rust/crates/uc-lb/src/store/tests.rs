@@ -181,3 +181,64 @@ fn only_socket_changes_rebind() {
     let moved = state.desired(&Selection::All, None)["web"].clone().unwrap();
     assert!(before.rebind_needed(&moved));
 }
+
+#[test]
+fn a_node_out_of_traffic_has_no_backends_until_restored() {
+    let mut state = StoreState::default();
+    let declared = listener(serde_json::json!({
+        "backends": {"service": "web", "servicePort": "http", "endpoints": ["127.0.0.9:80"]}
+    }));
+    put(&mut state, &keys::lb_listener("web"), &declared);
+    for (id, node, addr) in [("0", "n1", "127.0.0.21"), ("1", "n2", "127.0.0.22")] {
+        let assignment = format!(r#"{{"node":"{node}","ports":{{"http":8080}}}}"#);
+        put(
+            &mut state,
+            &keys::service_assignment("web", id),
+            assignment.as_bytes(),
+        );
+        let status = format!(r#"{{"state":"healthy","address":"{addr}","ports":{{}}}}"#);
+        put(
+            &mut state,
+            &keys::instance_status(node, &keys::instance_name("web", id)),
+            status.as_bytes(),
+        );
+    }
+    let backends = |state: &StoreState| -> Vec<String> {
+        state.desired(&Selection::All, None)["web"]
+            .as_ref()
+            .unwrap()
+            .backends
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let everything = ["127.0.0.9:80", "127.0.0.21:8080", "127.0.0.22:8080"];
+    assert_eq!(backends(&state), everything);
+    let drain = |drained: bool| {
+        serde_json::to_vec(&uc_types::TrafficDrain {
+            drained,
+            reason: "rollout 2".into(),
+            since: 0,
+            rollout: Some(2),
+        })
+        .unwrap()
+    };
+    let key = keys::node_traffic("n1");
+    put(&mut state, &key, &drain(true));
+    // Its instance leaves; static endpoints are not instances and stay.
+    assert_eq!(backends(&state), ["127.0.0.9:80", "127.0.0.22:8080"]);
+    assert!(!state.apply(&key, Some(&drain(true))), "unchanged");
+    put(&mut state, &key, &drain(false));
+    assert_eq!(backends(&state), everything);
+    assert!(!state.apply(&key, Some(b"{")), "unreadable drains nothing");
+    put(&mut state, &key, &drain(true));
+    put(&mut state, &key, &[]);
+    assert_eq!(
+        backends(&state),
+        everything,
+        "an empty value drains nothing"
+    );
+    put(&mut state, &key, &drain(true));
+    assert!(state.apply(&key, None));
+    assert_eq!(backends(&state), everything);
+}
