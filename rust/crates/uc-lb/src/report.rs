@@ -37,6 +37,9 @@ pub struct ListenerStatus {
     pub serving: bool,
     pub error: Option<String>,
     pub backends: Vec<BackendStatus>,
+    /// Who holds the listener's address, when it is a VIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<crate::vip::VipStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -56,6 +59,8 @@ pub struct BackendStatus {
 pub struct Reports {
     entries: Mutex<BTreeMap<String, Entry>>,
     changed: Notify,
+    /// The VIPs' holders, written by `vip`'s campaigns.
+    pub vips: Arc<crate::vip::Board>,
 }
 
 impl Reports {
@@ -88,12 +93,20 @@ impl Reports {
     pub fn statuses(&self, node: &str) -> BTreeMap<String, ListenerStatus> {
         self.lock()
             .iter()
-            .map(|(name, entry)| (name.clone(), status(node, name, entry)))
+            .map(|(name, entry)| {
+                let vip = entry.address.and_then(|a| self.vips.get(a.ip()));
+                (name.clone(), status(node, name, entry, vip))
+            })
             .collect()
     }
 }
 
-fn status(node: &str, name: &str, entry: &Entry) -> ListenerStatus {
+fn status(
+    node: &str,
+    name: &str,
+    entry: &Entry,
+    vip: Option<crate::vip::VipStatus>,
+) -> ListenerStatus {
     let mut backends = Vec::new();
     if let Some(pool) = &entry.pool {
         for backend in pool.backends() {
@@ -122,7 +135,12 @@ fn status(node: &str, name: &str, entry: &Entry) -> ListenerStatus {
         protocol: entry.protocol,
         address: entry.address,
         serving: entry.error.is_none() && entry.pool.is_some(),
-        error: entry.error.clone(),
+        // A VIP this node cannot bring up is this node's failure too.
+        error: entry.error.clone().or_else(|| {
+            let err = vip.as_ref()?.error.as_ref()?;
+            Some(format!("VIP: {err}"))
+        }),
         backends,
+        vip,
     }
 }
