@@ -3,7 +3,8 @@
 # reference the store is tested against), Chromium (dashboard tests), jq and
 # curl (the installer's phone-home script is tested), dig, kdig and knotd
 # (uc-dns is queried with them and compared with Knot), clang and libbpf-dev
-# (uc-lb's XDP program), and Rust's rustfmt and clippy.
+# (uc-lb's XDP program), BIRD 2 (uc-lb's BGP test), and Rust's rustfmt and
+# clippy.
 # Idempotent; quiet when everything is there.
 ensure_prereqs() {
   local missing=()
@@ -24,6 +25,9 @@ ensure_prereqs() {
   # build.rs with clang for the bpf target, against libbpf's headers.
   command -v clang >/dev/null || missing+=(clang)
   [ -e /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+  # BIRD 2: uc-lb's BGP test runs one per LB node and a peer, in network
+  # namespaces (its package starts no daemon that listens on its own).
+  command -v bird >/dev/null || missing+=(bird2)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   local sudo=
   [ "$(id -u)" -eq 0 ] || sudo=sudo
