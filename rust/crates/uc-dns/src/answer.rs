@@ -4,11 +4,13 @@
 //! SOA (negative TTL) in authority, CNAMEs chased inside the zone, referrals
 //! with glue below delegations, additional addresses for MX, SRV and NS
 //! targets, and zone transfers refused (those a listed secondary may make
-//! are `transfer`'s).
+//! are `transfer`'s). A zone served signed also has its DNSKEY at the
+//! apex, and with the DO bit its answers carry RRSIGs and NSECs (`dnssec`).
 
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
+use crate::dnssec::{self, ZoneSigner};
 use crate::snapshot::Snapshot;
 use crate::zone::{Lookup, Zone};
 
@@ -65,8 +67,22 @@ impl Answer {
     }
 }
 
+/// The answer to `question` without DNSSEC records (no DO bit).
 pub fn answer(snapshot: &Snapshot, question: &Question) -> Answer {
+    answer_dnssec(snapshot, question, false)
+}
+
+/// The answer to `question`; with `dnssec_ok` (the query's DO bit), signed
+/// when its zone is (RFC 4035 §3.1).
+pub fn answer_dnssec(snapshot: &Snapshot, question: &Question, dnssec_ok: bool) -> Answer {
     let mut reply = resolve(snapshot, question);
+    if dnssec_ok && question.qclass == DNSClass::IN && reply.rcode != ResponseCode::Refused {
+        if let Some(zone) = snapshot.find_zone(&question.name) {
+            if let Some(signer) = snapshot.signer(&LowerName::new(&zone.apex)) {
+                dnssec::secure(zone, signer, &question.original, &mut reply);
+            }
+        }
+    }
     // The asked name is answered in the asker's spelling, as Knot does.
     for record in &mut reply.answers {
         if record.name == question.original {
@@ -87,7 +103,12 @@ fn resolve(snapshot: &Snapshot, question: &Question) -> Answer {
         // A transfer the client may make is answered by `transfer` instead.
         return Answer::refused();
     }
+    let signer = snapshot.signer(&LowerName::new(&zone.apex));
     let mut reply = Answer::empty(ResponseCode::NoError, true);
+    if let Some(dnskey) = apex_dnskey(zone, signer.map(|s| &**s), question) {
+        reply.answers.push(dnskey);
+        return reply;
+    }
     let mut name = question.name.clone();
     let mut original = question.original.clone();
     for _ in 0..=MAX_ALIASES {
@@ -131,6 +152,14 @@ fn resolve(snapshot: &Snapshot, question: &Question) -> Answer {
         }
     }
     reply
+}
+
+/// The DNSKEY RRset, when `question` asks for it at a signed zone's apex
+/// (ANY there still answers the SOA, the lowest type).
+fn apex_dnskey(zone: &Zone, signer: Option<&ZoneSigner>, question: &Question) -> Option<Record> {
+    let signer = signer?;
+    (question.qtype == RecordType::DNSKEY && *question.name == zone.apex)
+        .then(|| signer.dnskey().clone())
 }
 
 /// Whether `target` already owns a CNAME in the answer (a loop).

@@ -59,6 +59,8 @@ pub struct ParsedZone {
     ptr_patterns: Vec<PtrPattern>,
     /// Where NOTIFY goes; transfers are allowed from these addresses.
     pub secondaries: Vec<SocketAddr>,
+    /// Whether and with which key the zone is signed.
+    pub dnssec: uc_types::Dnssec,
     pub skipped: Vec<Skipped>,
 }
 
@@ -101,6 +103,7 @@ impl ParsedZone {
                 .iter()
                 .map(|s| SocketAddr::new(s.address, s.port))
                 .collect(),
+            dnssec: spec.dnssec.clone(),
             skipped: Vec::new(),
         };
         zone.nodes

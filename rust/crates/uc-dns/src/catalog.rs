@@ -11,6 +11,7 @@ use std::sync::Arc;
 use hickory_server::proto::rr::{LowerName, Name};
 
 use crate::build::{ParsedZone, ServiceEndpoints};
+use crate::dnssec::Keyring;
 use crate::snapshot::Snapshot;
 use crate::store::StoreState;
 use crate::zone::Zone;
@@ -34,6 +35,8 @@ pub struct Catalog {
     history: BTreeMap<String, VecDeque<Arc<Zone>>>,
     /// Configured zones not in the store at the last reload (warned once).
     missing: BTreeSet<String>,
+    /// Signing keys and signers of the zones declared signed.
+    keyring: Keyring,
     generation: u64,
 }
 
@@ -46,6 +49,7 @@ impl Catalog {
             serials: BTreeMap::new(),
             history: BTreeMap::new(),
             missing: BTreeSet::new(),
+            keyring: Keyring::default(),
             generation: 0,
         }
     }
@@ -121,7 +125,24 @@ impl Catalog {
                 Some((apex_key(name)?, versions.iter().cloned().collect()))
             })
             .collect();
-        Snapshot::new(zones, revision, self.generation).with_history(history)
+        let (signers, key_problems) = self.keyring.sign(&self.declared_signing(&zones));
+        Snapshot::new(zones, revision, self.generation)
+            .with_history(history)
+            .with_dnssec(signers, key_problems)
+    }
+
+    /// Each served zone with its name and what its declaration says of DNSSEC.
+    fn declared_signing(&self, zones: &[Arc<Zone>]) -> Vec<(String, Arc<Zone>, uc_types::Dnssec)> {
+        self.parsed
+            .iter()
+            .filter_map(|(name, parsed)| {
+                let apex = apex_key(name)?;
+                let zone = zones
+                    .iter()
+                    .find(|zone| LowerName::new(&zone.apex) == apex)?;
+                Some((name.clone(), zone.clone(), parsed.dnssec.clone()))
+            })
+            .collect()
     }
 
     /// Keeps `old`, a version just replaced, for IXFR: at most `HISTORY`

@@ -6,13 +6,14 @@
 //! `snapshot` per change, serials) → `zone`/`answer` (pure lookup, as Knot
 //! answers) → `server` (hickory-server, sockets). `transfer` answers AXFR
 //! and IXFR to a zone's secondaries and `notify` tells them of a new
-//! serial. `sync` drives the watch;
+//! serial; `dnssec` signs the answers of zones declared signed. `sync` drives the watch;
 //! `http`, `metrics` and `status` report; `daemon` wires them.
 
 pub mod answer;
 pub mod build;
 pub mod catalog;
 pub mod daemon;
+pub mod dnssec;
 #[cfg(test)]
 mod fixture;
 pub mod http;

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use hickory_server::proto::rr::LowerName;
 
+use crate::dnssec::{KeyProblem, ZoneSigner};
 use crate::zone::Zone;
 
 #[derive(Debug, Default)]
@@ -15,6 +16,10 @@ pub struct Snapshot {
     /// Earlier versions of each zone, oldest first, for IXFR (bounded by
     /// the catalog).
     history: HashMap<LowerName, Vec<Arc<Zone>>>,
+    /// The signers of the zones served signed, by apex.
+    signers: HashMap<LowerName, Arc<ZoneSigner>>,
+    /// Zones declared signed but served unsigned, and why.
+    pub key_problems: Vec<KeyProblem>,
     /// The store revision the snapshot was built from (0: nothing read yet).
     pub revision: i64,
     /// Counts reloads since start.
@@ -29,6 +34,8 @@ impl Snapshot {
                 .map(|zone| (LowerName::new(&zone.apex), zone))
                 .collect(),
             history: HashMap::new(),
+            signers: HashMap::new(),
+            key_problems: Vec::new(),
             revision,
             generation,
         }
@@ -38,6 +45,30 @@ impl Snapshot {
     pub fn with_history(mut self, history: HashMap<LowerName, Vec<Arc<Zone>>>) -> Snapshot {
         self.history = history;
         self
+    }
+
+    /// The snapshot with DNSSEC: `signers` of the zones served signed, and
+    /// the zones that should be but whose key could not be read.
+    pub fn with_dnssec(
+        mut self,
+        signers: Vec<Arc<ZoneSigner>>,
+        key_problems: Vec<KeyProblem>,
+    ) -> Snapshot {
+        self.signers = signers
+            .into_iter()
+            .map(|signer| (LowerName::new(&signer.apex), signer))
+            .collect();
+        self.key_problems = key_problems;
+        self
+    }
+
+    /// The signer of zone `apex`, when it is served signed.
+    pub fn signer(&self, apex: &LowerName) -> Option<&Arc<ZoneSigner>> {
+        self.signers.get(apex)
+    }
+
+    pub fn signers(&self) -> impl Iterator<Item = &Arc<ZoneSigner>> {
+        self.signers.values()
     }
 
     /// The version of zone `apex` that had `serial`, current or kept.

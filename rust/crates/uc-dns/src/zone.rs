@@ -121,6 +121,30 @@ pub enum Lookup {
     Referral(LowerName),
 }
 
+/// Where a name sits in a zone (`Zone::locate`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Located<'a> {
+    /// At or below this delegation point.
+    Cut(LowerName),
+    Node {
+        node: &'a Node,
+        apex: bool,
+    },
+    /// Exists only because names below it do.
+    EmptyNonTerminal,
+    /// Answered by the wildcard `wildcard` (`*.<closest encloser>`).
+    Wildcard {
+        wildcard: LowerName,
+        node: &'a Node,
+    },
+    /// A PTR generated from a pattern, to this target.
+    Generated(Name),
+    /// Nothing; `encloser` is the closest existing ancestor.
+    Absent {
+        encloser: LowerName,
+    },
+}
+
 #[derive(Debug)]
 pub struct Zone {
     pub apex: Name,
@@ -243,28 +267,53 @@ impl Zone {
     /// The records `qname` has for `qtype` in this zone. `original` is the
     /// query's spelling, used as the owner of synthesised records.
     pub fn lookup(&self, qname: &LowerName, original: &Name, qtype: RecordType) -> Lookup {
+        match self.locate(qname) {
+            Located::Cut(cut) => {
+                // DS belongs to the parent side of the cut: NODATA here.
+                if cut == *qname && qtype == RecordType::DS {
+                    return Lookup::NoData;
+                }
+                Lookup::Referral(cut)
+            }
+            Located::Node { node, apex } => self.select(node, qtype, None, apex),
+            Located::EmptyNonTerminal => Lookup::NoData,
+            Located::Wildcard { node, .. } => self.select(node, qtype, Some(original), false),
+            Located::Generated(target) => match qtype {
+                RecordType::PTR | RecordType::ANY => Lookup::Found(vec![Record::from_rdata(
+                    original.clone(),
+                    self.ttl,
+                    RData::PTR(PTR(target)),
+                )]),
+                _ => Lookup::NoData,
+            },
+            Located::Absent { .. } => Lookup::NxDomain,
+        }
+    }
+
+    /// What `qname` is in this zone, whatever the type asked (RFC 1034
+    /// §4.3.2 as Knot does): delegations first, then the name itself, empty
+    /// non-terminals, the wildcard at the closest encloser, PTRs generated
+    /// from patterns. DNSSEC's denial of existence proves the same thing.
+    pub fn locate(&self, qname: &LowerName) -> Located<'_> {
         let apex_labels = label_count(&self.apex);
         let qname_labels = label_count(qname);
         if !self.cuts.is_empty() {
             for labels in (apex_labels + 1)..=qname_labels {
                 let ancestor = LowerName::new(&qname.trim_to(labels));
                 if self.cuts.contains(&ancestor) {
-                    // DS belongs to the parent side of the cut (not signed here: NODATA).
-                    if labels == qname_labels && qtype == RecordType::DS {
-                        return Lookup::NoData;
-                    }
-                    return Lookup::Referral(ancestor);
+                    return Located::Cut(ancestor);
                 }
             }
         }
         if let Some(node) = self.content.nodes.get(qname) {
-            let is_apex = qname_labels == apex_labels;
-            return self.select(node, qtype, None, is_apex);
+            let apex = qname_labels == apex_labels;
+            return Located::Node { node, apex };
         }
         if self.empty_non_terminals.contains(qname) {
-            return Lookup::NoData;
+            return Located::EmptyNonTerminal;
         }
         // The wildcard of the closest encloser only (RFC 4592 §3.3.1).
+        let mut encloser = LowerName::new(&self.apex);
         for labels in (apex_labels..qname_labels).rev() {
             let ancestor = LowerName::new(&qname.trim_to(labels));
             let exists = labels == apex_labels
@@ -272,16 +321,19 @@ impl Zone {
                 || self.empty_non_terminals.contains(&ancestor);
             if exists {
                 let wildcard = ancestor.prepend_label("*").ok().map(LowerName::from);
-                if let Some(node) = wildcard.and_then(|w| self.content.nodes.get(&w)) {
-                    return self.select(node, qtype, Some(original), false);
+                if let Some(wildcard) = wildcard {
+                    if let Some(node) = self.content.nodes.get(&wildcard) {
+                        return Located::Wildcard { wildcard, node };
+                    }
                 }
+                encloser = ancestor;
                 break;
             }
         }
-        if let Some(found) = self.generated_ptr(qname, original, qtype) {
-            return found;
+        if let Some(target) = self.generated_ptr(qname) {
+            return Located::Generated(target);
         }
-        Lookup::NxDomain
+        Located::Absent { encloser }
     }
 
     /// A and AAAA records held at `name` in this zone (glue and additional
@@ -353,12 +405,8 @@ impl Zone {
         Lookup::NoData
     }
 
-    fn generated_ptr(
-        &self,
-        qname: &LowerName,
-        original: &Name,
-        qtype: RecordType,
-    ) -> Option<Lookup> {
+    /// The target of the PTR a pattern generates for `qname`, if any.
+    fn generated_ptr(&self, qname: &LowerName) -> Option<Name> {
         if self.content.ptr_patterns.is_empty() {
             return None;
         }
@@ -368,15 +416,7 @@ impl Zone {
             .ptr_patterns
             .iter()
             .find(|p| p.contains(address))?;
-        let target = pattern.target(address)?;
-        Some(match qtype {
-            RecordType::PTR | RecordType::ANY => Lookup::Found(vec![Record::from_rdata(
-                original.clone(),
-                self.ttl,
-                RData::PTR(PTR(target)),
-            )]),
-            _ => Lookup::NoData,
-        })
+        pattern.target(address)
     }
 }
 
