@@ -17,7 +17,8 @@ use uc_types::{
     unix_seconds, ApiError, Assignment, DnsServerView, DnsView, DnsZoneRecords, DnsZoneView,
     InstanceStatus, InstanceView, LbListenerStatus, LbListenerView, LbView, Listener,
     ManifestRevision, NodeActionAnswer, NodeActionRequest, NodeCordon, NodeHeartbeat, NodeView,
-    PlacementStatus, RolloutRecord, RolloutState, Service, ServiceView, ServicesView, Zone,
+    PlacementStatus, RolloutRecord, RolloutState, Service, ServiceView, ServicesView, TrafficDrain,
+    Zone,
 };
 
 use crate::deploy::{self, DeployError, DeployRequest};
@@ -307,6 +308,16 @@ pub(crate) async fn lb_view(store: &mut Client) -> Result<LbView, etcd_client::E
             }
             Err(err) => {
                 entry.unreadable.insert(node.to_owned(), err.to_string());
+            }
+        }
+    }
+    for kv in store.get(keys::nodes_prefix(), prefix()).await?.kvs() {
+        if let Some(Key::NodeTraffic { node }) = kv.key_str().ok().and_then(keys::parse) {
+            match serde_json::from_slice::<TrafficDrain>(kv.value()) {
+                Ok(drain) if drain.drained => {
+                    view.drained_nodes.insert(node.to_owned(), drain);
+                }
+                _ => {}
             }
         }
     }

@@ -12,8 +12,8 @@ use axum::routing::get;
 use axum::Router;
 use etcd_client::Client;
 use uc_types::{
-    keys, DesiredSystem, DnsView, LbBackendState, LbView, ManifestRevision, ObservedSystem,
-    RolloutRecord, RolloutState,
+    keys, DesiredSystem, DnsView, LbView, ManifestRevision, ObservedSystem, RolloutRecord,
+    RolloutState,
 };
 
 use crate::phone_home::PendingMachine;
@@ -278,17 +278,31 @@ fn lb_section(view: &LbView) -> String {
                 html.push_str(&row("", &[&title, node, &address, &state, "none", ""]));
             }
             for backend in &status.backends {
-                let health = match backend.state {
-                    LbBackendState::Unknown => "unknown (not probed yet)",
-                    other => other.as_str(),
-                };
+                let health = backend.health();
                 let address_of_backend = backend.address.to_string();
-                let cells = [&*title, node, &address, &state, &address_of_backend, health];
+                let cells = [
+                    &*title,
+                    node,
+                    &address,
+                    &state,
+                    &address_of_backend,
+                    &health,
+                ];
                 html.push_str(&row(backend.state.as_str(), &cells));
             }
         }
     }
     html.push_str("</table>");
+    if !view.drained_nodes.is_empty() {
+        html.push_str(
+            "<p id=\"drained\">Out of traffic (their instances drain from every listener):</p><ul>",
+        );
+        for (node, drain) in &view.drained_nodes {
+            let line = format!("{node}: {} (since {})", drain.reason, drain.since);
+            html.push_str(&format!("<li>{}</li>", escape(&line)));
+        }
+        html.push_str("</ul>");
+    }
     html
 }
 
@@ -300,7 +314,7 @@ fn dns_section(view: &DnsView) -> String {
         html.push_str("<p>No zones.</p>");
         return html;
     }
-    html.push_str("<table id=\"dns\"><tr><th>zone</th><th>declared at store revision</th><th>records</th><th>PTR patterns</th><th>name servers</th><th>secondaries</th><th>served by (uc-dns, health at its /health)</th><th>error</th></tr>");
+    html.push_str("<table id=\"dns\"><tr><th>zone</th><th>declared at store revision</th><th>records</th><th>PTR patterns</th><th>name servers</th><th>secondaries</th><th>served by (uc-dns)</th><th>error</th></tr>");
     for (apex, zone) in &view.zones {
         let secondaries: Vec<String> = zone
             .secondaries

@@ -97,7 +97,7 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
                 {"address": "10.1.0.21:8080", "state": "up"},
                 {"address": "10.1.0.22:8080", "state": "down"},
                 {"address": "10.1.0.23:8080", "state": "unknown"},
-                {"address": "10.1.0.24:8080", "state": "draining"}]})
+                {"address": "10.1.0.24:8080", "state": "draining", "connections": 2}]})
         .to_string(),
     );
     put(
@@ -115,6 +115,11 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
         .to_string(),
     );
     put(&keys::lb_listener_status("edge3", "www"), "not json");
+    // A node a rollout took out of traffic, as the deployer writes it.
+    put(
+        &keys::node_traffic("worker1"),
+        &json!({"drained": true, "reason": "rollout <7>", "since": 9, "rollout": 7}).to_string(),
+    );
 
     let lb: LbView = get(port, "/api/v1/lb");
     let www = &lb.listeners["www"];
@@ -123,6 +128,8 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
     let states: Vec<LbBackendState> = edge1.backends.iter().map(|b| b.state).collect();
     use LbBackendState::*;
     assert_eq!(states, [Up, Down, Unknown, Draining]);
+    assert_eq!(edge1.backends[3].connections, Some(2));
+    assert_eq!(lb.drained_nodes["worker1"].reason, "rollout <7>");
     assert_eq!(
         www.reports["edge2"].error.as_deref(),
         Some("cannot bind <0.0.0.0:80>: \"in use\" & more")
@@ -140,7 +147,11 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
         ("10.1.0.21:8080", "up", "up"),
         ("10.1.0.22:8080", "down", "down"),
         ("10.1.0.23:8080", "unknown", "unknown (not probed yet)"),
-        ("10.1.0.24:8080", "draining", "draining"),
+        (
+            "10.1.0.24:8080",
+            "draining",
+            "draining (2 open connections)",
+        ),
     ] {
         assert!(page.contains(&row(backend, class, health)), "{page}");
     }
@@ -155,6 +166,10 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
     );
     assert!(
         page.contains("<td>old (no longer declared)</td><td>edge1</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<li>worker1: rollout &lt;7&gt; (since 9)</li>"),
         "{page}"
     );
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use uc_types::{LbBackendState, LbView};
+use uc_types::LbView;
 
 use crate::table;
 
@@ -79,18 +79,21 @@ pub fn render(view: &LbView) -> String {
                 line(listening.clone(), state, "none".to_owned(), "");
             }
             for backend in &status.backends {
-                let health = match backend.state {
-                    LbBackendState::Unknown => "unknown (not probed yet)",
-                    other => other.as_str(),
-                };
+                let health = backend.health();
                 line(
                     listening.clone(),
                     state,
                     backend.address.to_string(),
-                    health,
+                    &health,
                 );
             }
         }
+    }
+    for (node, drain) in &view.drained_nodes {
+        problems.push(format!(
+            "{node}: out of traffic ({}, since {}): its instances drain from every listener",
+            drain.reason, drain.since
+        ));
     }
     let mut out = table::render(&rows);
     if !problems.is_empty() {

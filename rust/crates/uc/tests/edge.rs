@@ -46,7 +46,7 @@ fn lb_listeners_and_dns_zones() {
         "address": "10.1.0.31:80", "serving": true, "error": null,
         "backends": [{"address": "10.1.0.21:8080", "state": "up"},
             {"address": "10.1.0.22:8080", "state": "down"},
-            {"address": "10.1.0.23:8080", "state": "draining"}]});
+            {"address": "10.1.0.23:8080", "state": "draining", "connections": 1}]});
     etcd.ctl(&[
         "put",
         &keys::lb_listener_status("edge1", "www"),
@@ -60,6 +60,11 @@ fn lb_listeners_and_dns_zones() {
         &keys::lb_listener_status("edge2", "www"),
         &failed.to_string(),
     ]);
+    etcd.ctl(&[
+        "put",
+        &keys::node_traffic("worker2"),
+        r#"{"drained": true, "reason": "rollout 2", "since": 5, "rollout": 2}"#,
+    ]);
     let (ok, out, err) = uc(&["lb", "--deployer", d]);
     assert!(ok, "{err}");
     assert_eq!(
@@ -67,10 +72,11 @@ fn lb_listeners_and_dns_zones() {
         "LISTENER  PROTOCOL  PORT  LB NODE  LISTENING ON  STATE        BACKEND         HEALTH\n\
          www       http      80    edge1    10.1.0.31:80  serving      10.1.0.21:8080  up\n\
          www       http      80    edge1    10.1.0.31:80  serving      10.1.0.22:8080  down\n\
-         www       http      80    edge1    10.1.0.31:80  serving      10.1.0.23:8080  draining\n\
+         www       http      80    edge1    10.1.0.31:80  serving      10.1.0.23:8080  draining (1 open connection)\n\
          www       http      80    edge2                  not serving  none\n\
          \n\
-         www on edge2: cannot bind 10.1.0.32:80: address in use\n"
+         www on edge2: cannot bind 10.1.0.32:80: address in use\n\
+         worker2: out of traffic (rollout 2, since 5): its instances drain from every listener\n"
     );
     let (ok, out, err) = uc(&["lb", "--json", "--deployer", d]);
     assert!(ok, "{err}");
