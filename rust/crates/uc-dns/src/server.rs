@@ -20,7 +20,7 @@ use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder};
 use hickory_server::Server;
 use tracing::Instrument;
 
-use crate::answer::{answer, Answer, Question};
+use crate::answer::{answer_dnssec, Answer, Question};
 use crate::metrics::Metrics;
 use crate::snapshot::{Published, Snapshot};
 use crate::transfer::{messages, transfer, Transfer, MESSAGE_BYTES};
@@ -77,7 +77,9 @@ pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
         qtype: query.query_type(),
         qclass: query.query_class(),
     };
-    let answer = answer(snapshot, &question);
+    // The DO bit: a signed zone's answer then carries RRSIGs and NSECs.
+    let dnssec_ok = request.edns.as_ref().is_some_and(|edns| edns.flags().dnssec_ok);
+    let answer = answer_dnssec(snapshot, &question, dnssec_ok);
     metadata.authoritative = answer.authoritative;
     metadata.response_code = answer.rcode;
     let outside_zones =
