@@ -264,6 +264,7 @@ mod tests {
                 state: crate::LbBackendState::Down,
                 connections: None,
             }],
+            vip: None,
         };
         let lb = LbView {
             listeners: BTreeMap::from([(

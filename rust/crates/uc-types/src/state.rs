@@ -76,6 +76,19 @@ mod tests {
         assert_eq!(status.backends[1].state.as_str(), "draining");
         assert_eq!(status.backends[0].health(), "up");
         assert_eq!(status.backends[1].health(), "draining");
+        assert_eq!(status.listening_on(), "127.0.0.1:8080");
+        let mut vip: LbListenerStatus = serde_json::from_value(serde_json::json!({
+            "node": "edge1", "listener": "www", "address": "10.0.0.100:80", "serving": true,
+            "vip": {"holder": "edge2", "held": false, "interface": null, "error": null}}))
+        .expect("parse a status with a VIP");
+        assert_eq!(vip.listening_on(), "10.0.0.100:80 (VIP, held by edge2)");
+        vip.vip = Some(LbVipStatus {
+            holder: Some("edge1".into()),
+            held: true,
+            interface: Some("eth0".into()),
+            error: None,
+        });
+        assert_eq!(vip.listening_on(), "10.0.0.100:80 (VIP, held here on eth0)");
         let mut draining = status.backends[1].clone();
         draining.connections = Some(3);
         assert_eq!(draining.health(), "draining (3 open connections)");
@@ -255,6 +268,47 @@ pub struct LbListenerStatus {
     pub error: Option<String>,
     #[serde(default)]
     pub backends: Vec<LbBackendStatus>,
+    /// Who holds the listener's address, when it is a VIP (an address on
+    /// no interface of the node, held by one LB node at a time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<LbVipStatus>,
+}
+
+impl LbListenerStatus {
+    /// Where it listens, in words, as `uc lb` and the dashboard show it:
+    /// the address, and for a VIP who holds it.
+    pub fn listening_on(&self) -> String {
+        let address = self.address.map(|a| a.to_string()).unwrap_or_default();
+        match &self.vip {
+            None => address,
+            Some(vip) if vip.held => match &vip.interface {
+                Some(interface) => format!("{address} (VIP, held here on {interface})"),
+                None => format!("{address} (VIP, held here)"),
+            },
+            Some(LbVipStatus {
+                holder: Some(holder),
+                ..
+            }) => format!("{address} (VIP, held by {holder})"),
+            Some(_) => format!("{address} (VIP, no holder)"),
+        }
+    }
+}
+
+/// The VIP of an [`LbListenerStatus`], as that uc-lb sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LbVipStatus {
+    /// The node holding it, as the store says (`null`: nobody, or unknown).
+    #[serde(default)]
+    pub holder: Option<String>,
+    /// This node holds it (the address is on `interface`).
+    #[serde(default)]
+    pub held: bool,
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// Why this node cannot hold it.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// One backend of an [`LbListenerStatus`].
