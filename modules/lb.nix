@@ -2,7 +2,10 @@
 # the listeners of `settings.listeners` from the store (docs/lb.md).
 # Stateless, so a dynamic user; ports below 1024 through
 # CAP_NET_BIND_SERVICE, never root. TLS files are read at run time from
-# the paths in each listener, through `tlsGroup`.
+# the paths in each listener, through `tlsGroup`. A listener address that
+# is none of the node's is a VIP: uc-lb then also gets CAP_NET_ADMIN and
+# CAP_NET_RAW (to add the address, send gratuitous ARP), and with
+# `cluster.lb.bgp.enable` a BIRD 2 announces the VIPs this node holds.
 {
   config,
   lib,
@@ -30,6 +33,48 @@
   };
   on = protocols: map endpoint (builtins.filter (l: builtins.elem l.protocol protocols) served);
   https = builtins.filter (l: l.protocol == "https") served;
+
+  # VIPs: the served listeners' addresses that are none of this node's
+  # (uc-lb adds one to an interface while this node holds it).
+  nodeAddresses =
+    if manifest == null
+    then []
+    else manifest.nodes.${cfg.settings.node}.addresses or [];
+  vips = lib.unique (map (l: l.address) (builtins.filter (l: l.address != null && !(builtins.elem l.address nodeAddresses)) served));
+  isV6 = lib.hasInfix ":";
+  vipCaps = lib.optionals (vips != []) ["CAP_NET_ADMIN" "CAP_NET_RAW"];
+
+  bgp =
+    if manifest == null
+    then {enable = false;}
+    else manifest.lb.bgp or {enable = false;};
+  # BIRD 2: a held VIP is a /32 (/128) address on an interface, which the
+  # `direct` protocol sees as a host route; only the VIPs are imported, and
+  # they go to every peer of their family. When uc-lb removes the address
+  # (it lost the VIP, or stopped), the route is withdrawn.
+  birdConfig = let
+    v4 = builtins.filter (v: !(isV6 v)) vips;
+    v6 = builtins.filter isV6 vips;
+    routerId = lib.findFirst (a: !(isV6 a)) null nodeAddresses;
+    channel = family: length: list:
+      lib.optionalString (list != []) "  ${family} { import where net ~ [ ${lib.concatMapStringsSep ", " (v: "${v}/${toString length}") list} ]; };\n";
+    peer = i: p: let
+      family =
+        if isV6 p.address
+        then "ipv6"
+        else "ipv4";
+    in ''
+      protocol bgp peer${toString i} {
+        local as ${toString bgp.asn};
+        neighbor ${p.address} as ${toString p.asn};
+        ${family} { import none; export where proto = "uc_vips"; };
+      }
+    '';
+  in
+    lib.optionalString (routerId != null) "router id ${routerId};\n"
+    + "protocol device { scan time 5; }\n"
+    + "protocol direct uc_vips {\n${channel "ipv4" 32 v4}${channel "ipv6" 128 v6}  interface \"*\";\n}\n"
+    + lib.concatStrings (lib.imap0 peer bgp.peers);
 in {
   options.services.ultracloud.lb =
     import ./daemon-options.nix {inherit lib config pkgs;} {
@@ -114,8 +159,8 @@ in {
         // {
           ExecStart = "${cfg.package}/bin/uc-lb --config /etc/ultracloud/lb.json";
           DynamicUser = true;
-          AmbientCapabilities = ["CAP_NET_BIND_SERVICE"];
-          CapabilityBoundingSet = ["CAP_NET_BIND_SERVICE"];
+          AmbientCapabilities = ["CAP_NET_BIND_SERVICE"] ++ vipCaps;
+          CapabilityBoundingSet = ["CAP_NET_BIND_SERVICE"] ++ vipCaps;
           # Each proxied TCP connection holds two descriptors (client and
           # backend); systemd's default soft limit (1024) would cap it near
           # 500. uc-lb does not raise it itself.
@@ -125,7 +170,20 @@ in {
         }
         // lib.optionalAttrs (cfg.tlsGroup != null) {
           SupplementaryGroups = [cfg.tlsGroup];
+        }
+        # Addresses go up and down over rtnetlink; gratuitous ARP is sent on
+        # a packet socket.
+        // lib.optionalAttrs (vips != []) {
+          RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" "AF_PACKET"];
         };
+    };
+
+    services.bird = lib.mkIf (bgp.enable && vips != []) {
+      enable = true;
+      # BIRD 2, as tested (Debian's bird2 in rust/crates/uc-lb/tests/bgp.rs);
+      # nixpkgs' default is BIRD 3.
+      package = pkgs.bird2;
+      config = birdConfig;
     };
 
     networking.firewall = lib.mkIf cfg.openFirewall {

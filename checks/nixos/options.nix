@@ -13,6 +13,8 @@
 #   environment.systemPackages      nixos/modules/config/system-path.nix
 #   boot.kernel.sysctl              nixos/modules/config/sysctl.nix
 #   services.journald.extraConfig   nixos/modules/system/boot/systemd/journald.nix
+#   services.bird.{enable,package,config}
+#                                   nixos/modules/services/networking/bird.nix
 {lib, ...}: let
   inherit (lib) mkOption types;
   # nixos/lib/systemd-unit-options.nix
@@ -68,6 +70,12 @@ in {
     services.journald.extraConfig = mkOption {
       type = types.lines;
       default = "";
+    };
+    services.bird = {
+      enable = lib.mkEnableOption "BIRD Internet Routing Daemon";
+      # nixpkgs: lib.mkPackageOption pkgs "bird3" { }
+      package = mkOption {type = types.package;};
+      config = mkOption {type = types.lines;};
     };
     networking.firewall.allowedTCPPorts = mkOption {
       type = types.listOf types.port;

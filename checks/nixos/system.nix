@@ -14,6 +14,7 @@
   pkgs =
     lib.genAttrs [
       "bash"
+      "bird2"
       "coreutils"
       "curl"
       "disko"
