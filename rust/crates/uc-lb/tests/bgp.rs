@@ -128,7 +128,7 @@ fn the_holder_announces_the_vip_over_bgp_and_the_route_follows_a_failover() {
         return;
     }
     let dir = TestDir::new("lb-bgp");
-    let net = Net::create("g", 19, &[("a", 1), ("b", 2), ("r", 3)]);
+    let net = Net::create("g", 2, &[("a", 1), ("b", 2), ("r", 3)]);
     let store = format!("http://{}:{}", net.host(254), free_port());
     let etcd = Etcd::start_at(&dir.join("store"), &store);
     let backend_addr: SocketAddr = format!("{}:0", net.host(254)).parse().unwrap();

@@ -41,7 +41,7 @@ fn a_vip_fails_over_between_two_lb_nodes_and_the_client_follows() {
         return;
     }
     let dir = TestDir::new("lb-vip");
-    let net = Net::create("v", 18, &[("a", 1), ("b", 2), ("c", 3)]);
+    let net = Net::create("v", 0, &[("a", 1), ("b", 2), ("c", 3)]);
     let store = format!("http://{}:{}", net.host(254), free_port());
     let etcd = Etcd::start_at(&dir.join("store"), &store);
     let backend_addr: SocketAddr = format!("{}:0", net.host(254)).parse().unwrap();
@@ -148,4 +148,66 @@ fn a_vip_fails_over_between_two_lb_nodes_and_the_client_follows() {
     );
     assert!(served.1.contains("backend"), "{served:?}");
     drop(b);
+}
+
+/// The same over IPv6: the new holder's unsolicited neighbour
+/// advertisement moves the client's neighbour entry.
+#[test]
+fn an_ipv6_vip_fails_over_and_the_client_follows_the_advertisement() {
+    if !is_root() {
+        eprintln!("SKIP an_ipv6_vip_fails_over_and_the_client_follows_the_advertisement: needs root (network namespaces)");
+        return;
+    }
+    let dir = TestDir::new("lb-vip6");
+    let net = Net::create("w", 1, &[("a", 1), ("b", 2), ("c", 3)]);
+    let store = format!("http://{}:{}", net.host(254), free_port());
+    let etcd = Etcd::start_at(&dir.join("store"), &store);
+    let backend_addr: SocketAddr = format!("{}:0", net.host(254)).parse().unwrap();
+    let backend = Backend::http_at("backend", backend_addr);
+    let vip = net.host6(0x100);
+    let declared = listener(
+        "http",
+        8080,
+        &[backend.addr],
+        json!({"address": vip, "nodes": ["lb-a", "lb-b"]}),
+    );
+    etcd.ctl(&["put", &keys::lb_listener("web6"), &declared.to_string()]);
+    let url = format!("http://[{vip}]:8080/");
+
+    let a = Node::start(&net, &dir, "a", 1, &store, "1");
+    a.wait_holding(&net, &etcd, &vip, Duration::from_secs(10));
+    let b = Node::start(&net, &dir, "b", 2, &store, "1");
+    wait_for("b to see a as the holder", Duration::from_secs(10), || {
+        (b.vip("web6")?["holder"] == "lb-a").then_some(())
+    });
+    let served = wait_for(
+        "the client's request through a",
+        Duration::from_secs(10),
+        || net.get("c", &url).filter(|(code, _)| *code == 200),
+    );
+    assert!(served.1.contains("backend"), "{served:?}");
+    assert_eq!(net.neighbour("c", &vip), Some(net.mac("a")));
+
+    let mut a = a;
+    a.process.0.kill().unwrap();
+    let _ = a.process.0.wait();
+    let took = b.wait_holding(
+        &net,
+        &etcd,
+        &vip,
+        Duration::from_secs(TTL) + MARGIN + Duration::from_secs(1),
+    );
+    eprintln!("IPv6 takeover after kill -9: {took:?} (lease TTL {TTL} s)");
+    let b_mac = net.mac("b");
+    wait_for(
+        "the client's neighbour entry to move to b",
+        Duration::from_secs(3),
+        || (net.neighbour("c", &vip).as_deref() == Some(b_mac.as_str())).then_some(()),
+    );
+    let served = wait_for(
+        "the client's request through b",
+        Duration::from_secs(5),
+        || net.get("c", &url).filter(|(code, _)| *code == 200),
+    );
+    assert!(served.1.contains("backend"), "{served:?}");
 }

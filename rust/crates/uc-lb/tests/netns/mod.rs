@@ -1,6 +1,6 @@
 //! What the VIP and BGP tests share: network namespaces joined by a bridge
-//! (in a namespace of its own) on 198.N.M.0/24, with the root namespace at
-//! .254 through a veth (where the store and the backend listen), all
+//! (in a namespace of its own) on 198.18.M.0/24 and fd00:18:M::/64, with
+//! the root namespace at 198.18.M.254 through a veth (where the store and the backend listen), all
 //! removed on drop; and uc-lb nodes run inside them from flags.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -43,18 +43,22 @@ pub struct Net {
     names: Vec<String>,
     /// The first three octets of the test subnet.
     pub subnet: String,
+    /// The IPv6 subnet's first three groups.
+    subnet6: String,
 }
 
 impl Net {
-    /// Namespaces `hosts` (name, last octet of its eth0 address) on a
-    /// bridge; `tag` (one letter) and `second` (the subnet's second octet,
-    /// 18 or 19) keep two tests apart.
-    pub fn create(tag: &str, second: u8, hosts: &[(&str, u8)]) -> Net {
+    /// Namespaces `hosts` (name, last octet or group of its eth0
+    /// addresses) on a bridge; `tag` (one letter) and `index` (0 to 2) keep
+    /// the tests of one process apart.
+    pub fn create(tag: &str, index: u32, hosts: &[(&str, u8)]) -> Net {
         let id = std::process::id() % 100_000;
+        let third = (id * 3 + index) % 250;
         let net = Net {
             prefix: format!("uc{tag}{id}"),
             names: hosts.iter().map(|(n, _)| (*n).to_owned()).collect(),
-            subnet: format!("198.{second}.{}", id % 250),
+            subnet: format!("198.18.{third}"),
+            subnet6: format!("fd00:18:{third}"),
         };
         net.cleanup();
         let sw = net.ns("sw");
@@ -73,6 +77,8 @@ impl Net {
             ip_ok(&["-n", &sw, "link", "set", &port, "master", "br0", "up"]);
             let address = format!("{}/24", net.host(*host));
             ip_ok(&["-n", &ns, "addr", "add", &address, "dev", "eth0"]);
+            let address6 = format!("{}/64", net.host6(u16::from(*host)));
+            ip_ok(&["-n", &ns, "addr", "add", &address6, "dev", "eth0", "nodad"]);
             ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
         }
         let root = net.root_veth();
@@ -103,6 +109,10 @@ impl Net {
         format!("{}.{n}", self.subnet)
     }
 
+    pub fn host6(&self, n: u16) -> String {
+        format!("{}::{n:x}", self.subnet6)
+    }
+
     fn cleanup(&self) {
         for name in self.names.iter().map(String::as_str).chain(["sw"]) {
             let _ = ip(&["netns", "del", &self.ns(name)]);
@@ -113,7 +123,7 @@ impl Net {
     /// Whether `address` is on an interface of namespace `name`.
     pub fn has_address(&self, name: &str, address: &str) -> bool {
         let out = ip(&["-n", &self.ns(name), "-o", "addr", "show"]);
-        String::from_utf8_lossy(&out.stdout).contains(&format!("inet {address}/"))
+        String::from_utf8_lossy(&out.stdout).contains(&format!(" {address}/"))
     }
 
     pub fn mac(&self, name: &str) -> String {
@@ -142,7 +152,16 @@ impl Net {
     /// An HTTP GET from namespace `name`: (code, body).
     pub fn get(&self, name: &str, url: &str) -> Option<(u16, String)> {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns(name), "curl", "-s", "-m", "2"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns(name),
+                "curl",
+                "-s",
+                "-g",
+                "-m",
+                "2",
+            ])
             .args(["-w", "\n%{http_code}", url])
             .stderr(Stdio::null())
             .output()
