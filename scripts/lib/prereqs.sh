@@ -2,8 +2,8 @@
 # missing: Nix (Debian's nix-bin), Python 3, protoc, etcd and etcdctl (the
 # reference the store is tested against), Chromium (dashboard tests), jq and
 # curl (the installer's phone-home script is tested), dig, kdig and knotd
-# (uc-dns is queried with them and compared with Knot), clang and libbpf-dev
-# (uc-lb's XDP program), BIRD 2 (uc-lb's BGP test), and Rust's rustfmt and
+# (uc-dns is queried with them and compared with Knot), clang, libbpf-dev
+# and ethtool (uc-lb's XDP program and its test), BIRD 2 (uc-lb's BGP test), and Rust's rustfmt and
 # clippy.
 # Idempotent; quiet when everything is there.
 ensure_prereqs() {
@@ -25,6 +25,8 @@ ensure_prereqs() {
   # build.rs with clang for the bpf target, against libbpf's headers.
   command -v clang >/dev/null || missing+=(clang)
   [ -e /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+  # uc-lb's XDP test turns off the client veth's checksum offload.
+  command -v ethtool >/dev/null || missing+=(ethtool)
   # BIRD 2: uc-lb's BGP test runs one per LB node and a peer, in network
   # namespaces (its package starts no daemon that listens on its own).
   command -v bird >/dev/null || missing+=(bird2)
