@@ -51,7 +51,8 @@
   # BIRD 2: a held VIP is a /32 (/128) address on an interface, which the
   # `direct` protocol sees as a host route; only the VIPs are imported, and
   # they go to every peer of their family. When uc-lb removes the address
-  # (it lost the VIP, or stopped), the route is withdrawn.
+  # (it lost the VIP, or stopped), the route is withdrawn. A hold time of
+  # 9 s (BIRD's default is 240) bounds how long a dead node's route stays.
   birdConfig = let
     v4 = builtins.filter (v: !(isV6 v)) vips;
     v6 = builtins.filter isV6 vips;
@@ -67,6 +68,7 @@
       protocol bgp peer${toString i} {
         local as ${toString bgp.asn};
         neighbor ${p.address} as ${toString p.asn};
+        hold time 9;
         ${family} { import none; export where proto = "uc_vips"; };
       }
     '';

@@ -41,6 +41,7 @@
     protocol bgp peer0 {
       local as 65000;
       neighbor 10.1.0.1 as 64512;
+      hold time 9;
       ipv4 { import none; export where proto = "uc_vips"; };
     }
   '';

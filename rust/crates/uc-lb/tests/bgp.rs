@@ -40,7 +40,7 @@ fn lb_bird_config(router_id: &str, vips: &[&str], peer: &str) -> String {
         "router id {router_id};\n\
          protocol device {{ scan time 5; }}\n\
          protocol direct uc_vips {{\n  ipv4 {{ import where net ~ [ {} ]; }};\n  interface \"*\";\n}}\n\
-         protocol bgp peer0 {{\n  local as {LB_ASN};\n  neighbor {peer} as {PEER_ASN};\n  \
+         protocol bgp peer0 {{\n  local as {LB_ASN};\n  neighbor {peer} as {PEER_ASN};\n  hold time 9;\n  \
          ipv4 {{ import none; export where proto = \"uc_vips\"; }};\n}}\n",
         vips.join(", ")
     )
