@@ -268,7 +268,7 @@ fn lb_section(view: &LbView) -> String {
                 ));
                 continue;
             };
-            let address = status.address.map(|a| a.to_string()).unwrap_or_default();
+            let address = status.listening_on();
             let state = match &status.error {
                 _ if status.serving => "serving".to_owned(),
                 Some(error) => format!("not serving: {error}"),

@@ -110,8 +110,9 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
     put(
         &keys::lb_listener_status("edge1", "old"),
         &json!({"node": "edge1", "listener": "old", "protocol": "tcp",
-            "address": "10.1.0.31:9000", "serving": true, "error": null,
-            "backends": [{"address": "10.1.0.21:9000", "state": "up"}]})
+            "address": "10.1.0.100:9000", "serving": true, "error": null,
+            "backends": [{"address": "10.1.0.21:9000", "state": "up"}],
+            "vip": {"holder": "edge2", "held": false, "interface": null, "error": null}})
         .to_string(),
     );
     put(&keys::lb_listener_status("edge3", "www"), "not json");
@@ -165,7 +166,7 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
         "{page}"
     );
     assert!(
-        page.contains("<td>old (no longer declared)</td><td>edge1</td>"),
+        page.contains("<td>old (no longer declared)</td><td>edge1</td><td>10.1.0.100:9000 (VIP, held by edge2)</td>"),
         "{page}"
     );
     assert!(

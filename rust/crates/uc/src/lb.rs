@@ -66,7 +66,7 @@ pub fn render(view: &LbView) -> String {
                 line(String::new(), "no report", String::new(), "");
                 continue;
             };
-            let listening = status.address.map(|a| a.to_string()).unwrap_or_default();
+            let listening = status.listening_on();
             let state = if status.serving {
                 "serving"
             } else {
