@@ -6,8 +6,8 @@
 //! holder died).
 //!
 //! Fencing: the holder counts the lease's life from the moment it *sent*
-//! the grant or the last answered keep-alive, so its own deadline falls
-//! before the store can expire the lease. When the store has not answered
+//! the grant or the last answered keep-alive, less a tenth, so its own
+//! deadline falls before the store can expire the lease. When the store has not answered
 //! by then, the address goes down before another node can win the key.
 
 use std::net::IpAddr;
@@ -147,7 +147,7 @@ impl Round<'_> {
         let answer = within("campaign", client.txn(txn)).await?;
         let revision = answer.header().map_or(0, |h| h.revision());
         if answer.succeeded() {
-            return self.hold(client, lease, sent + ttl, revision).await;
+            return self.hold(client, lease, fenced(sent, ttl), revision).await;
         }
         let _ = within("lease revoke", client.lease_revoke(lease)).await;
         let current = answer.op_responses().into_iter().find_map(|op| match op {
@@ -256,7 +256,7 @@ impl Round<'_> {
                 () = tokio::time::sleep(every) => {
                     let sent = Instant::now();
                     match tokio::time::timeout_at(deadline, keep_alive(&mut client, &mut keeper, lease)).await {
-                        Ok(Ok(ttl)) if ttl > 0 => deadline = sent + Duration::from_secs(ttl as u64),
+                        Ok(Ok(ttl)) if ttl > 0 => deadline = fenced(sent, Duration::from_secs(ttl as u64)),
                         Ok(Ok(_)) => break "the lease expired",
                         Ok(Err(err)) => {
                             tracing::warn!(%err, "cannot renew the VIP's lease; retrying until it would expire");
@@ -329,6 +329,13 @@ fn report(
             error,
         },
     );
+}
+
+/// When the holder gives the VIP up unless the lease was renewed: a tenth
+/// of the TTL before the store could expire it (counted from the request
+/// sent, which the store saw later), as slack for a busy runtime.
+fn fenced(sent: Instant, ttl: Duration) -> Instant {
+    sent + ttl - ttl / 10
 }
 
 /// One keep-alive; the TTL left (0: the lease is gone).
