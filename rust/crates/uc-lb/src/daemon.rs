@@ -17,6 +17,8 @@ use crate::status::StatusWriter;
 use crate::supervisor::Supervisor;
 use crate::sync::Syncer;
 use crate::vip::{VipMetrics, VipSettings, Vips};
+use crate::xdp::metrics::XdpMetrics;
+use crate::xdp::Fastpath;
 
 /// How this uc-lb runs: from the config file or from flags.
 #[derive(Debug, Clone)]
@@ -46,6 +48,10 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let mut metrics = Metrics::new();
     let vip_metrics = VipMetrics::register(metrics.registry_mut());
+    let fastpath = Arc::new(Fastpath::default());
+    metrics
+        .registry_mut()
+        .register_collector(Box::new(XdpMetrics(fastpath.clone())));
     let metrics = Arc::new(metrics);
     let reports = Arc::new(Reports::default());
     let connected = Arc::new(AtomicBool::new(false));
@@ -90,6 +96,11 @@ pub async fn run(
         reports,
     };
     let tasks = [
+        tokio::spawn(
+            fastpath
+                .clone()
+                .run(desired_rx.clone(), writer.reports.clone()),
+        ),
         tokio::spawn(syncer.run()),
         tokio::spawn(supervisor.run(desired_rx)),
         tokio::spawn(writer.run()),
@@ -114,6 +125,7 @@ pub async fn run(
     for task in tasks {
         task.abort();
     }
+    fastpath.unload();
     StatusWriter::clear(&settings.store_endpoints, &settings.status_node).await;
     tracing::info!("stopped");
     result

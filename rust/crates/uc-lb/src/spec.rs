@@ -26,6 +26,8 @@ pub struct ListenerSpec {
     /// Send a PROXY protocol v2 header to backends (TCP, UDP). The schema
     /// has no field for it yet, so it is always off from the store.
     pub proxy_protocol: bool,
+    /// The XDP fast path for this listener's address (src/xdp).
+    pub xdp: uc_types::ListenerXdp,
 }
 
 impl ListenerSpec {

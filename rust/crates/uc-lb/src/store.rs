@@ -186,6 +186,7 @@ impl StoreState {
             health: HealthSpec::from(&listener.health_check),
             tls,
             proxy_protocol: false,
+            xdp: listener.xdp.clone(),
         })
     }
 
