@@ -4,6 +4,9 @@
   lib,
   rustPlatform,
   protobuf,
+  llvmPackages,
+  libbpf,
+  linuxHeaders,
 }: let
   fs = lib.fileset;
 in
@@ -27,6 +30,11 @@ in
 
     # uc-proto compiles etcd's protos at build time.
     nativeBuildInputs = [protobuf];
+    # uc-lb's build.rs compiles its XDP programs for the bpf target: with
+    # the unwrapped clang (the wrapper adds flags for the host target),
+    # against libbpf's and the kernel's headers.
+    UC_LB_CLANG = "${llvmPackages.clang-unwrapped}/bin/clang";
+    UC_LB_BPF_INCLUDE = "${libbpf}/include:${linuxHeaders}/include";
     # The integration tests need real peers (etcd, etcdctl, nix) and loopback
     # networking; they run in scripts/check, not in the build sandbox.
     doCheck = false;
