@@ -162,6 +162,37 @@ pub struct DnsZoneView {
     pub error: Option<String>,
 }
 
+impl DnsZoneView {
+    /// Its secondaries as `address:port`, as `uc dns` and the dashboard
+    /// show them.
+    pub fn secondaries_text(&self) -> String {
+        let all: Vec<String> = self
+            .secondaries
+            .iter()
+            .map(|s| std::net::SocketAddr::new(s.address, s.port).to_string())
+            .collect();
+        all.join(", ")
+    }
+
+    /// Its servers as `node on dns-address (health: http://…/health)`, or
+    /// why there are none, as `uc dns` and the dashboard show them.
+    pub fn servers_text(&self) -> String {
+        if self.servers.is_empty() {
+            return "no uc-dns in the deployed manifest".to_owned();
+        }
+        let all: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| {
+                let listen: Vec<String> = s.listen.iter().map(|a| a.to_string()).collect();
+                let health = format!("http://{}/health", s.http_listen);
+                format!("{} on {} (health: {health})", s.node, listen.join(", "))
+            })
+            .collect();
+        all.join("; ")
+    }
+}
+
 /// A uc-dns server of a zone, as the manifest renders it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -328,6 +359,12 @@ mod tests {
                 "servers": [{"node": "edge1", "listen": ["10.0.0.9:53"],
                     "httpListen": "10.0.0.9:9153"}],
                 "error": null}}})
+        );
+        let zone = &dns.zones["ha.test"];
+        assert_eq!(zone.secondaries_text(), "10.0.0.2:53");
+        assert_eq!(
+            zone.servers_text(),
+            "edge1 on 10.0.0.9:53 (health: http://10.0.0.9:9153/health)"
         );
         assert_eq!(serde_json::from_value::<DnsView>(json).expect("parse"), dns);
     }
