@@ -1,8 +1,11 @@
-//! Rollouts in waves: give each node of the current wave its new desired
-//! system, wait until every one reports it healthy within the health gate,
-//! then go on; halt on the first failure and, with auto-revert, give the
-//! switched nodes their previous system back. All state is in the store, so
-//! a restarted deployer resumes where it stopped.
+//! Rollouts in waves: take each node of the current wave out of traffic and
+//! wait for its open connections (`drain`), give it its new desired system,
+//! wait until every one reports it healthy within the health gate, put it
+//! back in traffic, then go on; halt on the first failure and, with
+//! auto-revert, give the switched nodes their previous system back. All
+//! state is in the store, so a restarted deployer resumes where it stopped.
+
+mod drain;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use uc_types::{
     keys, unix_seconds, DesiredSystem, ObservedSystem, RolloutRecord, RolloutState, SystemState,
 };
 
+use self::drain::{Health, NodeView, Step};
 use crate::cache::Cache;
 use crate::store::{compare_and_put, get_json, Store};
 
@@ -32,6 +36,8 @@ async fn changed_since(
 
 pub async fn run(mut client: Client, cache: Arc<Cache>) -> Result<(), etcd_client::Error> {
     let mut served_for = None;
+    // The rollout and state whose drains were last swept.
+    let mut swept = None;
     loop {
         let response = client.get(keys::rollout_current(), None).await?;
         let store_revision = response.header().map_or(0, |h| h.revision());
@@ -57,6 +63,12 @@ pub async fn run(mut client: Client, cache: Arc<Cache>) -> Result<(), etcd_clien
                 Err(err) => tracing::error!(%err, "cannot serve the rollout's systems"),
             }
             served_for = Some(record.id);
+        }
+        if swept != Some((record.id, record.state)) {
+            // Drained nodes of a halted or replaced rollout go back in traffic.
+            let running = (record.state == RolloutState::Running).then_some(record.id);
+            drain::restore_all(&mut client, running).await?;
+            swept = Some((record.id, record.state));
         }
         if record.state != RolloutState::Running {
             changed_since(&mut client, store_revision, Duration::from_secs(30)).await?;
@@ -94,11 +106,15 @@ async fn step(
         }
     }
     let waited = unix_seconds().saturating_sub(record.wave_started);
-    if failure.is_none() && healthy < wave.len() && waited > record.health_gate_timeout_seconds {
+    // The drain's wait comes before the health gate's.
+    let gate = record.health_gate_timeout_seconds + record.drain_timeout_seconds;
+    if failure.is_none() && healthy < wave.len() && waited > gate {
         failure = Some(format!(
-            "{} of {} nodes did not report healthy within {}s",
+            "{} of {} nodes did not report healthy within {}s (drain {}s, health gate {}s)",
             wave.len() - healthy,
             wave.len(),
+            gate,
+            record.drain_timeout_seconds,
             record.health_gate_timeout_seconds
         ));
     }
@@ -132,15 +148,16 @@ async fn step(
 
 /// Where a node of the current wave is.
 enum NodeProgress {
+    /// Healthy and back in traffic.
     Healthy,
     /// Failed or rolled back: why.
     Failed(String),
-    /// Switching, or not reported yet.
+    /// Draining, switching, or not reported yet.
     Waiting,
 }
 
-/// Gives `node` the rollout's system, unless it has it already, and reads
-/// how it is doing.
+/// Takes `node` one step further (`drain::next`): out of traffic, its new
+/// system once its connections are done, back in traffic once healthy.
 async fn advance_node(
     client: &mut Client,
     record: &RolloutRecord,
@@ -154,34 +171,74 @@ async fn advance_node(
     };
     let current: Option<(DesiredSystem, i64)> =
         get_json(client, &keys::desired_system(node)).await?;
-    if current.map(|(d, _)| d) != Some(desired.clone()) {
-        tracing::info!(rollout = record.id, wave = record.wave + 1, node, path = %desired.store_path, "switching node");
-        client
-            .put(
-                keys::desired_system(node),
-                serde_json::to_vec(&desired).unwrap_or_default(),
-                None,
-            )
-            .await?;
-    }
+    let switched = current.map(|(d, _)| d) == Some(desired.clone());
     let observed: Option<(ObservedSystem, i64)> =
         get_json(client, &keys::observed_system(node)).await?;
-    Ok(match observed.map(|(o, _)| o) {
-        Some(o) if o.generation == generation && o.state == SystemState::Healthy => {
-            NodeProgress::Healthy
-        }
+    let health = match observed.map(|(o, _)| o) {
+        Some(o) if o.generation == generation && o.state == SystemState::Healthy => Health::Healthy,
         Some(o)
             if o.generation == generation
                 && matches!(o.state, SystemState::Failed | SystemState::RolledBack) =>
         {
-            NodeProgress::Failed(format!(
+            Health::Failed(format!(
                 "{node}: {:?}: {}",
                 o.state,
                 o.error.unwrap_or_default()
             ))
         }
-        _ => NodeProgress::Waiting,
-    })
+        _ => Health::Pending,
+    };
+    let drain = drain::read(client, node).await?;
+    let open = match &drain {
+        Some(d) if d.drained && !switched => drain::open_backends(client, node).await?,
+        _ => 0,
+    };
+    let view = NodeView {
+        switched,
+        drain,
+        open,
+        health,
+    };
+    let now = unix_seconds();
+    Ok(
+        match drain::next(&view, record.id, now, record.drain_timeout_seconds) {
+            Step::Drain => {
+                tracing::info!(rollout = record.id, node, "taking node out of traffic");
+                drain::write(client, node, &drain::record(record.id, record.wave, now)).await?;
+                NodeProgress::Waiting
+            }
+            Step::WaitForConnections => {
+                tracing::debug!(node, open, "waiting for open connections");
+                NodeProgress::Waiting
+            }
+            Step::Switch { timed_out } => {
+                if timed_out && open > 0 {
+                    tracing::warn!(
+                        node,
+                        open,
+                        timeout = record.drain_timeout_seconds,
+                        "drain timeout: switching with backends still open"
+                    );
+                }
+                tracing::info!(rollout = record.id, wave = record.wave + 1, node, path = %desired.store_path, "switching node");
+                client
+                    .put(
+                        keys::desired_system(node),
+                        serde_json::to_vec(&desired).unwrap_or_default(),
+                        None,
+                    )
+                    .await?;
+                NodeProgress::Waiting
+            }
+            Step::WaitForHealth => NodeProgress::Waiting,
+            Step::Restore => {
+                drain::restore(client, node, record.id).await?;
+                NodeProgress::Healthy
+            }
+            Step::Done => NodeProgress::Healthy,
+            Step::Failed(why) => NodeProgress::Failed(why),
+        },
+    )
 }
 
 /// Gives every node the rollout touched its previous system back.
