@@ -1,14 +1,15 @@
-//! uc-dns' own UDP path: one thread per SO_REUSEPORT socket reads a
-//! datagram, answers it and sends the answer, with no task, channel or
-//! wake-up between (hickory-server's `Server` spawned a task per UDP query
+//! uc-dns' own UDP path: one thread per SO_REUSEPORT socket reads the
+//! queued datagrams (recvmmsg), answers them and sends the answers
+//! (sendmmsg), with no task, channel or wake-up between (hickory-server's `Server` spawned a task per UDP query
 //! and handed the answer back to the socket's task: most of uc-dns' time
 //! at full speed went to that, see docs/dns-performance.md). Plain queries
 //! are answered from the worker's packet cache; the rest, and every miss,
 //! go through the same `respond` and encoding as before. TCP, zone
 //! transfers over TCP and NOTIFY stay on hickory-server's path.
 
-use std::io::ErrorKind;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,10 @@ use hickory_server::proto::serialize::binary::{
 };
 use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 
 use super::packet_cache::{CacheKey, Entry, PacketCache};
 use super::{respond, transfer_edns, transfer_metadata, Response};
@@ -31,6 +36,8 @@ use crate::snapshot::{Published, Snapshot};
 /// How long a worker waits for a datagram before it looks whether the
 /// server is shutting down.
 const STOP_CHECK: Duration = Duration::from_millis(200);
+/// Datagrams read (and answers sent) per system call at most.
+const BATCH: usize = 32;
 /// Receive buffer asked for each socket: room for bursts while the worker
 /// is not scheduled (the kernel caps it at net.core.rmem_max).
 const RECEIVE_BUFFER: usize = 4 << 20;
@@ -69,43 +76,70 @@ impl UdpWorker {
         }
     }
 
-    /// Answers datagrams on `socket` until `stopping` says so.
+    /// Answers datagrams on `socket` until `stopping` says so: reads what
+    /// is queued (up to `BATCH`, waiting for the first) with one recvmmsg,
+    /// answers each, and sends the answers with one sendmmsg (Knot's and
+    /// NSD's loop). Below saturation a batch is one datagram.
     pub fn run(mut self, socket: &UdpSocket, stopping: impl Fn() -> bool) {
         if let Err(err) = socket.set_read_timeout(Some(STOP_CHECK)) {
             tracing::warn!(%err, "UDP socket without a read timeout: shutdown waits for a datagram");
         }
-        let mut packet = vec![0; usize::from(u16::MAX)];
+        let fd = socket.as_raw_fd();
+        let mut buffers = vec![vec![0; usize::from(u16::MAX)]; BATCH];
+        let mut answers: Vec<Vec<u8>> = vec![Vec::new(); BATCH];
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut sending = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut received: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
+        let mut clients: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+        let mut counted: Vec<Answered> = Vec::with_capacity(BATCH);
         while !stopping() {
-            let (len, client) = match socket.recv_from(&mut packet) {
-                Ok(received) => received,
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
+            received.clear();
+            {
+                let mut slices: Vec<[IoSliceMut; 1]> = buffers
+                    .iter_mut()
+                    .map(|buffer| [IoSliceMut::new(buffer)])
+                    .collect();
+                match recvmmsg(
+                    fd,
+                    &mut headers,
+                    slices.iter_mut(),
+                    MsgFlags::MSG_WAITFORONE,
+                    None,
+                ) {
+                    Ok(messages) => received.extend(messages.map(|m| (m.bytes, m.address))),
+                    // A timeout (to look at `stopping`), or an ICMP error of an earlier send.
+                    Err(err) => {
+                        if !matches!(err, Errno::EAGAIN | Errno::EINTR) {
+                            tracing::debug!(%err, "UDP receive failed");
+                        }
+                        continue;
+                    }
                 }
-                Err(err) => {
-                    // ICMP errors of earlier sends show up here; keep serving.
-                    tracing::debug!(%err, "UDP receive failed");
+            }
+            let started = Instant::now();
+            clients.clear();
+            counted.clear();
+            for (at, (len, address)) in received.iter().enumerate() {
+                let Some(client) = address.as_ref().and_then(socket_address) else {
+                    continue;
+                };
+                // Port 0 cannot be answered (and is spoofed), as hickory-server.
+                if client.port() == 0 {
                     continue;
                 }
-            };
-            let started = Instant::now();
-            // Port 0 cannot be answered (and is spoofed), as hickory-server.
-            if client.port() == 0 {
-                continue;
+                let packet = &buffers[at][..(*len).min(buffers[at].len())];
+                if let Some(answered) = self.answer(packet, client) {
+                    std::mem::swap(&mut self.out, &mut answers[clients.len()]);
+                    clients.push(*address);
+                    counted.push(answered);
+                }
             }
-            let Some(answered) = self.answer(&packet[..len], client) else {
-                continue;
-            };
-            if let Err(err) = socket.send_to(&self.out, client) {
-                tracing::debug!(%err, %client, "answer not sent");
+            send_all(fd, &mut sending, &answers[..clients.len()], &clients);
+            let took = started.elapsed();
+            for answered in &counted {
+                self.counters.observe(answered.qtype, answered.rcode, took);
+                self.counters.observe_cache(answered.lookup);
             }
-            self.counters
-                .observe(answered.qtype, answered.rcode, started.elapsed());
-            self.counters.observe_cache(answered.lookup);
         }
     }
 
@@ -276,6 +310,48 @@ fn encode<'a>(
             ResponseCode::ServFail
         }
     }
+}
+
+/// Sends `answers[i]` to `clients[i]`, in as few sendmmsg calls as the
+/// kernel allows; an answer that cannot be sent is skipped.
+fn send_all(
+    fd: RawFd,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    answers: &[Vec<u8>],
+    clients: &[Option<SockaddrStorage>],
+) {
+    let mut from = 0;
+    while from < answers.len() {
+        let slices: Vec<[IoSlice; 1]> = answers[from..]
+            .iter()
+            .map(|answer| [IoSlice::new(answer)])
+            .collect();
+        let controls: [ControlMessage; 0] = [];
+        match sendmmsg(
+            fd,
+            &mut *headers,
+            &slices,
+            &clients[from..],
+            controls,
+            MsgFlags::empty(),
+        ) {
+            Ok(sent) => from += sent.count().max(1),
+            Err(Errno::EINTR) => {}
+            Err(err) => {
+                tracing::debug!(%err, "answer not sent");
+                from += 1;
+            }
+        }
+    }
+}
+
+fn socket_address(address: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    address
+        .as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
 /// Starts a worker thread answering on `socket` until `stopping` says so.

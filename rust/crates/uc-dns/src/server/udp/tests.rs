@@ -459,10 +459,31 @@ async fn datagrams_through_serve_are_answered_and_counted() {
             .collect();
         assert_eq!(addresses, ["192.0.2.10", "192.0.2.11"]);
     }
+    // A burst: read in batches, every query answered once, under its ID.
+    for id in 100..300_u16 {
+        let name = format!("h{id}.example.test.");
+        socket
+            .send_to(&query(id, &name, RecordType::A, None), bound[0])
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    for _ in 100..300 {
+        let (len, _) = socket.recv_from(&mut buffer).unwrap();
+        let message = Message::from_vec(&buffer[..len]).unwrap();
+        assert_eq!(message.metadata.response_code, ResponseCode::NXDomain);
+        let id = message.metadata.id;
+        assert_eq!(
+            message.queries[0].name().to_string(),
+            format!("h{id}.example.test.")
+        );
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (100..300).collect::<Vec<u16>>());
     // Counted after the answer is sent: wait for the worker to get there.
     let mut text = metrics.render();
     for _ in 0..100 {
-        if text.contains("uc_dns_query_duration_seconds_count 3\n") {
+        if text.contains("uc_dns_query_duration_seconds_count 203\n") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -470,8 +491,9 @@ async fn datagrams_through_serve_are_answered_and_counted() {
     }
     for line in [
         "uc_dns_queries_total{qtype=\"A\",rcode=\"NOERROR\"} 3\n",
-        "uc_dns_query_duration_seconds_count 3\n",
-        "uc_dns_packet_cache_lookups_total{result=\"miss\"} 1\n",
+        "uc_dns_queries_total{qtype=\"A\",rcode=\"NXDOMAIN\"} 200\n",
+        "uc_dns_query_duration_seconds_count 203\n",
+        "uc_dns_packet_cache_lookups_total{result=\"miss\"} 201\n",
         "uc_dns_packet_cache_lookups_total{result=\"hit\"} 2\n",
         "uc_dns_packet_cache_lookups_total{result=\"bypass\"} 0\n",
     ] {
