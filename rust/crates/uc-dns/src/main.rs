@@ -35,10 +35,33 @@ struct Args {
     /// UDP sockets per address, one per worker (default: the number of CPUs).
     #[arg(long)]
     udp_sockets: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Print the DS and DNSKEY a zone gets from a key file, serving nothing
+    /// (for the parent zone, before the key signs).
+    DnssecDs {
+        /// The zone, e.g. example.com.
+        zone: String,
+        /// Its key: PKCS#8 ECDSA P-256, PEM or DER.
+        key_file: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::DnssecDs { zone, key_file }) = &args.command {
+        return match uc_dns::dnssec::key::describe(zone, key_file) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => uc_daemon::exit_with_error("uc-dns", err),
+        };
+    }
     // hickory-server logs every query at info: too much for a busy server.
     uc_daemon::init_logging(
         "info,hickory_server=warn,hickory_net=warn,hickory_proto=warn",

@@ -5,8 +5,9 @@
 //! with no network beyond loopback; `kdig +dnssec` shows the signatures.
 //! Covered: an A answer, a CNAME chain, a wildcard answer, NXDOMAIN,
 //! NODATA, a PTR from ptrPatterns, a service record, an unsigned zone
-//! staying unsigned, a change re-signed under a new serial, and a zone
-//! whose key file is missing served unsigned while the rest stays signed.
+//! staying unsigned, a change re-signed under a new serial, a zone whose
+//! key file is missing served unsigned while the rest stays signed, and
+//! `uc-dns dnssec-ds` giving the DS from the key file alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -186,6 +187,16 @@ fn signed_answers_validate_with_delv() {
     let reverse_anchors = anchor(&dns, &dir, "2.0.192.in-addr.arpa");
     let log = dns.log_text();
     assert!(log.contains("DNSSEC key loaded"), "{log}");
+    // The DS an operator gets from the key file alone is the one served.
+    let offline = Command::new(env!("CARGO_BIN_EXE_uc-dns"))
+        .args(["dnssec-ds", "example.test"])
+        .arg(&example_key)
+        .output()
+        .unwrap();
+    let offline = String::from_utf8_lossy(&offline.stdout).into_owned();
+    let (_, served) = http(dns.http_port, "GET", "/dnssec/example.test/ds", "");
+    assert!(offline.starts_with(&served), "{offline} vs {served}");
+    assert!(offline.contains("IN DNSKEY 257 3 13 "), "{offline}");
 
     let zone = "example.test";
     assert_validated(&dns, &anchors, zone, "www.example.test", "A", "192.0.2.10");

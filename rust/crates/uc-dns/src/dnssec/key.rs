@@ -119,4 +119,28 @@ impl ZoneKey {
     pub fn ds_line(&self, apex: &Name) -> String {
         format!("{apex} IN DS {}", self.ds)
     }
+
+    /// The DNSKEY in presentation format (some registrars take it instead).
+    pub fn dnskey_line(&self, apex: &Name) -> String {
+        format!("{apex} IN DNSKEY {}", self.dnskey)
+    }
+}
+
+/// What `uc-dns dnssec-ds <zone> <key file>` prints: the DS and DNSKEY of
+/// the key at `path` as zone `zone`'s, without serving anything (a new key
+/// is given to the parent before it signs, see docs/dns.md).
+pub fn describe(zone: &str, path: &Path) -> Result<String, KeyError> {
+    let apex = Name::from_ascii(format!("{}.", zone.trim_end_matches('.'))).map_err(|err| {
+        KeyError::NotP256 {
+            path: path.to_owned(),
+            reason: format!("{zone:?} is not a zone name: {err}"),
+        }
+    })?;
+    let key = ZoneKey::load(path, &apex)?;
+    Ok(format!(
+        "{}\n{}\n; key tag {}\n",
+        key.ds_line(&apex),
+        key.dnskey_line(&apex),
+        key.key_tag
+    ))
 }
