@@ -1,8 +1,8 @@
 # Installs what the test suite and the demo need on Debian/Ubuntu, when it is
 # missing: Nix (Debian's nix-bin), Python 3, protoc, etcd and etcdctl (the
 # reference the store is tested against), Chromium (dashboard tests), jq and
-# curl (the installer's phone-home script is tested), dig, kdig and knotd
-# (uc-dns is queried with them and compared with Knot), clang, libbpf-dev
+# curl (the installer's phone-home script is tested), dig, delv, kdig and
+# knotd (uc-dns is queried and validated with them and compared with Knot), clang, libbpf-dev
 # and ethtool (uc-lb's XDP program and its test), BIRD 2 (uc-lb's BGP test), and Rust's rustfmt and
 # clippy.
 # Idempotent; quiet when everything is there.
@@ -18,6 +18,9 @@ ensure_prereqs() {
   command -v etcd >/dev/null || missing+=(etcd-server)
   command -v etcdctl >/dev/null || missing+=(etcd-client)
   command -v dig >/dev/null || missing+=(dnsutils)
+  # delv (BIND's validator) checks uc-dns's signed answers (tests/dnssec.rs);
+  # dnsutils pulls it in on Debian 12, older releases name it on its own.
+  command -v delv >/dev/null || missing+=(bind9-dnsutils)
   command -v kdig >/dev/null || missing+=(knot-dnsutils)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v cc >/dev/null || missing+=(build-essential)
