@@ -31,6 +31,13 @@ struct Args {
     log: uc_daemon::LogArgs,
     #[command(flatten)]
     daemon: uc_daemon::DaemonArgs,
+    /// Write the XDP programs for backends and veth peers into DIR and exit:
+    /// decap.o strips the IPIP header of the XDP fast path's packets (for
+    /// backends without an ipip device), pass.o passes everything (for the
+    /// peer of a veth running native XDP). Load one with
+    /// `ip link set dev IF xdp obj DIR/decap.o sec xdp`.
+    #[arg(long, value_name = "DIR")]
+    write_xdp_programs: Option<std::path::PathBuf>,
     /// Seconds a drained backend's open connections may go on before they are closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     drain_timeout: f64,
@@ -93,6 +100,12 @@ fn seconds(flag: &'static str, value: f64) -> Result<Duration, SettingsError> {
 fn main() -> ExitCode {
     let args = Args::parse();
     uc_daemon::init_logging("info", args.log.log_format);
+    if let Some(dir) = &args.write_xdp_programs {
+        return match uc_lb::xdp::write_programs(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => uc_daemon::exit_with_error("uc-lb", err),
+        };
+    }
     match settings(&args) {
         Ok(settings) => uc_daemon::run_daemon(
             "uc-lb",

@@ -459,51 +459,39 @@ fn scenario(mode: &str, subnet: u8) {
     let tag = format!("ux{}{}", std::process::id() % 10000, &mode[..1]);
     let net = Net::new(&tag, subnet);
     let dir = TestDir::new(&format!("xdp-{mode}"));
-    let attach = if mode == "native" {
-        "xdpdrv"
-    } else {
-        "xdpgeneric"
+    // The programs for the router's and backends' interfaces, as an
+    // operator gets them.
+    run(
+        None,
+        &[
+            env!("CARGO_BIN_EXE_uc-lb"),
+            "--write-xdp-programs",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let load = |ns: &str, dev: &str, object: &str| {
+        let flag = if mode == "native" {
+            "xdpdrv"
+        } else {
+            "xdpgeneric"
+        };
+        let object = dir.join(object);
+        let object = object.to_str().unwrap();
+        run(
+            Some(ns),
+            &[
+                "ip", "link", "set", "dev", dev, flag, "obj", object, "sec", "xdp",
+            ],
+        );
     };
     if mode == "native" {
         // veth takes XDP_TX frames only when its peer runs an XDP program.
-        let pass = dir.join("pass.o");
-        std::fs::write(&pass, uc_lb::xdp::PASS_OBJECT).unwrap();
-        run(
-            Some(&net.ns("r")),
-            &[
-                "ip",
-                "link",
-                "set",
-                "dev",
-                "rl",
-                attach,
-                "obj",
-                pass.to_str().unwrap(),
-                "sec",
-                "xdp",
-            ],
-        );
+        load(&net.ns("r"), "rl", "pass.o");
     }
     // Backends decapsulate with uc-lb's decap program (this kernel has no
     // ipip device; one with it would do the same).
-    let decap = dir.join("decap.o");
-    std::fs::write(&decap, uc_lb::xdp::DECAP_OBJECT).unwrap();
     for k in 1..=3u8 {
-        run(
-            Some(&net.ns(&format!("b{k}"))),
-            &[
-                "ip",
-                "link",
-                "set",
-                "dev",
-                "eth0",
-                attach,
-                "obj",
-                decap.to_str().unwrap(),
-                "sec",
-                "xdp",
-            ],
-        );
+        load(&net.ns(&format!("b{k}")), "eth0", "decap.o");
     }
     let server = dir.join("server.py");
     std::fs::write(&server, SERVER).unwrap();

@@ -40,6 +40,15 @@ pub static PASS_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pass.o
 /// sec xdp`).
 pub static DECAP_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/decap.o"));
 
+/// Writes decap.o and pass.o into `dir` (`uc-lb --write-xdp-programs`).
+pub fn write_programs(dir: &std::path::Path) -> Result<(), XdpError> {
+    for (name, object) in [("decap.o", DECAP_OBJECT), ("pass.o", PASS_OBJECT)] {
+        let path = dir.join(name);
+        std::fs::write(&path, object).map_err(|source| XdpError::Write { path, source })?;
+    }
+    Ok(())
+}
+
 /// How often the healthy backends are compared with what the maps hold
 /// (backend states change without a new desired state).
 const CHECK_EVERY: Duration = Duration::from_millis(250);
@@ -66,6 +75,11 @@ pub enum XdpError {
     Map(#[from] aya::maps::MapError),
     #[error("cannot count the CPUs for the per-CPU counters: {0}")]
     Cpus(std::io::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("the XDP object has no {0}")]
     Missing(&'static str),
     #[error("cannot attach XDP to interface {interface}: {source}")]
