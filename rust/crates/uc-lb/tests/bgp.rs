@@ -17,17 +17,13 @@
 mod common;
 mod netns;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::json;
-use uc_testkit::{free_port, wait_for, Etcd, KillOnDrop, TestDir};
-use uc_types::keys;
+use uc_testkit::{wait_for, KillOnDrop};
 
-use common::{listener, Backend};
-use netns::{is_root, Net, Node};
+use netns::{is_root, Net, Scene};
 
 const LB_ASN: u32 = 65000;
 const PEER_ASN: u32 = 64512;
@@ -127,59 +123,44 @@ fn the_holder_announces_the_vip_over_bgp_and_the_route_follows_a_failover() {
         eprintln!("SKIP the_holder_announces_the_vip_over_bgp_and_the_route_follows_a_failover: needs root (network namespaces) and bird (Debian's bird2)");
         return;
     }
-    let dir = TestDir::new("lb-bgp");
-    let net = Net::create("g", 2, &[("a", 1), ("b", 2), ("r", 3)]);
-    let store = format!("http://{}:{}", net.host(254), free_port());
-    let etcd = Etcd::start_at(&dir.join("store"), &store);
-    let backend_addr: SocketAddr = format!("{}:0", net.host(254)).parse().unwrap();
-    let backend = Backend::http_at("backend", backend_addr);
-    let vip = net.host(100);
-    let declared = listener(
-        "http",
-        8080,
-        &[backend.addr],
-        json!({"address": vip, "nodes": ["lb-a", "lb-b"]}),
+    let scene = Scene::new(
+        "lb-bgp",
+        ("g", 2),
+        &[("a", 1), ("b", 2), ("r", 3)],
+        |n| n.host(100),
+        &["lb-a", "lb-b"],
     );
-    etcd.ctl(&["put", &keys::lb_listener("web"), &declared.to_string()]);
+    let (net, dir, vip) = (&scene.net, &scene.dir, &scene.vip);
     let prefix = format!("{vip}/32");
-    let url = format!("http://{vip}:8080/");
     let (a_ip, b_ip, peer_ip) = (net.host(1), net.host(2), net.host(3));
 
-    let peer = Bird::start(
-        &net,
-        &dir,
-        "r",
-        &peer_bird_config(&peer_ip, &[&a_ip, &b_ip]),
-    );
-    let _bird_a = Bird::start(&net, &dir, "a", &lb_bird_config(&a_ip, &[&vip], &peer_ip));
-    let _bird_b = Bird::start(&net, &dir, "b", &lb_bird_config(&b_ip, &[&vip], &peer_ip));
+    let peer = Bird::start(net, dir, "r", &peer_bird_config(&peer_ip, &[&a_ip, &b_ip]));
+    let _bird_a = Bird::start(net, dir, "a", &lb_bird_config(&a_ip, &[vip], &peer_ip));
+    let _bird_b = Bird::start(net, dir, "b", &lb_bird_config(&b_ip, &[vip], &peer_ip));
 
-    let mut a = Node::start(&net, &dir, "a", 1, &store, "1");
-    a.wait_holding(&net, &etcd, &vip, Duration::from_secs(10));
-    let b = Node::start(&net, &dir, "b", 2, &store, "1");
+    let mut a = scene.node("a", 1, "1");
+    a.wait_holding(&scene, Duration::from_secs(10));
+    let b = scene.node("b", 2, "1");
     wait_for(
         "the peer to learn the VIP via a",
         Duration::from_secs(20),
         || (peer.next_hops(&prefix) == [a_ip.clone()]).then_some(()),
     );
-    let route =
-        String::from_utf8_lossy(&netns::ip(&["-n", &net.ns("r"), "route", "show", &prefix]).stdout)
-            .into_owned();
+    let kernel_route = || {
+        let out = netns::ip(&["-n", &net.ns("r"), "route", "show", &prefix]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let route = kernel_route();
     assert!(
         route.contains(&format!("via {a_ip}")),
         "the peer's kernel route: {route}"
     );
-    let served = wait_for(
-        "the peer's request through a",
-        Duration::from_secs(5),
-        || net.get("r", &url).filter(|(code, _)| *code == 200),
-    );
-    assert!(served.1.contains("backend"), "{served:?}");
+    scene.served_from("r", "the peer's request through a");
 
     // SIGTERM of a: its address goes, so its BIRD withdraws the route; b
     // takes the VIP and its BIRD announces it.
     a.process.terminate(Duration::from_secs(6));
-    b.wait_holding(&net, &etcd, &vip, Duration::from_secs(3));
+    b.wait_holding(&scene, Duration::from_secs(3));
     wait_for(
         "the peer to learn the VIP via b only",
         Duration::from_secs(10),
@@ -189,25 +170,16 @@ fn the_holder_announces_the_vip_over_bgp_and_the_route_follows_a_failover() {
         "the peer's kernel route via b",
         Duration::from_secs(5),
         || {
-            let out = netns::ip(&["-n", &net.ns("r"), "route", "show", &prefix]);
-            String::from_utf8_lossy(&out.stdout)
+            kernel_route()
                 .contains(&format!("via {b_ip}"))
                 .then_some(())
         },
     );
-    let served = wait_for(
-        "the peer's request through b",
-        Duration::from_secs(5),
-        || net.get("r", &url).filter(|(code, _)| *code == 200),
-    );
-    assert!(served.1.contains("backend"), "{served:?}");
+    scene.served_from("r", "the peer's request through b");
 
     // A restarted a follows b and announces nothing.
-    a = Node::start(&net, &dir, "a", 1, &store, "2");
-    wait_for("a restarted to follow b", Duration::from_secs(5), || {
-        let v = a.vip("web")?;
-        (v["holder"] == "lb-b").then_some(())
-    });
+    a = scene.node("a", 1, "2");
+    a.wait_following("lb-b");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(peer.next_hops(&prefix), [b_ip]);
     drop(b);

@@ -7,11 +7,11 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use uc_testkit::{wait_for, Etcd, KillOnDrop, TestDir};
+use serde_json::{json, Value};
+use uc_testkit::{free_port, wait_for, Etcd, KillOnDrop, TestDir};
 use uc_types::keys;
 
-use crate::common::curl;
+use crate::common::{curl, listener, Backend};
 
 /// The VIP lease TTL the nodes run with.
 pub const TTL: u64 = 5;
@@ -178,6 +178,113 @@ impl Drop for Net {
     }
 }
 
+/// A test's namespaces; the store and an HTTP backend on the root veth
+/// (.254); the `http` listener `web` on port 8080 of `vip`, served by the
+/// uc-lb nodes `nodes`.
+pub struct Scene {
+    // Dropped in this order: what runs in the namespaces before them.
+    backend: Backend,
+    etcd: Option<Etcd>,
+    pub net: Net,
+    pub dir: TestDir,
+    pub store: String,
+    pub vip: String,
+    /// `http://<vip>:8080/`.
+    pub url: String,
+    nodes: Vec<String>,
+}
+
+impl Scene {
+    /// `test` names the test directory; `tag`, `index` and `hosts` as for
+    /// `Net::create`; `vip` picks the VIP among the subnet's addresses.
+    pub fn new(
+        test: &str,
+        (tag, index): (&str, u32),
+        hosts: &[(&str, u8)],
+        vip: impl Fn(&Net) -> String,
+        nodes: &[&str],
+    ) -> Scene {
+        let dir = TestDir::new(test);
+        let net = Net::create(tag, index, hosts);
+        let store = format!("http://{}:{}", net.host(254), free_port());
+        let backend = Backend::http_at("backend", format!("{}:0", net.host(254)).parse().unwrap());
+        let vip = vip(&net);
+        let url = if vip.contains(':') {
+            format!("http://[{vip}]:8080/")
+        } else {
+            format!("http://{vip}:8080/")
+        };
+        let mut scene = Scene {
+            backend,
+            etcd: None,
+            net,
+            dir,
+            store,
+            vip,
+            url,
+            nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+        };
+        scene.start_store("store");
+        scene
+    }
+
+    pub fn etcd(&self) -> &Etcd {
+        self.etcd.as_ref().expect("the store is running")
+    }
+
+    /// Kills the store.
+    pub fn stop_store(&mut self) {
+        self.etcd = None;
+    }
+
+    /// A new, empty store (data in `dir/<data>`) where the old one was,
+    /// with the listener declared.
+    pub fn start_store(&mut self, data: &str) {
+        let etcd = Etcd::start_at(&self.dir.join(data), &self.store);
+        let declared = listener(
+            "http",
+            8080,
+            &[self.backend.addr],
+            json!({"address": self.vip, "nodes": self.nodes}),
+        );
+        etcd.ctl(&["put", &keys::lb_listener("web"), &declared.to_string()]);
+        self.etcd = Some(etcd);
+    }
+
+    /// uc-lb `lb-<ns>` in namespace `ns` (eth0 at .`host`); `run` tells
+    /// its log from an earlier run's.
+    pub fn node(&self, ns: &str, host: u8, run: &str) -> Node {
+        Node::start(&self.net, &self.dir, ns, host, &self.store, run)
+    }
+
+    /// Waits until a request from namespace `client` to the VIP is served
+    /// by the backend.
+    pub fn served_from(&self, client: &str, what: &str) {
+        let served = wait_for(what, Duration::from_secs(10), || {
+            self.net
+                .get(client, &self.url)
+                .filter(|(code, _)| *code == 200)
+        });
+        assert!(served.1.contains("backend"), "{what}: {served:?}");
+    }
+
+    /// Waits until namespace `client` has `node`'s MAC for the VIP.
+    pub fn wait_neighbour(&self, client: &str, node: &Node) {
+        let mac = self.net.mac(&node.ns);
+        wait_for(
+            &format!(
+                "{client}'s neighbour entry for the VIP to be {}'s",
+                node.name
+            ),
+            Duration::from_secs(3),
+            || {
+                (self.net.neighbour(client, &self.vip).as_deref() == Some(mac.as_str()))
+                    .then_some(())
+            },
+        );
+    }
+}
+
 /// A uc-lb named `lb-<ns>` running in namespace `ns`.
 pub struct Node {
     pub name: String,
@@ -232,19 +339,32 @@ impl Node {
         (!vip.is_null()).then_some(vip)
     }
 
-    /// Waits until this node holds `vip` (address up, store key naming
-    /// it); how long that took.
-    pub fn wait_holding(&self, net: &Net, etcd: &Etcd, vip: &str, within: Duration) -> Duration {
+    /// Waits until this node holds the scene's VIP (address up, store key
+    /// naming it); how long that took.
+    pub fn wait_holding(&self, scene: &Scene, within: Duration) -> Duration {
         let start = Instant::now();
-        let key = keys::lb_vip(vip.parse().unwrap());
+        let key = keys::lb_vip(scene.vip.parse().unwrap());
+        wait_for(&format!("{} to hold the VIP", self.name), within, || {
+            let up = scene.net.has_address(&self.ns, &scene.vip);
+            (up && scene.etcd().get(&key).as_deref() == Some(&self.name)).then_some(())
+        });
+        start.elapsed()
+    }
+
+    /// Waits until this node's /health names `holder` as the VIP's.
+    pub fn wait_following(&self, holder: &str) {
         wait_for(
-            &format!("{} to hold the VIP {vip}", self.name),
-            within,
+            &format!("{} to see {holder} holding the VIP", self.name),
+            Duration::from_secs(10),
             || {
-                (net.has_address(&self.ns, vip) && etcd.get(&key).as_deref() == Some(&self.name))
-                    .then_some(())
+                let v = self.vip("web")?;
+                (v["holder"] == holder && v["held"] == false).then_some(())
             },
         );
-        start.elapsed()
+    }
+
+    pub fn kill(&mut self) {
+        self.process.0.kill().unwrap();
+        let _ = self.process.0.wait();
     }
 }
