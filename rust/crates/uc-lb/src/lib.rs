@@ -29,5 +29,5 @@ pub mod sync;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
-pub mod xdp;
 pub mod vip;
+pub mod xdp;
