@@ -11,7 +11,9 @@
 //! kernel. Checked: the peer learns the VIP via the holder `a`, and its
 //! curl reaches the listener through that route; after SIGTERM of `a` the
 //! route via `a` is withdrawn and the VIP is learnt via `b`, and the
-//! peer's requests go there; a restarted `a` follows and announces nothing.
+//! peer's requests go there; a restarted `a` follows and announces nothing;
+//! when `b`'s node dies (uc-lb killed, link down), `a` takes the VIP and
+//! the peer drops `b`'s route within the 9 s hold time and routes to `a`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use uc_testkit::{wait_for, KillOnDrop};
 
-use netns::{is_root, Net, Scene};
+use netns::{is_root, Net, Scene, TTL};
 
 const LB_ASN: u32 = 65000;
 const PEER_ASN: u32 = 64512;
@@ -182,5 +184,24 @@ fn the_holder_announces_the_vip_over_bgp_and_the_route_follows_a_failover() {
     a.wait_following("lb-b");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(peer.next_hops(&prefix), [b_ip]);
-    drop(b);
+
+    // b's node dies: its uc-lb is killed and its link goes down, so no TCP
+    // reset tells the peer. a takes the VIP within the lease TTL; the peer
+    // drops b's route when the 9 s hold time runs out, and goes to a.
+    let mut b = b;
+    b.kill();
+    netns::ip_ok(&["-n", &net.ns("b"), "link", "set", "eth0", "down"]);
+    let start = std::time::Instant::now();
+    a.wait_holding(&scene, Duration::from_secs(TTL + 3));
+    wait_for(
+        "the peer to learn the VIP via a only",
+        Duration::from_secs(14),
+        || (peer.next_hops(&prefix) == [a_ip.clone()]).then_some(()),
+    );
+    let took = start.elapsed();
+    eprintln!(
+        "the peer routes the VIP to a {took:?} after b's node died (TTL {TTL} s, hold time 9 s)"
+    );
+    assert!(took <= Duration::from_secs(11), "took {took:?}");
+    scene.served_from("r", "the peer's request through a after b died");
 }
