@@ -46,6 +46,23 @@ pub fn router(store: Store) -> Router {
         .with_state(store)
 }
 
+/// A read view built from the store, as JSON (503 while the store is not
+/// reachable or does not answer).
+async fn read_view<T, F, Fut>(store: &Store, build: F) -> Response
+where
+    T: Serialize,
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let Some(store) = store.get().cloned() else {
+        return store_unreachable();
+    };
+    match build(store).await {
+        Ok(view) => json(StatusCode::OK, &view),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    }
+}
+
 /// A JSON answer. Written through a `serde_json::Value`, so that object
 /// keys come sorted, as clients have always seen them.
 pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response {
@@ -149,13 +166,10 @@ async fn rollout_action(State(store): State<Store>, Path(action): Path<String>) 
 /// node-agent serves its logs) and why replicas are unplaced; every node
 /// with its heartbeat and cordon. What `uc services` and `uc logs` read.
 async fn services(State(store): State<Store>) -> Response {
-    let Some(mut store) = store.get().cloned() else {
-        return store_unreachable();
-    };
-    match services_view(&mut store).await {
-        Ok(view) => json(StatusCode::OK, &view),
-        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
-    }
+    read_view(&store, |mut store| async move {
+        services_view(&mut store).await
+    })
+    .await
 }
 
 pub(crate) async fn services_view(store: &mut Client) -> Result<ServicesView, etcd_client::Error> {
@@ -261,13 +275,7 @@ pub(crate) async fn services_view(store: &mut Client) -> Result<ServicesView, et
 /// Every listener with its declaration and each uc-lb's report: what `uc
 /// lb` reads.
 async fn lb(State(store): State<Store>) -> Response {
-    let Some(mut store) = store.get().cloned() else {
-        return store_unreachable();
-    };
-    match lb_view(&mut store).await {
-        Ok(view) => json(StatusCode::OK, &view),
-        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
-    }
+    read_view(&store, |mut store| async move { lb_view(&mut store).await }).await
 }
 
 fn new_listener(declared: Option<Listener>) -> LbListenerView {
@@ -327,13 +335,11 @@ pub(crate) async fn lb_view(store: &mut Client) -> Result<LbView, etcd_client::E
 /// Every zone in the store with its record counts and servers: what `uc
 /// dns` reads.
 async fn dns(State(store): State<Store>) -> Response {
-    let Some(mut store) = store.get().cloned() else {
-        return store_unreachable();
-    };
-    match dns_view(&mut store).await {
-        Ok(view) => json(StatusCode::OK, &view),
-        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
-    }
+    read_view(
+        &store,
+        |mut store| async move { dns_view(&mut store).await },
+    )
+    .await
 }
 
 pub(crate) async fn dns_view(store: &mut Client) -> Result<DnsView, etcd_client::Error> {

@@ -316,29 +316,6 @@ fn dns_section(view: &DnsView) -> String {
     }
     html.push_str("<table id=\"dns\"><tr><th>zone</th><th>declared at store revision</th><th>records</th><th>PTR patterns</th><th>name servers</th><th>secondaries</th><th>served by (uc-dns)</th><th>error</th></tr>");
     for (apex, zone) in &view.zones {
-        let secondaries: Vec<String> = zone
-            .secondaries
-            .iter()
-            .map(|s| std::net::SocketAddr::new(s.address, s.port).to_string())
-            .collect();
-        let servers: Vec<String> = zone
-            .servers
-            .iter()
-            .map(|s| {
-                let listen: Vec<String> = s.listen.iter().map(|a| a.to_string()).collect();
-                format!(
-                    "{} on {} (/health at {})",
-                    s.node,
-                    listen.join(", "),
-                    s.http_listen
-                )
-            })
-            .collect();
-        let servers = if servers.is_empty() {
-            "no uc-dns in the deployed manifest".to_owned()
-        } else {
-            servers.join("; ")
-        };
         html.push_str(&row(
             "",
             &[
@@ -347,8 +324,8 @@ fn dns_section(view: &DnsView) -> String {
                 &zone.records.to_string(),
                 &zone.ptr_patterns.to_string(),
                 &zone.nameservers.join(", "),
-                &secondaries.join(", "),
-                &servers,
+                &zone.secondaries_text(),
+                &zone.servers_text(),
                 zone.error.as_deref().unwrap_or(""),
             ],
         ));

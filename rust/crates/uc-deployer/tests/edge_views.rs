@@ -233,7 +233,7 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
     assert!(page.contains("<h2>DNS zones</h2>"), "{page}");
     assert!(
         page.contains(&format!(
-            "<tr><td>ha.test</td><td>{}</td><td>3</td><td>0</td><td>ns1.ha.test.</td><td></td><td>edge1 on 10.1.0.31:53 (/health at 10.1.0.31:9153)</td><td></td></tr>",
+            "<tr><td>ha.test</td><td>{}</td><td>3</td><td>0</td><td>ns1.ha.test.</td><td></td><td>edge1 on 10.1.0.31:53 (health: http://10.1.0.31:9153/health)</td><td></td></tr>",
             ha.revision
         )),
         "{page}"

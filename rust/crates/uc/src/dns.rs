@@ -23,26 +23,13 @@ pub fn zones(view: &DnsView) -> String {
     ])];
     let mut problems = Vec::new();
     for (apex, zone) in &view.zones {
-        let secondaries: Vec<String> = zone
-            .secondaries
-            .iter()
-            .map(|s| std::net::SocketAddr::new(s.address, s.port).to_string())
-            .collect();
-        let servers: Vec<String> = zone
-            .servers
-            .iter()
-            .map(|s| {
-                let listen: Vec<String> = s.listen.iter().map(|a| a.to_string()).collect();
-                format!("{} ({})", s.node, listen.join(" "))
-            })
-            .collect();
         rows.push(vec![
             apex.clone(),
             zone.revision.to_string(),
             zone.records.to_string(),
             zone.ptr_patterns.to_string(),
-            secondaries.join(","),
-            servers.join(", "),
+            zone.secondaries_text(),
+            zone.servers_text(),
         ]);
         if let Some(error) = &zone.error {
             problems.push(format!("{apex}: {error}"));

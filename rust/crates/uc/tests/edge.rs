@@ -103,7 +103,7 @@ fn lb_listeners_and_dns_zones() {
     );
     let row = |zone: &str, records: usize, patterns: usize| {
         format!(
-            "{zone:19}  {revision:<8}  {records:<7}  {patterns:<12}  {:11}  edge1 (10.1.0.31:53)",
+            "{zone:19}  {revision:<8}  {records:<7}  {patterns:<12}  {:11}  edge1 on 10.1.0.31:53 (health: http://10.1.0.31:9153/health)",
             ""
         )
     };
