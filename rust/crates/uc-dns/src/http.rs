@@ -136,5 +136,15 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
         .unwrap_or_else(|| shared.status.uptime())
         .as_secs_f64();
     shared.metrics.last_sync_age.set(age);
+    let snapshot = shared.published.load();
+    // Zones as uc_dns_zone_serial names them: with the final dot.
+    let signed = snapshot.signers().map(|s| (s.apex.to_string(), true));
+    let unsigned = snapshot
+        .key_problems
+        .iter()
+        .map(|p| (format!("{}.", p.zone.trim_end_matches('.')), false));
+    let zones: Vec<(String, bool)> = signed.chain(unsigned).collect();
+    let kept = snapshot.signers().map(|s| s.kept_count()).sum();
+    shared.metrics.set_dnssec(&zones, kept);
     metrics_response(shared.metrics.render())
 }

@@ -30,6 +30,8 @@ pub struct Metrics {
     queries: Arc<QueryStats>,
     zone_serial: Family<ZoneLabels, Gauge>,
     zone_records: Family<ZoneLabels, Gauge>,
+    zone_signed: Family<ZoneLabels, Gauge>,
+    signatures_kept: Gauge,
     transfers: Family<TransferLabels, Counter>,
     notifies: Family<NotifyLabels, Counter>,
     pub notify_sent: Counter,
@@ -54,6 +56,8 @@ impl Metrics {
             queries: Arc::default(),
             zone_serial: Family::default(),
             zone_records: Family::default(),
+            zone_signed: Family::default(),
+            signatures_kept: Gauge::default(),
             transfers: Family::default(),
             notifies: Family::default(),
             notify_sent: Counter::default(),
@@ -121,6 +125,16 @@ impl Metrics {
             self.store_connected.clone(),
         );
         registry.register(
+            "zone_signed",
+            "Zones declared signed: 1 while served signed, 0 while their key cannot be read (served unsigned)",
+            self.zone_signed.clone(),
+        );
+        registry.register(
+            "dnssec_signatures_kept",
+            "RRSIGs kept for the current versions of the signed zones",
+            self.signatures_kept.clone(),
+        );
+        registry.register(
             "store_last_sync_age_seconds",
             "Seconds since the store last answered (watch event or probe)",
             self.last_sync_age.clone(),
@@ -167,6 +181,19 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::try_from(*records).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Replaces the DNSSEC gauges: each zone declared signed and whether
+    /// it is, and the RRSIGs kept.
+    pub fn set_dnssec(&self, zones: &[(String, bool)], signatures_kept: usize) {
+        self.zone_signed.clear();
+        for (apex, signed) in zones {
+            self.zone_signed
+                .get_or_create(&[("zone", apex.clone())])
+                .set(i64::from(*signed));
+        }
+        self.signatures_kept
+            .set(i64::try_from(signatures_kept).unwrap_or(i64::MAX));
     }
 
     pub fn render(&self) -> String {

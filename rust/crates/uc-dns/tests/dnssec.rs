@@ -325,6 +325,13 @@ fn signed_answers_validate_with_delv() {
             .contains("DNSSEC key unreadable")
             .then_some(())
     });
+    uc_testkit::assert_metrics(
+        &dns.metrics(),
+        &[
+            "uc_dns_zone_signed{zone=\"example.test.\"} 1",
+            "uc_dns_zone_signed{zone=\"broken.test.\"} 0",
+        ],
+    );
     let (code, why) = http(dns.http_port, "GET", "/dnssec/broken.test/ds", "");
     assert_eq!(code, 404);
     assert!(why.contains("missing.pem"), "{why}");
