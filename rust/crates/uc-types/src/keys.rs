@@ -165,6 +165,64 @@ pub fn pending_prefix() -> String {
     format!("{PREFIX}pending/")
 }
 
+/// The identity model (`uc_types::iam`), one document per key, written by
+/// uc-iam: `kind` is one of [`IAM_KINDS`].
+pub fn iam_object(kind: &str, name: &str) -> String {
+    format!("{PREFIX}iam/{kind}/{name}")
+}
+
+/// Every document of one kind of the identity model.
+pub fn iam_kind_prefix(kind: &str) -> String {
+    format!("{PREFIX}iam/{kind}/")
+}
+
+/// The kinds of document under `/uc/v1/iam/` that make up an `IamView`.
+pub const IAM_KINDS: [&str; 6] = [
+    "tenants",
+    "users",
+    "service-accounts",
+    "groups",
+    "roles",
+    "bindings",
+];
+
+pub fn iam_prefix() -> String {
+    format!("{PREFIX}iam/")
+}
+
+/// The public half of a token-signing key (`SigningKeyRecord`).
+pub fn iam_signing_key(kid: &str) -> String {
+    format!("{PREFIX}iam/signing-keys/{kid}")
+}
+
+pub fn iam_signing_keys_prefix() -> String {
+    format!("{PREFIX}iam/signing-keys/")
+}
+
+/// A revoked token, by its `jti` (`Revocation`, on a lease).
+pub fn iam_revoked_token(jti: &str) -> String {
+    format!("{PREFIX}iam/revoked/tokens/{jti}")
+}
+
+/// A revoked credential: an API key id or `password-<user>` (`Revocation`).
+pub fn iam_revoked_credential(id: &str) -> String {
+    format!("{PREFIX}iam/revoked/credentials/{id}")
+}
+
+pub fn iam_revoked_prefix() -> String {
+    format!("{PREFIX}iam/revoked/")
+}
+
+/// One audit record (`AuditRecord`), on a lease; `seq` orders records of
+/// the same millisecond. Both zero-padded so keys sort by time.
+pub fn iam_audit(at_ms: u64, seq: u32) -> String {
+    format!("{PREFIX}iam/audit/{at_ms:016}-{seq:06}")
+}
+
+pub fn iam_audit_prefix() -> String {
+    format!("{PREFIX}iam/audit/")
+}
+
 /// A key of the keyspace, parsed: what [`parse`] gives back, one variant per
 /// key shape built above. Borrowed from the key string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +246,11 @@ pub enum Key<'a> {
     LbListenerStatus { node: &'a str, listener: &'a str },
     LbVip { address: std::net::IpAddr },
     PendingMachine { id: &'a str },
+    IamObject { kind: &'a str, name: &'a str },
+    IamSigningKey { kid: &'a str },
+    IamRevokedToken { jti: &'a str },
+    IamRevokedCredential { id: &'a str },
+    IamAudit { at_ms: u64, seq: u32 },
 }
 
 /// Which key `key` is, or `None` for a key outside the keyspace (another
@@ -225,6 +288,17 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
             address: address.parse().ok()?,
         },
         ["pending", id] => Key::PendingMachine { id },
+        ["iam", "signing-keys", kid] => Key::IamSigningKey { kid },
+        ["iam", "revoked", "tokens", jti] => Key::IamRevokedToken { jti },
+        ["iam", "revoked", "credentials", id] => Key::IamRevokedCredential { id },
+        ["iam", "audit", entry] => {
+            let (at_ms, seq) = entry.split_once('-')?;
+            Key::IamAudit {
+                at_ms: at_ms.parse().ok()?,
+                seq: seq.parse().ok()?,
+            }
+        }
+        ["iam", kind, name] if IAM_KINDS.contains(&kind) => Key::IamObject { kind, name },
         _ => return None,
     })
 }
@@ -303,6 +377,33 @@ mod tests {
                     id: "52-54-00-12-34-56",
                 },
             ),
+            (
+                iam_object("roles", "viewer"),
+                Key::IamObject {
+                    kind: "roles",
+                    name: "viewer",
+                },
+            ),
+            (
+                iam_object("service-accounts", "ci"),
+                Key::IamObject {
+                    kind: "service-accounts",
+                    name: "ci",
+                },
+            ),
+            (iam_signing_key("k2"), Key::IamSigningKey { kid: "k2" }),
+            (iam_revoked_token("t1"), Key::IamRevokedToken { jti: "t1" }),
+            (
+                iam_revoked_credential("ak1"),
+                Key::IamRevokedCredential { id: "ak1" },
+            ),
+            (
+                iam_audit(1_700_000_000_123, 7),
+                Key::IamAudit {
+                    at_ms: 1_700_000_000_123,
+                    seq: 7,
+                },
+            ),
         ];
         for (key, expected) in &table {
             assert_eq!(parse(key), Some(*expected), "{key}");
@@ -346,6 +447,9 @@ mod tests {
             "/uc/v1/services/web/updating/x",
             "/uc/v1/instances/w1/web-3",
             "/uc/v1/lb/vips/not-an-address",
+            "/uc/v1/iam/secrets/x",
+            "/uc/v1/iam/audit/123",
+            "/uc/v1/iam/revoked/other/x",
         ] {
             assert_eq!(parse(key), None, "{key:?}");
         }

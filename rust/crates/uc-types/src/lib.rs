@@ -10,6 +10,7 @@
 mod api;
 mod daemons;
 mod error;
+pub mod iam;
 pub mod keys;
 mod manifest;
 mod scheduling;
