@@ -199,62 +199,27 @@ fn signed_answers_validate_with_delv() {
     assert!(offline.contains("IN DNSKEY 257 3 13 "), "{offline}");
 
     let zone = "example.test";
-    assert_validated(&dns, &anchors, zone, "www.example.test", "A", "192.0.2.10");
-    assert_validated(&dns, &anchors, zone, "example.test", "DNSKEY", "DNSKEY");
-    assert_validated(&dns, &anchors, zone, "example.test", "SOA", "SOA");
-    assert_validated(
-        &dns,
-        &anchors,
-        zone,
-        "chain.example.test",
-        "A",
-        "192.0.2.10",
-    );
-    assert_validated(
-        &dns,
-        &anchors,
-        zone,
-        "Any.Wild.example.test",
-        "A",
-        "192.0.2.77",
-    );
-    assert_validated(&dns, &anchors, zone, "web.example.test", "A", "192.0.2.80");
-    assert_validated(&dns, &anchors, zone, "nope.example.test", "A", "NXDOMAIN");
-    assert_validated(
-        &dns,
-        &anchors,
-        zone,
-        "x.y.nope.example.test",
-        "A",
-        "NXDOMAIN",
-    );
-    assert_validated(&dns, &anchors, zone, "www.example.test", "TXT", "NXRRSET");
-    assert_validated(&dns, &anchors, zone, "a.b.example.test", "A", "NXRRSET");
-    assert_validated(
-        &dns,
-        &anchors,
-        zone,
-        "any.wild.example.test",
-        "TXT",
-        "NXRRSET",
-    );
+    let cases = [
+        ("www.example.test", "A", "192.0.2.10"),
+        ("example.test", "DNSKEY", "DNSKEY"),
+        ("example.test", "SOA", "SOA"),
+        ("chain.example.test", "A", "192.0.2.10"),
+        ("Any.Wild.example.test", "A", "192.0.2.77"),
+        ("web.example.test", "A", "192.0.2.80"),
+        ("nope.example.test", "A", "NXDOMAIN"),
+        ("x.y.nope.example.test", "A", "NXDOMAIN"),
+        ("www.example.test", "TXT", "NXRRSET"),
+        ("a.b.example.test", "A", "NXRRSET"),
+        ("any.wild.example.test", "TXT", "NXRRSET"),
+    ];
+    for (name, qtype, expect) in cases {
+        assert_validated(&dns, &anchors, zone, name, qtype, expect);
+    }
     let reverse = "2.0.192.in-addr.arpa";
-    assert_validated(
-        &dns,
-        &reverse_anchors,
-        reverse,
-        "5.2.0.192.in-addr.arpa",
-        "PTR",
-        "host-5.example.test.",
-    );
-    assert_validated(
-        &dns,
-        &reverse_anchors,
-        reverse,
-        "5.2.0.192.in-addr.arpa",
-        "A",
-        "NXRRSET",
-    );
+    for (qtype, expect) in [("PTR", "host-5.example.test."), ("A", "NXRRSET")] {
+        let name = "5.2.0.192.in-addr.arpa";
+        assert_validated(&dns, &reverse_anchors, reverse, name, qtype, expect);
+    }
 
     // kdig shows the signatures; the unsigned zone has none, and no DO bit, no RRSIG.
     let signed_answer = kdig(&dns, &["www.example.test", "A"]);
