@@ -14,6 +14,7 @@ use etcd_client::{Client, WatchOptions};
 use tracing::Instrument;
 use uc_types::{
     keys, unix_seconds, DesiredSystem, ObservedSystem, RolloutRecord, RolloutState, SystemState,
+    TrafficDrain,
 };
 
 use self::drain::{Health, NodeView, Step};
@@ -106,11 +107,12 @@ async fn step(
         }
     }
     let waited = unix_seconds().saturating_sub(record.wave_started);
-    // The drain's wait comes before the health gate's.
-    let gate = record.health_gate_timeout_seconds + record.drain_timeout_seconds;
+    // The drain bounds the wait for connections before the switch and the
+    // wait for the return to rotation after it.
+    let gate = record.health_gate_timeout_seconds + 2 * record.drain_timeout_seconds;
     if failure.is_none() && healthy < wave.len() && waited > gate {
         failure = Some(format!(
-            "{} of {} nodes did not report healthy within {}s (drain {}s, health gate {}s)",
+            "{} of {} nodes did not report healthy within {}s (drain 2 x {}s, health gate {}s)",
             wave.len() - healthy,
             wave.len(),
             gate,
@@ -189,22 +191,40 @@ async fn advance_node(
         _ => Health::Pending,
     };
     let drain = drain::read(client, node).await?;
-    let open = match &drain {
-        Some(d) if d.drained && !switched => drain::open_backends(client, node).await?,
+    // What uc-lbs list at the node: read only while it matters.
+    let listed = if switched {
+        Vec::new()
+    } else {
+        drain::node_backends(client, node).await?
+    };
+    let ours = drain.as_ref().filter(|d| d.rollout == Some(record.id));
+    let returning = match ours {
+        Some(d) if switched && !d.drained && !d.serving.is_empty() => {
+            drain::returning(&drain::lb_statuses(client).await?, &d.serving)
+        }
         _ => 0,
     };
+    let open = drain::open(&listed);
     let view = NodeView {
         switched,
-        drain,
+        drain: drain.clone(),
         open,
+        returning,
         health,
     };
     let now = unix_seconds();
     Ok(
         match drain::next(&view, record.id, now, record.drain_timeout_seconds) {
             Step::Drain => {
-                tracing::info!(rollout = record.id, node, "taking node out of traffic");
-                drain::write(client, node, &drain::record(record.id, record.wave, now)).await?;
+                let serving = drain::serving(&listed);
+                tracing::info!(
+                    rollout = record.id,
+                    node,
+                    backends = serving.len(),
+                    "taking node out of traffic"
+                );
+                let written = drain::record(record.id, record.wave, now, serving);
+                drain::write(client, node, &written).await?;
                 NodeProgress::Waiting
             }
             Step::WaitForConnections => {
@@ -232,7 +252,31 @@ async fn advance_node(
             }
             Step::WaitForHealth => NodeProgress::Waiting,
             Step::Restore => {
-                drain::restore(client, node, record.id).await?;
+                if let Some(drain) = ours {
+                    let restored = TrafficDrain {
+                        drained: false,
+                        since: now,
+                        ..drain.clone()
+                    };
+                    tracing::info!(rollout = record.id, node, "healthy; back in traffic");
+                    drain::write(client, node, &restored).await?;
+                }
+                NodeProgress::Waiting
+            }
+            Step::WaitForReturn => {
+                tracing::debug!(node, returning, "waiting for backends back in rotation");
+                NodeProgress::Waiting
+            }
+            Step::Forget => {
+                if returning > 0 {
+                    tracing::warn!(
+                        node,
+                        returning,
+                        timeout = record.drain_timeout_seconds,
+                        "backends not back in rotation in time; going on"
+                    );
+                }
+                drain::forget(client, node, record.id).await?;
                 NodeProgress::Healthy
             }
             Step::Done => NodeProgress::Healthy,

@@ -2,7 +2,8 @@
 //! and health simulated by writing what nix-agent and uc-lb would: a node
 //! is taken out of traffic before it is given its new system, switched once
 //! no uc-lb reports an open connection to it (or the drain timeout is
-//! over), and put back once healthy; each step survives a deployer restart
+//! over), put back once healthy, and done once uc-lb has it in rotation
+//! again; each step survives a deployer restart
 //! (the task is aborted mid-way and started again), and a halted rollout
 //! puts its drained nodes back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -206,10 +207,25 @@ async fn a_node_is_drained_switched_and_restored_across_restarts() {
         "drained while switching"
     );
 
-    // Restarted while the node switches; it reports healthy: back in traffic.
+    // Restarted while the node switches; it reports healthy: back in
+    // traffic, and the rollout waits for uc-lb to have it in rotation again.
     deployer.abort();
     report_healthy(&mut client, "n1", 10).await;
     deployer = engine(&client);
+    let restored = eventually("n1 restored", || {
+        let mut c = client.clone();
+        async move { drain_of(&mut c, "n1").await.filter(|d| !d.drained) }
+    })
+    .await;
+    assert_eq!(restored.serving.len(), 1, "{restored:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let running: RolloutRecord = get(&mut client, &keys::rollout_current()).await.unwrap();
+    assert_eq!(
+        running.state,
+        RolloutState::Running,
+        "done before n1 is back"
+    );
+    lb_reports(&mut client, LbBackendState::Up, None).await;
     let done = eventually("rollout 5 done", || {
         let mut c = client.clone();
         async move {
@@ -278,6 +294,7 @@ async fn a_halted_rollout_puts_its_drained_nodes_back_and_only_those() {
         reason: "maintenance".into(),
         since: 1,
         rollout: None,
+        serving: Vec::new(),
     };
     put(&mut client, &keys::node_traffic("n3"), &operators).await;
     let leftover = TrafficDrain {

@@ -274,6 +274,7 @@ mod tests {
             reason: "rollout 3".into(),
             since: 0,
             rollout: Some(3),
+            serving: Vec::new(),
         };
         let key = keys::node_traffic("worker1");
         let value = serde_json::to_vec(&drain).unwrap();

@@ -313,6 +313,7 @@ mod tests {
                     reason: "rollout 7".into(),
                     since: 9,
                     rollout: Some(7),
+                    serving: Vec::new(),
                 },
             )]),
         };

@@ -244,6 +244,21 @@ pub struct TrafficDrain {
     pub since: u64,
     #[serde(default)]
     pub rollout: Option<u64>,
+    /// The node's backends some uc-lb had in rotation when it was drained:
+    /// once restored (`drained: false`) the deployer waits for them to be
+    /// back in rotation before it drains the next wave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serving: Vec<LbBackendRef>,
+}
+
+/// One backend of one uc-lb's listener (`keys::lb_listener_status(lb, listener)`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LbBackendRef {
+    /// The node of the uc-lb.
+    pub lb: String,
+    pub listener: String,
+    pub address: std::net::SocketAddr,
 }
 
 /// `/uc/v1/lb/status/<node>/<listener>` (`keys::lb_listener_status`): one

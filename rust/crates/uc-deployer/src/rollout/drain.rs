@@ -3,7 +3,10 @@
 //! sending its instances new connections, uc-dns leaves its addresses out
 //! of `service` records), the deployer waits until no uc-lb reports an open
 //! connection to its instances or the rollout's drain timeout is over, then
-//! switches it, waits for its health gate, and puts it back.
+//! switches it, waits for its health gate, and puts it back: the record
+//! says `drained: false` until the backends uc-lb had in rotation before
+//! are back in rotation (bounded by the same timeout), so the next wave
+//! does not drain a node while this one is still out, then it is deleted.
 //!
 //! Every step is decided from the store (`next`, pure), so a deployer that
 //! restarts at any point resumes: a written drain keeps its `since`, so the
@@ -17,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use serde::Deserialize;
 use uc_types::keys::{self, Key};
-use uc_types::{LbBackendState, LbListenerStatus, ManifestRevision, TrafficDrain};
+use uc_types::{LbBackendRef, LbBackendState, LbListenerStatus, ManifestRevision, TrafficDrain};
 
 /// A node of the current wave, as the store shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub struct NodeView {
     /// Backends of its instances that some uc-lb still has in rotation, or
     /// draining with open connections.
     pub open: usize,
+    /// Backends it had in rotation before its drain that are not back in
+    /// rotation yet (while restored).
+    pub returning: usize,
     pub health: Health,
 }
 
@@ -55,8 +61,12 @@ pub enum Step {
     },
     /// Switched, not healthy yet.
     WaitForHealth,
-    /// Healthy: delete this rollout's drain.
+    /// Healthy: mark this rollout's drain `drained: false`.
     Restore,
+    /// Restored; its backends are not all back in rotation.
+    WaitForReturn,
+    /// Back in rotation (or the bound is over): delete the drain.
+    Forget,
     /// Healthy and back in traffic.
     Done,
     Failed(String),
@@ -69,8 +79,10 @@ pub enum Step {
 /// 2. Drained, not switched: switch once nothing is open, or once
 ///    `timeout` seconds have passed since the drain was written.
 /// 3. Switched: wait for its health; once healthy, restore this rollout's
-///    drain (never another's), then it is done. A failure is reported
-///    whatever the drain; halting restores it (`restore_all`).
+///    drain (never another's), wait until its backends are back in
+///    rotation or `timeout` seconds have passed since the restore, and
+///    delete the drain: then it is done. A failure is reported whatever the
+///    drain; halting deletes it (`restore_all`).
 pub fn next(view: &NodeView, rollout: u64, now: u64, timeout: u64) -> Step {
     let ours = view.drain.as_ref().filter(|d| d.rollout == Some(rollout));
     let drained = view.drain.as_ref().filter(|d| d.drained);
@@ -86,21 +98,30 @@ pub fn next(view: &NodeView, rollout: u64, now: u64, timeout: u64) -> Step {
         }
         return Step::WaitForConnections;
     }
-    match &view.health {
-        Health::Failed(why) => Step::Failed(why.clone()),
-        Health::Pending => Step::WaitForHealth,
-        Health::Healthy if ours.is_some() => Step::Restore,
-        Health::Healthy => Step::Done,
+    match (&view.health, ours) {
+        (Health::Failed(why), _) => Step::Failed(why.clone()),
+        (Health::Pending, _) => Step::WaitForHealth,
+        (Health::Healthy, None) => Step::Done,
+        (Health::Healthy, Some(drain)) if drain.drained => Step::Restore,
+        (Health::Healthy, Some(drain)) => {
+            if view.returning == 0 || now.saturating_sub(drain.since) >= timeout {
+                Step::Forget
+            } else {
+                Step::WaitForReturn
+            }
+        }
     }
 }
 
-/// The record this rollout writes to take `node` out of traffic.
-pub fn record(rollout: u64, wave: usize, now: u64) -> TrafficDrain {
+/// The record this rollout writes to take a node out of traffic; `serving`:
+/// its backends in rotation now.
+pub fn record(rollout: u64, wave: usize, now: u64, serving: Vec<LbBackendRef>) -> TrafficDrain {
     TrafficDrain {
         drained: true,
         reason: format!("rollout {rollout}, wave {}", wave + 1),
         since: now,
         rollout: Some(rollout),
+        serving,
     }
 }
 
@@ -127,7 +148,7 @@ pub async fn write(
 }
 
 /// Deletes `node`'s drain if it is still rollout `rollout`'s.
-pub async fn restore(
+pub async fn forget(
     client: &mut Client,
     node: &str,
     rollout: u64,
@@ -170,7 +191,7 @@ pub async fn restore_all(client: &mut Client, keep: Option<u64>) -> Result<(), e
         }
     }
     for (node, rollout) in stale {
-        restore(client, &node, rollout).await?;
+        forget(client, &node, rollout).await?;
     }
     Ok(())
 }
@@ -191,12 +212,80 @@ struct Assigned {
     ports: std::collections::BTreeMap<String, u16>,
 }
 
-/// How many backends at `node`'s instances some uc-lb still has in
-/// rotation, or draining with open connections. A backend is the node's
+/// One backend some uc-lb lists at one of a node's instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub at: LbBackendRef,
+    pub state: LbBackendState,
+    pub connections: Option<u64>,
+}
+
+/// How many of `listed` still take or finish connections: in rotation (or
+/// not yet drained by that uc-lb), or draining with open connections.
+pub fn open(listed: &[Listed]) -> usize {
+    listed
+        .iter()
+        .filter(|l| match l.state {
+            LbBackendState::Draining => l.connections.unwrap_or(1) > 0,
+            _ => true,
+        })
+        .count()
+}
+
+/// The ones in rotation: what must come back after the switch.
+pub fn serving(listed: &[Listed]) -> Vec<LbBackendRef> {
+    listed
+        .iter()
+        .filter(|l| l.state == LbBackendState::Up)
+        .map(|l| l.at.clone())
+        .collect()
+}
+
+/// How many of `serving` are not back in rotation in their uc-lb's status.
+/// A listener status that is gone (its uc-lb stopped, or the listener was
+/// removed) waits for nothing.
+pub fn returning(statuses: &[LbListenerStatus], serving: &[LbBackendRef]) -> usize {
+    serving
+        .iter()
+        .filter(|at| {
+            let Some(status) = statuses
+                .iter()
+                .find(|s| s.node == at.lb && s.listener == at.listener)
+            else {
+                return false;
+            };
+            !status
+                .backends
+                .iter()
+                .any(|b| b.address == at.address && b.state == LbBackendState::Up)
+        })
+        .count()
+}
+
+/// Every uc-lb's listener statuses (unreadable ones skipped).
+pub async fn lb_statuses(client: &mut Client) -> Result<Vec<LbListenerStatus>, etcd_client::Error> {
+    let response = client
+        .get(
+            keys::lb_status_prefix(),
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await?;
+    Ok(response
+        .kvs()
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+        .collect())
+}
+
+/// The backends uc-lbs list at `node`'s instances: a backend is the node's
 /// when its address is the node's (from the manifest, or one its instances
 /// reported) and its port one its instances use (assigned, reported, or
-/// their services' declared ports): what uc-lb resolves a service to.
-pub async fn open_backends(client: &mut Client, node: &str) -> Result<usize, etcd_client::Error> {
+/// their services' declared ports), which is what uc-lb resolves a service
+/// to.
+pub async fn node_backends(
+    client: &mut Client,
+    node: &str,
+) -> Result<Vec<Listed>, etcd_client::Error> {
     let prefix = || Some(GetOptions::new().with_prefix());
     let txn = Txn::new().and_then(vec![
         TxnOp::get(keys::node_instances_prefix(node), prefix()),
@@ -252,16 +341,21 @@ pub async fn open_backends(client: &mut Client, node: &str) -> Result<usize, etc
     }
     let mine =
         |address: &SocketAddr| addresses.contains(&address.ip()) && ports.contains(&address.port());
-    let open = statuses
-        .iter()
-        .flat_map(|status| &status.backends)
-        .filter(|backend| mine(&backend.address))
-        .filter(|backend| match backend.state {
-            LbBackendState::Draining => backend.connections.unwrap_or(1) > 0,
-            _ => true,
-        })
-        .count();
-    Ok(open)
+    let mut listed = Vec::new();
+    for status in statuses {
+        for backend in status.backends.iter().filter(|b| mine(&b.address)) {
+            listed.push(Listed {
+                at: LbBackendRef {
+                    lb: status.node.clone(),
+                    listener: status.listener.clone(),
+                    address: backend.address,
+                },
+                state: backend.state,
+                connections: backend.connections,
+            });
+        }
+    }
+    Ok(listed)
 }
 
 #[cfg(test)]

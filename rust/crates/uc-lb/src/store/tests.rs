@@ -220,6 +220,7 @@ fn a_node_out_of_traffic_has_no_backends_until_restored() {
             reason: "rollout 2".into(),
             since: 0,
             rollout: Some(2),
+            serving: Vec::new(),
         })
         .unwrap()
     };
