@@ -305,3 +305,28 @@ fn the_names_around_a_name_sort_around_it() {
     let zero = Name::from_labels([&b"a\0"[..], b"example"]).unwrap();
     assert!(before(&zero).is_none());
 }
+
+#[test]
+fn a_key_file_that_is_not_a_p256_pkcs8_key_says_what_to_do() {
+    let apex = name("example.test.");
+    let path = std::path::Path::new("/keys/example.test.pem");
+    let sec1 = b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+    let err = ZoneKey::from_bytes(sec1, path, &apex)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("openssl pkcs8 -topk8"), "{err}");
+    let cert = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let err = ZoneKey::from_bytes(cert, path, &apex)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("openssl genpkey"), "{err}");
+    let p384 = EcdsaSigningKey::generate_pkcs8(Algorithm::ECDSAP384SHA384).unwrap();
+    let err = ZoneKey::from_bytes(p384.secret_pkcs8_der(), path, &apex)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not an ECDSA P-256 key"), "{err}");
+    // The DS of a good key is the SHA-256 of its DNSKEY (RFC 4509): 32 bytes.
+    let key = new_key(&apex);
+    assert_eq!(key.ds.digest().len(), 32);
+    assert!(key.ds_line(&apex).starts_with("example.test. IN DS "));
+}
