@@ -4,9 +4,8 @@
 
 use crate::maglev::Maglev;
 
-/// How a listener picks a backend. `RoundRobin` and `LeastConnections`
-/// are what the schema offers (`balance`); `Maglev` (weighted consistent
-/// hashing on the client address) is here for when it offers more.
+/// How a listener picks a backend (the schema's `balance`), each in
+/// proportion to the backends' weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     RoundRobin,
@@ -25,26 +24,58 @@ impl From<uc_types::Balance> for Policy {
 }
 
 /// What a choice looks at, per backend in rotation (same order as the
-/// rotation).
+/// rotation). Backends of weight 0 are never in rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Load {
     pub active: u64,
+    pub weight: u32,
+}
+
+/// Smooth weighted round-robin (nginx's): the order of one full turn, in
+/// which each backend (index) appears `weight` times, spread out rather
+/// than in runs. Equal weights give 0, 1, 2, …
+pub fn schedule(weights: &[u32]) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|w| i64::from(*w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut order = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for _ in 0..total {
+        let mut best = 0;
+        for (i, w) in weights.iter().enumerate() {
+            current[i] += i64::from(*w);
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        order.push(best);
+    }
+    order
+}
+
+/// What the pool keeps per group of backends to choose among them.
+#[derive(Debug, Default)]
+pub struct Tables<'a> {
+    /// Round-robin's turn (`schedule` of the rotation's weights).
+    pub schedule: &'a [usize],
+    pub maglev: Option<&'a Maglev>,
 }
 
 /// The index (into the rotation) of the backend for the next connection.
+/// `n` backends are in rotation, `load(i)` tells of one (asked only by
+/// least-connections, so the others allocate nothing per choice).
 /// `counter` increases by one per call (round-robin's position, and the
 /// tie-break of least-connections so equal backends take turns); `flow` is
-/// the client's hash for Maglev, whose `table` was built on the same
+/// the client's hash for Maglev, whose table was built on the same
 /// rotation. `skip` lists indices already tried for this request.
 pub fn choose(
     policy: Policy,
-    loads: &[Load],
+    n: usize,
+    load: impl Fn(usize) -> Load,
     counter: u64,
     flow: u64,
-    table: Option<&Maglev>,
+    tables: &Tables<'_>,
     skip: &[usize],
 ) -> Option<usize> {
-    let n = loads.len();
     if n == 0 || skip.len() >= n {
         return None;
     }
@@ -53,9 +84,24 @@ pub fn choose(
         .map(|k| (start + k) % n)
         .filter(|i| !skip.contains(i));
     match policy {
-        Policy::RoundRobin => rotated.into_iter().next(),
-        Policy::LeastConnections => rotated.min_by_key(|i| loads[*i].active),
-        Policy::Maglev => match table.and_then(|t| t.lookup(flow)) {
+        Policy::RoundRobin => {
+            let turn = tables.schedule;
+            if turn.is_empty() {
+                return rotated.into_iter().next();
+            }
+            let at = usize::try_from(counter % turn.len() as u64).unwrap_or(0);
+            (0..turn.len())
+                .map(|k| turn[(at + k) % turn.len()])
+                .find(|i| *i < n && !skip.contains(i))
+        }
+        // Fewest open connections per unit of weight: a/wa < b/wb as
+        // a·wb < b·wa, without division.
+        Policy::LeastConnections => rotated.min_by(|a, b| {
+            let (la, lb) = (load(*a), load(*b));
+            (u128::from(la.active) * u128::from(lb.weight))
+                .cmp(&(u128::from(lb.active) * u128::from(la.weight)))
+        }),
+        Policy::Maglev => match tables.maglev.and_then(|t| t.lookup(flow)) {
             Some(i) if i < n && !skip.contains(&i) => Some(i),
             // Retried, or no table: fall back to the next in turn.
             _ => rotated.into_iter().next(),
@@ -69,7 +115,17 @@ mod tests {
     use super::*;
 
     fn loads(active: &[u64]) -> Vec<Load> {
-        active.iter().map(|a| Load { active: *a }).collect()
+        active
+            .iter()
+            .map(|a| Load {
+                active: *a,
+                weight: 1,
+            })
+            .collect()
+    }
+
+    fn even(n: usize) -> Vec<usize> {
+        schedule(&vec![1; n])
     }
 
     #[test]
@@ -94,8 +150,21 @@ mod tests {
             (Maglev, &[0, 0], 3, &[], Some(1)),
         ];
         for (policy, active, counter, skip, expected) in table {
+            let turn = even(active.len());
+            let tables = Tables {
+                schedule: &turn,
+                maglev: None,
+            };
             assert_eq!(
-                choose(*policy, &loads(active), *counter, 0, None, skip),
+                choose(
+                    *policy,
+                    active.len(),
+                    |i| loads(active)[i],
+                    *counter,
+                    0,
+                    &tables,
+                    skip
+                ),
                 *expected,
                 "{policy:?} {active:?} counter {counter} skip {skip:?}"
             );
@@ -106,16 +175,37 @@ mod tests {
     fn maglev_follows_the_flow_and_falls_back_when_retried() {
         let table = Maglev::new(&[("a", 1), ("b", 1), ("c", 1)]);
         let l = loads(&[0, 0, 0]);
+        let tables = Tables {
+            schedule: &[],
+            maglev: Some(&table),
+        };
         for flow in [1u64, 99, 12345, u64::MAX] {
-            let first = choose(Policy::Maglev, &l, 0, flow, Some(&table), &[]).unwrap();
+            let first = choose(Policy::Maglev, l.len(), |i| l[i], 0, flow, &tables, &[]).unwrap();
             assert_eq!(first, table.lookup(flow).unwrap());
             for counter in 0..5 {
                 assert_eq!(
-                    choose(Policy::Maglev, &l, counter, flow, Some(&table), &[]),
+                    choose(
+                        Policy::Maglev,
+                        l.len(),
+                        |i| l[i],
+                        counter,
+                        flow,
+                        &tables,
+                        &[]
+                    ),
                     Some(first)
                 );
             }
-            let retry = choose(Policy::Maglev, &l, 0, flow, Some(&table), &[first]).unwrap();
+            let retry = choose(
+                Policy::Maglev,
+                l.len(),
+                |i| l[i],
+                0,
+                flow,
+                &tables,
+                &[first],
+            )
+            .unwrap();
             assert_ne!(retry, first);
         }
     }
@@ -123,10 +213,81 @@ mod tests {
     #[test]
     fn round_robin_spreads_evenly() {
         let l = loads(&[0, 0, 0, 0]);
+        let turn = even(4);
+        let tables = Tables {
+            schedule: &turn,
+            maglev: None,
+        };
         let mut seen = [0u32; 4];
         for counter in 0..400 {
-            seen[choose(Policy::RoundRobin, &l, counter, 0, None, &[]).unwrap()] += 1;
+            seen[choose(
+                Policy::RoundRobin,
+                l.len(),
+                |i| l[i],
+                counter,
+                0,
+                &tables,
+                &[],
+            )
+            .unwrap()] += 1;
         }
         assert_eq!(seen, [100; 4]);
+    }
+
+    #[test]
+    fn weights_skew_round_robin_and_least_connections() {
+        assert_eq!(schedule(&[1, 1, 1]), [0, 1, 2]);
+        // Spread out, not a run of three: a a b a (nginx's order).
+        assert_eq!(schedule(&[3, 1]), [0, 0, 1, 0]);
+        assert_eq!(schedule(&[5, 1, 1]), [0, 0, 1, 0, 2, 0, 0]);
+        let turn = schedule(&[3, 1]);
+        let tables = Tables {
+            schedule: &turn,
+            maglev: None,
+        };
+        let l = loads(&[0, 0]);
+        let mut seen = [0u32; 2];
+        for counter in 0..400 {
+            seen[choose(
+                Policy::RoundRobin,
+                l.len(),
+                |i| l[i],
+                counter,
+                0,
+                &tables,
+                &[],
+            )
+            .unwrap()] += 1;
+        }
+        assert_eq!(seen, [300, 100]);
+        // Skipping the heavy one still finds the other.
+        assert_eq!(
+            choose(Policy::RoundRobin, l.len(), |i| l[i], 0, 0, &tables, &[0]),
+            Some(1)
+        );
+        // Least connections per weight: 4 open on weight 4 beats 2 on weight 1.
+        let weighted = [
+            Load {
+                active: 4,
+                weight: 4,
+            },
+            Load {
+                active: 2,
+                weight: 1,
+            },
+        ];
+        let none = Tables::default();
+        assert_eq!(
+            choose(
+                Policy::LeastConnections,
+                2,
+                |i| weighted[i],
+                0,
+                0,
+                &none,
+                &[]
+            ),
+            Some(0)
+        );
     }
 }

@@ -1,12 +1,17 @@
 //! L7: HTTP/1.1 and HTTP/2 from clients (h2 by ALPN over TLS, or by its
 //! preface in clear text), each request forwarded (`forward`) to a backend
-//! over HTTP/1.1 with keep-alive pools. A client that is too slow with a
-//! request head or a TLS handshake, or silent after connecting, is cut off
-//! after the client timeout.
+//! of its route over HTTP/1.1 with keep-alive pools, upgrades (WebSocket)
+//! passed through (`upgrade`). A client that is too slow with a request
+//! head or a TLS handshake, or silent after connecting, is cut off after
+//! the client timeout; a connection idle (no byte either way, no request
+//! waiting for its backend) after the idle timeout.
 
 pub mod forward;
+pub mod tracked;
+pub mod upgrade;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,20 +21,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
-use crate::proxy::{next_id, Context, Open};
+use crate::proxy::{next_id, Activity, Context, Open, Settings};
 use crate::tls::Tls;
+use tracked::Tracked;
 
 pub use forward::{backend_client, BackendClient};
 
 /// The HTTP/2 connection preface a clear-text h2 client starts with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-pub async fn serve(
-    listener: TcpListener,
-    ctx: Arc<Context>,
-    tls: Option<Arc<Tls>>,
-    client: BackendClient,
-) {
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, tls: Option<Arc<Tls>>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -40,21 +41,16 @@ pub async fn serve(
             }
         };
         let span = tracing::info_span!("conn", listener = %ctx.name, id = next_id(), %peer);
-        let (ctx, tls, client) = (ctx.clone(), tls.clone(), client.clone());
-        tokio::spawn(connection(stream, peer, ctx, tls, client).instrument(span));
+        let (ctx, tls) = (ctx.clone(), tls.clone());
+        tokio::spawn(connection(stream, peer, ctx, tls).instrument(span));
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    ctx: Arc<Context>,
-    tls: Option<Arc<Tls>>,
-    client: BackendClient,
-) {
+async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>, tls: Option<Arc<Tls>>) {
     let _open = Open::new(&ctx);
     let _ = stream.set_nodelay(true);
-    let timeout = ctx.timeouts.client;
+    let settings = ctx.settings();
+    let timeout = settings.timeouts.client;
     match tls {
         Some(tls) => {
             let accepted = tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await;
@@ -70,10 +66,10 @@ async fn connection(
                 }
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_http(stream, h2, peer, "https", ctx, client).await;
+            serve_http(stream, h2, peer, "https", ctx, settings).await;
         }
         None => match sniff(&stream, timeout).await {
-            Some(h2) => serve_http(stream, h2, peer, "http", ctx, client).await,
+            Some(h2) => serve_http(stream, h2, peer, "http", ctx, settings).await,
             None => tracing::info!(?timeout, "client sent no request in time"),
         },
     }
@@ -113,30 +109,48 @@ async fn serve_http<I>(
     peer: SocketAddr,
     scheme: &'static str,
     ctx: Arc<Context>,
-    client: BackendClient,
+    settings: Arc<Settings>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
-    let service_ctx = ctx.clone();
+    let activity = Arc::new(Activity::default());
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let io = TokioIo::new(Tracked::new(io, activity.clone()));
+    let timeout = settings.timeouts.client;
+    let idle = settings.idle;
+    let (service_ctx, service_waiting) = (ctx.clone(), waiting.clone());
     let service = service_fn(move |request| {
-        forward::handle(request, peer, scheme, service_ctx.clone(), client.clone())
+        forward::handle(
+            request,
+            peer,
+            scheme,
+            service_ctx.clone(),
+            settings.clone(),
+            service_waiting.clone(),
+        )
     });
-    let timeout = ctx.timeouts.client;
+    let busy = || waiting.load(Ordering::Relaxed) > 0;
     let result = if h2 {
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        let serving = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(timeout))
             .keep_alive_timeout(timeout)
-            .serve_connection(io, service)
-            .await
+            .serve_connection(io, service);
+        tokio::select! {
+            result = serving => result,
+            () = activity.idle(idle, busy) => return tracing::debug!(?idle, "closed: idle"),
+        }
     } else {
-        hyper::server::conn::http1::Builder::new()
+        let serving = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(timeout)
             .keep_alive(true)
             .serve_connection(io, service)
-            .await
+            .with_upgrades();
+        tokio::select! {
+            result = serving => result,
+            () = activity.idle(idle, busy) => return tracing::debug!(?idle, "closed: idle"),
+        }
     };
     if let Err(err) = result {
         tracing::debug!(%err, "client connection ended with an error");

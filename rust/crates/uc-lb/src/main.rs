@@ -54,6 +54,10 @@ struct Args {
     /// Seconds a UDP client session lives without a datagram from its backend.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     udp_idle_timeout: f64,
+    /// Worker threads of the async runtime; default: one per CPU uc-lb may
+    /// run on.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     /// Interface a VIP this node holds is added to (a listener address on
     /// no interface); default: the one whose subnet holds it
     /// (cluster.lb.vip.interface).
@@ -107,11 +111,38 @@ fn main() -> ExitCode {
         };
     }
     match settings(&args) {
-        Ok(settings) => uc_daemon::run_daemon(
-            "uc-lb",
-            uc_lb::daemon::run(settings, uc_daemon::shutdown_signal()),
-        ),
+        Ok(settings) => match args.workers {
+            None => uc_daemon::run_daemon(
+                "uc-lb",
+                uc_lb::daemon::run(settings, uc_daemon::shutdown_signal()),
+            ),
+            Some(workers) => run_on_workers(workers, settings),
+        },
         Err(err) => uc_daemon::exit_with_error("uc-lb", err),
+    }
+}
+
+/// `uc_daemon::run_daemon` on a runtime of `workers` threads.
+fn run_on_workers(workers: u16, settings: Settings) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(workers))
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            return uc_daemon::exit_with_error(
+                "uc-lb",
+                format!("cannot start the async runtime: {err}"),
+            )
+        }
+    };
+    match runtime.block_on(uc_lb::daemon::run(settings, uc_daemon::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            uc_daemon::exit_with_error("uc-lb", err)
+        }
     }
 }
 

@@ -1,23 +1,75 @@
 //! A listener's backends as they are now: which are in rotation (probes
-//! pass, not draining), their open connections, and the choice of one for
-//! a new connection (`balance::choose`). Shared by the listener's accept
-//! loop, its probes and the reports; changed in place when the store
-//! changes, so open connections keep their backend.
+//! pass, not draining, weight above 0) in each group (the default, and one
+//! per L7 route), their open connections, and the choice of one for a new
+//! connection (`balance::choose`). Shared by the listener's accept loop,
+//! its probes and the reports; changed in place when the store changes, so
+//! open connections keep their backend. A backend in several groups is one
+//! backend: probed once, counted once.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
+use uc_daemon::metrics::prometheus_client::metrics::histogram::Histogram;
+use uc_daemon::metrics::{Counter, Gauge};
 
-use crate::balance::{self, Load, Policy};
+use crate::balance::{self, Load, Policy, Tables};
 use crate::health::State;
 use crate::maglev::{self, Maglev};
 use crate::metrics::{self, Metrics};
+use crate::spec::{Group, Matcher};
+
+/// A backend's metrics, looked up once when it joins (not per connection).
+#[derive(Debug)]
+pub struct BackendMetrics {
+    pub up: Gauge,
+    pub active: Gauge,
+    pub selected: Counter,
+    pub failures: Counter,
+    pub latency: Histogram,
+    /// Bytes client to backend (`in`) and back (`out`).
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+}
+
+impl BackendMetrics {
+    fn new(metrics: &Metrics, listener: &str, addr: SocketAddr) -> BackendMetrics {
+        // One lookup per statement: a family's guard lives to the end of
+        // its statement, and a second lookup in the same family would wait
+        // for it.
+        let labels = metrics::backend(listener, addr);
+        let up = metrics.backend_up.get_or_create(&labels).clone();
+        let active = metrics.backend_active.get_or_create(&labels).clone();
+        let selected = metrics.backend_selected.get_or_create(&labels).clone();
+        let failures = metrics.backend_failures.get_or_create(&labels).clone();
+        let latency = metrics.backend_latency.get_or_create(&labels).clone();
+        let bytes = |direction| {
+            metrics
+                .bytes
+                .get_or_create(&metrics::bytes(listener, addr, direction))
+                .clone()
+        };
+        let bytes_in = bytes("in");
+        let bytes_out = bytes("out");
+        BackendMetrics {
+            up,
+            active,
+            selected,
+            failures,
+            latency,
+            bytes_in,
+            bytes_out,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Backend {
     pub addr: SocketAddr,
+    /// `addr` as a request URI's authority (HTTP), made once.
+    pub authority: hyper::http::uri::Authority,
+    pub metrics: BackendMetrics,
     state: Mutex<State>,
     draining: AtomicBool,
     active: AtomicU64,
@@ -26,10 +78,13 @@ pub struct Backend {
 }
 
 impl Backend {
-    fn new(addr: SocketAddr, state: State) -> Backend {
+    fn new(addr: SocketAddr, metrics: BackendMetrics) -> Backend {
         Backend {
             addr,
-            state: Mutex::new(state),
+            authority: hyper::http::uri::Authority::try_from(addr.to_string().as_str())
+                .unwrap_or_else(|_| hyper::http::uri::Authority::from_static("invalid")),
+            metrics,
+            state: Mutex::new(State::Unknown),
             draining: AtomicBool::new(false),
             active: AtomicU64::new(0),
             closing: watch::channel(false).0,
@@ -55,6 +110,12 @@ impl Backend {
         self.state() == State::Up && !self.draining()
     }
 
+    /// Bytes copied between a client and this backend.
+    pub fn count_bytes(&self, inbound: u64, outbound: u64) {
+        self.metrics.bytes_in.inc_by(inbound);
+        self.metrics.bytes_out.inc_by(outbound);
+    }
+
     /// Ends every open connection to this backend now.
     pub fn close(&self) {
         self.closing.send_replace(true);
@@ -70,25 +131,67 @@ impl Backend {
 /// A connection (or request) counted against its backend until dropped.
 pub struct Lease {
     pub backend: Arc<Backend>,
-    metrics: Arc<Metrics>,
-    listener: String,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         self.backend.active.fetch_sub(1, Ordering::Relaxed);
-        self.metrics
-            .backend_active
-            .get_or_create(&metrics::backend(&self.listener, self.backend.addr))
-            .dec();
+        self.backend.metrics.active.dec();
+    }
+}
+
+/// One group's backends in rotation and what choosing among them needs.
+#[derive(Default)]
+struct Rotation {
+    matcher: Option<Matcher>,
+    /// The group as declared: every backend with its weight.
+    declared: Vec<(Arc<Backend>, u32)>,
+    backends: Vec<Arc<Backend>>,
+    weights: Vec<u32>,
+    schedule: Vec<usize>,
+    maglev: Option<Maglev>,
+}
+
+impl Rotation {
+    fn build(
+        matcher: Option<Matcher>,
+        declared: Vec<(Arc<Backend>, u32)>,
+        policy: Policy,
+    ) -> Rotation {
+        let (backends, weights): (Vec<Arc<Backend>>, Vec<u32>) = declared
+            .iter()
+            .filter(|(b, w)| *w > 0 && b.in_rotation())
+            .map(|(b, w)| (b.clone(), *w))
+            .unzip();
+        let schedule = match policy {
+            Policy::RoundRobin => balance::schedule(&weights),
+            _ => Vec::new(),
+        };
+        let maglev = (policy == Policy::Maglev).then(|| {
+            let names: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
+            let weighted: Vec<(&str, u32)> = names
+                .iter()
+                .map(String::as_str)
+                .zip(weights.iter().copied())
+                .collect();
+            Maglev::new(&weighted)
+        });
+        Rotation {
+            matcher,
+            declared,
+            backends,
+            weights,
+            schedule,
+            maglev,
+        }
     }
 }
 
 #[derive(Default)]
 struct Members {
     all: Vec<Arc<Backend>>,
-    rotation: Vec<Arc<Backend>>,
-    maglev: Option<Maglev>,
+    /// The default group first, then one per route.
+    groups: Vec<Rotation>,
 }
 
 pub struct Pool {
@@ -132,53 +235,66 @@ impl Pool {
         self.members().all.clone()
     }
 
+    /// Backends in rotation in the default group.
     pub fn in_rotation(&self) -> usize {
-        self.members().rotation.len()
+        self.members()
+            .groups
+            .first()
+            .map_or(0, |g| g.backends.len())
     }
 
-    /// A backend for a new connection from a client whose address hashes to
-    /// `flow`, none of `tried`; counted until the lease is dropped.
-    pub fn pick(&self, flow: u64, tried: &[SocketAddr]) -> Option<Lease> {
+    /// The group of a request for `host` and `path`: the first route that
+    /// matches, else the default (0).
+    pub fn route(&self, host: Option<&str>, path: &str) -> usize {
         let members = self.members();
-        let skip: Vec<usize> = members
-            .rotation
+        members
+            .groups
             .iter()
-            .enumerate()
-            .filter(|(_, b)| tried.contains(&b.addr))
-            .map(|(i, _)| i)
-            .collect();
-        let loads: Vec<Load> = members
-            .rotation
-            .iter()
-            .map(|b| Load { active: b.active() })
-            .collect();
-        let counter = self.counter.fetch_add(1, Ordering::Relaxed);
-        let index = balance::choose(
-            self.policy(),
-            &loads,
-            counter,
-            flow,
-            members.maglev.as_ref(),
-            &skip,
-        )?;
-        let backend = members.rotation.get(index)?.clone();
-        backend.active.fetch_add(1, Ordering::Relaxed);
-        let labels = metrics::backend(&self.listener, backend.addr);
-        self.metrics.backend_active.get_or_create(&labels).inc();
-        self.metrics.backend_selected.get_or_create(&labels).inc();
-        Some(Lease {
-            backend,
-            metrics: self.metrics.clone(),
-            listener: self.listener.clone(),
-        })
+            .position(|g| g.matcher.as_ref().is_some_and(|m| m.matches(host, path)))
+            .unwrap_or(0)
     }
 
-    /// Takes the listener's new backends and policy: backends kept keep
-    /// their state and connections; new ones start `Unknown` (out of
-    /// rotation until probed); the removed ones are given back, draining.
+    /// A backend of `group` for a new connection from a client whose
+    /// address hashes to `flow`, none of `tried`; counted until the lease is
+    /// dropped.
+    pub fn pick(&self, group: usize, flow: u64, tried: &[SocketAddr]) -> Option<Lease> {
+        let members = self.members();
+        let rotation = members.groups.get(group)?;
+        let skip: Vec<usize> = if tried.is_empty() {
+            Vec::new()
+        } else {
+            rotation
+                .backends
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| tried.contains(&b.addr))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let load = |i: usize| Load {
+            active: rotation.backends[i].active(),
+            weight: rotation.weights[i],
+        };
+        let counter = self.counter.fetch_add(1, Ordering::Relaxed);
+        let tables = Tables {
+            schedule: &rotation.schedule,
+            maglev: rotation.maglev.as_ref(),
+        };
+        let n = rotation.backends.len();
+        let index = balance::choose(self.policy(), n, load, counter, flow, &tables, &skip)?;
+        let backend = rotation.backends.get(index)?.clone();
+        backend.active.fetch_add(1, Ordering::Relaxed);
+        backend.metrics.active.inc();
+        backend.metrics.selected.inc();
+        Some(Lease { backend })
+    }
+
+    /// Takes the listener's new groups and policy: backends kept keep their
+    /// state and connections; new ones start `Unknown` (out of rotation
+    /// until probed); the removed ones are given back, draining.
     pub fn update(
         &self,
-        addrs: &[SocketAddr],
+        groups: &[Group],
         policy: Policy,
     ) -> (Vec<Arc<Backend>>, Vec<Arc<Backend>>) {
         match self.policy.lock() {
@@ -186,13 +302,17 @@ impl Pool {
             Err(poisoned) => *poisoned.into_inner() = policy,
         }
         let current = self.members();
-        let mut all = Vec::new();
+        let mut all: Vec<Arc<Backend>> = Vec::new();
         let mut added = Vec::new();
-        for addr in addrs {
+        for addr in groups.iter().flat_map(|g| &g.backends) {
+            if all.iter().any(|b| b.addr == *addr) {
+                continue;
+            }
             match current.all.iter().find(|b| b.addr == *addr) {
                 Some(kept) => all.push(kept.clone()),
                 None => {
-                    let backend = Arc::new(Backend::new(*addr, State::Unknown));
+                    let metrics = BackendMetrics::new(&self.metrics, &self.listener, *addr);
+                    let backend = Arc::new(Backend::new(*addr, metrics));
                     added.push(backend.clone());
                     all.push(backend);
                 }
@@ -201,7 +321,7 @@ impl Pool {
         let removed: Vec<Arc<Backend>> = current
             .all
             .iter()
-            .filter(|b| !addrs.contains(&b.addr))
+            .filter(|b| !all.iter().any(|kept| kept.addr == b.addr))
             .cloned()
             .collect();
         self.lock_draining().extend(removed.iter().cloned());
@@ -211,7 +331,19 @@ impl Pool {
                 .backend_up
                 .remove(&metrics::backend(&self.listener, backend.addr));
         }
-        self.publish(all);
+        let declared = groups
+            .iter()
+            .map(|g| {
+                let members = g
+                    .backends
+                    .iter()
+                    .filter_map(|addr| all.iter().find(|b| b.addr == *addr))
+                    .map(|b| (b.clone(), g.weight(&b.addr)))
+                    .collect();
+                (g.matcher.clone(), members)
+            })
+            .collect();
+        self.publish(all, declared);
         (added, removed)
     }
 
@@ -245,27 +377,30 @@ impl Pool {
             Ok(mut s) => *s = state,
             Err(poisoned) => *poisoned.into_inner() = state,
         }
-        let all = self.members().all.clone();
-        self.publish(all);
+        let current = self.members();
+        let declared = current
+            .groups
+            .iter()
+            .map(|g| (g.matcher.clone(), g.declared.clone()))
+            .collect();
+        self.publish(current.all.clone(), declared);
     }
 
-    fn publish(&self, all: Vec<Arc<Backend>>) {
-        let rotation: Vec<Arc<Backend>> = all.iter().filter(|b| b.in_rotation()).cloned().collect();
-        let names: Vec<String> = rotation.iter().map(|b| b.addr.to_string()).collect();
-        let weighted: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), 1)).collect();
-        let maglev = (self.policy() == Policy::Maglev).then(|| Maglev::new(&weighted));
+    #[allow(clippy::type_complexity)]
+    fn publish(
+        &self,
+        all: Vec<Arc<Backend>>,
+        declared: Vec<(Option<Matcher>, Vec<(Arc<Backend>, u32)>)>,
+    ) {
+        let policy = self.policy();
+        let groups = declared
+            .into_iter()
+            .map(|(matcher, members)| Rotation::build(matcher, members, policy))
+            .collect();
         for backend in &all {
-            let up = i64::from(backend.in_rotation());
-            self.metrics
-                .backend_up
-                .get_or_create(&metrics::backend(&self.listener, backend.addr))
-                .set(up);
+            backend.metrics.up.set(i64::from(backend.in_rotation()));
         }
-        let members = Arc::new(Members {
-            all,
-            rotation,
-            maglev,
-        });
+        let members = Arc::new(Members { all, groups });
         match self.members.write() {
             Ok(mut m) => *m = members,
             Err(poisoned) => *poisoned.into_inner() = members,
@@ -291,23 +426,32 @@ mod tests {
         list.iter().map(|a| a.parse().unwrap()).collect()
     }
 
+    /// One default group of `list`, weight 1 each.
+    fn one(list: &[&str]) -> Vec<Group> {
+        vec![Group {
+            matcher: None,
+            backends: addrs(list),
+            weights: Default::default(),
+        }]
+    }
+
     #[test]
     fn rotation_follows_health_and_membership() {
         let pool = Pool::new("web", Policy::RoundRobin, Arc::new(Metrics::new()));
         let (added, removed) =
-            pool.update(&addrs(&["127.0.0.1:1", "127.0.0.1:2"]), Policy::RoundRobin);
+            pool.update(&one(&["127.0.0.1:1", "127.0.0.1:2"]), Policy::RoundRobin);
         assert_eq!((added.len(), removed.len()), (2, 0));
         // Unknown backends are not used.
-        assert!(pool.pick(0, &[]).is_none());
+        assert!(pool.pick(0, 0, &[]).is_none());
         pool.set_state(&added[0], State::Up);
         pool.set_state(&added[1], State::Up);
-        let first = pool.pick(0, &[]).unwrap();
-        let second = pool.pick(0, &[]).unwrap();
+        let first = pool.pick(0, 0, &[]).unwrap();
+        let second = pool.pick(0, 0, &[]).unwrap();
         assert_ne!(first.backend.addr, second.backend.addr);
         assert_eq!(first.backend.active(), 1);
         // Kept backends keep their state and connections; removed ones drain.
         let (added2, removed2) = pool.update(
-            &addrs(&["127.0.0.1:2", "127.0.0.1:3"]),
+            &one(&["127.0.0.1:2", "127.0.0.1:3"]),
             Policy::LeastConnections,
         );
         assert_eq!(added2.len(), 1);
@@ -315,15 +459,47 @@ mod tests {
         assert!(removed2[0].draining());
         assert_eq!(pool.in_rotation(), 1);
         for _ in 0..3 {
-            let lease = pool.pick(0, &[]).unwrap();
+            let lease = pool.pick(0, 0, &[]).unwrap();
             assert_eq!(lease.backend.addr, "127.0.0.1:2".parse().unwrap());
         }
         // Tried backends are skipped.
-        assert!(pool.pick(0, &addrs(&["127.0.0.1:2"])).is_none());
+        assert!(pool.pick(0, 0, &addrs(&["127.0.0.1:2"])).is_none());
         assert_eq!(removed2[0].active(), 1);
         drop((first, second));
         assert_eq!(removed2[0].active(), 0);
         pool.set_state(&added[1], State::Down);
         assert_eq!(pool.in_rotation(), 0);
+    }
+
+    #[test]
+    fn routes_choose_their_group_and_share_backends() {
+        let pool = Pool::new("web", Policy::RoundRobin, Arc::new(Metrics::new()));
+        let api = Matcher {
+            host: Some("api.test".into()),
+            path_prefix: "/".into(),
+        };
+        let groups = vec![
+            one(&["127.0.0.1:1", "127.0.0.1:2"]).remove(0),
+            Group {
+                matcher: Some(api),
+                backends: addrs(&["127.0.0.1:2", "127.0.0.1:3"]),
+                weights: [("127.0.0.1:3".parse().unwrap(), 0)].into(),
+            },
+        ];
+        let (added, _) = pool.update(&groups, Policy::RoundRobin);
+        // The shared backend is one backend (probed and counted once).
+        assert_eq!(added.len(), 3);
+        for backend in &added {
+            pool.set_state(backend, State::Up);
+        }
+        assert_eq!(pool.route(Some("API.test:80"), "/x"), 1);
+        assert_eq!(pool.route(Some("www.test"), "/x"), 0);
+        assert_eq!(pool.route(None, "/x"), 0);
+        // Weight 0 takes no traffic: only :2 in the route's group.
+        for _ in 0..4 {
+            let lease = pool.pick(1, 0, &[]).unwrap();
+            assert_eq!(lease.backend.addr, "127.0.0.1:2".parse().unwrap());
+        }
+        assert!(pool.pick(2, 0, &[]).is_none());
     }
 }

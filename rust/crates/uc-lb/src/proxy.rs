@@ -1,29 +1,34 @@
 //! What every proxy (TCP, UDP, HTTP) of one listener shares: its name,
-//! pool, metrics and timeouts, and connection ids for the log.
+//! pool, metrics handles and settings (timeouts, PROXY protocol, the
+//! backend client), and connection ids for the log.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use uc_daemon::metrics::Counter;
+use uc_daemon::metrics::prometheus_client::metrics::histogram::Histogram;
+use uc_daemon::metrics::{Counter, Gauge};
+use uc_types::{LbTimeouts, ListenerProtocol};
 
+use crate::l7::BackendClient;
 use crate::metrics::{self, Metrics};
 use crate::pool::Pool;
 
-/// Daemon-wide timeouts (flags; the schema has none per listener).
+/// Timeouts: the daemon's (flags), or one listener's (its own over those).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Connecting to a backend (each try).
     pub connect: Duration,
-    /// A client's request head (slowloris), TLS handshake, and an idle
-    /// keep-alive connection.
+    /// A client's request head (slowloris) and TLS handshake; HTTP/1.1
+    /// counts it from the end of the previous response too.
     pub client: Duration,
     /// A backend's response head (then 504).
     pub response: Duration,
     /// How long a drained backend's open connections may go on.
     pub drain: Duration,
-    /// A UDP client session without packets either way.
+    /// A UDP session without a datagram from its backend (a UDP
+    /// listener's idle timeout defaults to it).
     pub udp_idle: Duration,
 }
 
@@ -39,6 +44,37 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// A listener's timeouts: its own where it sets them, else these.
+    pub fn for_listener(&self, protocol: ListenerProtocol, own: &LbTimeouts) -> Timeouts {
+        let secs = |s: Option<u32>, default: Duration| {
+            s.map_or(default, |s| Duration::from_secs(u64::from(s)))
+        };
+        Timeouts {
+            connect: secs(own.connect_seconds, self.connect),
+            client: secs(own.client_header_seconds, self.client),
+            response: secs(own.response_seconds, self.response),
+            drain: secs(own.drain_seconds, self.drain),
+            udp_idle: match protocol {
+                ListenerProtocol::Udp => secs(own.idle_seconds, self.udp_idle),
+                _ => self.udp_idle,
+            },
+        }
+    }
+
+    /// How long a listener's connection may pass with no byte either way:
+    /// its own idle timeout, else none for TCP, the UDP idle time for UDP
+    /// and the client timeout for HTTP; `None`: no limit.
+    pub fn idle(&self, protocol: ListenerProtocol, own: &LbTimeouts) -> Option<Duration> {
+        let own = own.idle_seconds.map(|s| Duration::from_secs(u64::from(s)));
+        own.or(match protocol {
+            ListenerProtocol::Tcp => None,
+            ListenerProtocol::Udp => Some(self.udp_idle),
+            ListenerProtocol::Http | ListenerProtocol::Https => Some(self.client),
+        })
+    }
+}
+
 /// Connection (and request) ids, unique in the process, for spans.
 pub fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -48,62 +84,123 @@ pub fn next_id() -> u64 {
 /// Backends tried per connection or request before giving up.
 pub const TRIES: usize = 3;
 
+/// What a listener's connections read when they start; changed in place
+/// (new connections see the change).
+pub struct Settings {
+    pub timeouts: Timeouts,
+    /// No byte either way for this long closes a connection (`None`: never).
+    pub idle: Option<Duration>,
+    pub proxy_protocol: bool,
+    /// The keep-alive pool towards backends (HTTP), with this listener's
+    /// connect timeout.
+    pub client: BackendClient,
+}
+
+impl Settings {
+    pub fn new(timeouts: Timeouts, idle: Option<Duration>, proxy_protocol: bool) -> Settings {
+        Settings {
+            client: crate::l7::backend_client(&timeouts),
+            timeouts,
+            idle,
+            proxy_protocol,
+        }
+    }
+}
+
+/// A listener's metrics, looked up once (not per connection or request).
+pub struct ListenerMetrics {
+    pub connections: Counter,
+    pub active: Gauge,
+    pub latency: Histogram,
+    /// Requests by status code 100–599, each looked up on first use.
+    codes: Vec<OnceLock<Counter>>,
+}
+
+impl ListenerMetrics {
+    fn new(metrics: &Metrics, name: &str) -> ListenerMetrics {
+        let labels = metrics::listener(name);
+        // One lookup per statement (see pool::BackendMetrics::new).
+        let connections = metrics.connections.get_or_create(&labels).clone();
+        let active = metrics.active.get_or_create(&labels).clone();
+        let latency = metrics.latency.get_or_create(&labels).clone();
+        ListenerMetrics {
+            connections,
+            active,
+            latency,
+            codes: (100..600).map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
+
 pub struct Context {
     pub name: String,
     pub pool: Arc<Pool>,
     pub metrics: Arc<Metrics>,
-    pub timeouts: Timeouts,
-    pub proxy_protocol: bool,
     /// The listener's bound address (the PROXY header's destination).
     pub local: SocketAddr,
+    pub counters: ListenerMetrics,
+    settings: RwLock<Arc<Settings>>,
 }
 
 impl Context {
-    pub fn labels(&self) -> metrics::ListenerLabels {
-        metrics::listener(&self.name)
-    }
-
-    /// Bytes copied between a client and `backend`.
-    pub fn bytes(&self, backend: SocketAddr, inbound: u64, outbound: u64) {
-        for (direction, n) in [("in", inbound), ("out", outbound)] {
-            if n > 0 {
-                self.bytes_counter(backend, direction).inc_by(n);
-            }
+    pub fn new(
+        name: &str,
+        pool: Arc<Pool>,
+        metrics: Arc<Metrics>,
+        local: SocketAddr,
+        settings: Settings,
+    ) -> Context {
+        Context {
+            name: name.to_owned(),
+            counters: ListenerMetrics::new(&metrics, name),
+            pool,
+            metrics,
+            local,
+            settings: RwLock::new(Arc::new(settings)),
         }
     }
 
-    /// The counter of bytes to (`in`) or from (`out`) `backend`.
-    pub fn bytes_counter(&self, backend: SocketAddr, direction: &'static str) -> Counter {
-        self.metrics
-            .bytes
-            .get_or_create(&metrics::bytes(&self.name, backend, direction))
-            .clone()
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
-    pub fn backend_latency(&self, backend: SocketAddr, took: Duration) {
-        self.metrics
-            .backend_latency
-            .get_or_create(&metrics::backend(&self.name, backend))
-            .observe(took.as_secs_f64());
+    pub fn set_settings(&self, settings: Settings) {
+        match self.settings.write() {
+            Ok(mut s) => *s = Arc::new(settings),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(settings),
+        }
     }
 
-    pub fn connect_failed(&self, backend: SocketAddr) {
-        self.metrics
-            .backend_failures
-            .get_or_create(&metrics::backend(&self.name, backend))
-            .inc();
+    /// Counts an HTTP request answered with `code`.
+    pub fn count_request(&self, code: u16) {
+        let Some(slot) = usize::from(code)
+            .checked_sub(100)
+            .and_then(|i| self.counters.codes.get(i))
+        else {
+            return;
+        };
+        slot.get_or_init(|| {
+            self.metrics
+                .requests
+                .get_or_create(&[("listener", self.name.clone()), ("code", code.to_string())])
+                .clone()
+        })
+        .inc();
     }
 }
 
 /// Counts a client connection as open until dropped.
 pub struct Open {
-    gauge: uc_daemon::metrics::Gauge,
+    gauge: Gauge,
 }
 
 impl Open {
     pub fn new(ctx: &Context) -> Open {
-        ctx.metrics.connections.get_or_create(&ctx.labels()).inc();
-        let gauge = ctx.metrics.active.get_or_create(&ctx.labels()).clone();
+        ctx.counters.connections.inc();
+        let gauge = ctx.counters.active.clone();
         gauge.inc();
         Open { gauge }
     }
@@ -112,5 +209,48 @@ impl Open {
 impl Drop for Open {
     fn drop(&mut self) {
         self.gauge.dec();
+    }
+}
+
+/// When a connection last moved a byte, for its idle timeout.
+pub struct Activity {
+    started: tokio::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity {
+            started: tokio::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Activity {
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once `idle` passed without a `touch` (never with `None`),
+    /// while `busy` says the connection may not count as idle (an HTTP
+    /// request waiting for its backend).
+    pub async fn idle(&self, idle: Option<Duration>, busy: impl Fn() -> bool) {
+        let Some(idle) = idle else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if tokio::time::Instant::now() >= deadline {
+                if !busy() {
+                    return;
+                }
+                tokio::time::sleep(idle).await;
+                continue;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
     }
 }

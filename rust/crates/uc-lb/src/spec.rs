@@ -3,6 +3,7 @@
 //! `store::StoreState::desired` from the declared listener and the
 //! cluster's state; compared by value to decide what a change touches.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,16 +19,22 @@ pub struct ListenerSpec {
     pub protocol: ListenerProtocol,
     pub bind: SocketAddr,
     pub policy: Policy,
-    /// Sorted, without duplicates.
+    /// The default backends (HTTP: of requests no route takes). Sorted,
+    /// without duplicates.
     pub backends: Vec<SocketAddr>,
+    /// Weights of `backends` other than 1.
+    pub weights: BTreeMap<SocketAddr, u32>,
+    /// HTTP: the first route that matches a request takes it.
+    pub routes: Vec<RouteSpec>,
     pub health: HealthSpec,
     /// Certificate chain and key files (`https` only).
     pub tls: Option<TlsFiles>,
-    /// Send a PROXY protocol v2 header to backends (TCP, UDP). The schema
-    /// has no field for it yet, so it is always off from the store.
+    /// Send a PROXY protocol v2 header to backends (TCP).
     pub proxy_protocol: bool,
     /// The XDP fast path for this listener's address (src/xdp).
     pub xdp: uc_types::ListenerXdp,
+    /// The listener's own timeouts; `None`: the daemon's.
+    pub timeouts: uc_types::LbTimeouts,
 }
 
 impl ListenerSpec {
@@ -35,6 +42,93 @@ impl ListenerSpec {
     /// listener takes the new backends and settings in place).
     pub fn rebind_needed(&self, other: &ListenerSpec) -> bool {
         self.protocol != other.protocol || self.bind != other.bind || self.tls != other.tls
+    }
+
+    /// The backend groups the pool chooses from: the default first, then
+    /// one per route, in order.
+    pub fn groups(&self) -> Vec<Group> {
+        let default = Group {
+            matcher: None,
+            backends: self.backends.clone(),
+            weights: self.weights.clone(),
+        };
+        std::iter::once(default)
+            .chain(self.routes.iter().map(|r| Group {
+                matcher: Some(Matcher {
+                    host: r.host.clone(),
+                    path_prefix: r.path_prefix.clone(),
+                }),
+                backends: r.backends.clone(),
+                weights: r.weights.clone(),
+            }))
+            .collect()
+    }
+}
+
+/// An L7 route, resolved like the listener's backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Lowercase; `*.example.org` for its subdomains; `None`: any host.
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub backends: Vec<SocketAddr>,
+    pub weights: BTreeMap<SocketAddr, u32>,
+}
+
+/// Backends chosen from together (the listener's default, or a route's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// `None`: the default group, taking what no route matches.
+    pub matcher: Option<Matcher>,
+    pub backends: Vec<SocketAddr>,
+    pub weights: BTreeMap<SocketAddr, u32>,
+}
+
+impl Group {
+    pub fn weight(&self, backend: &SocketAddr) -> u32 {
+        self.weights.get(backend).copied().unwrap_or(1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matcher {
+    pub host: Option<String>,
+    pub path_prefix: String,
+}
+
+impl Matcher {
+    /// Whether a request for `host` (as sent: any case, maybe with a port)
+    /// and `path` is this route's.
+    pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
+        if !path.starts_with(&self.path_prefix) {
+            return false;
+        }
+        let Some(wanted) = &self.host else {
+            return true;
+        };
+        let Some(host) = host else {
+            return false;
+        };
+        let host = strip_port(host);
+        match wanted.strip_prefix("*.") {
+            Some(parent) => {
+                host.len() > parent.len() + 1
+                    && host[host.len() - parent.len()..].eq_ignore_ascii_case(parent)
+                    && host.as_bytes()[host.len() - parent.len() - 1] == b'.'
+            }
+            None => host.eq_ignore_ascii_case(wanted),
+        }
+    }
+}
+
+/// `host` without `:port` (and without the brackets of an IPv6 literal).
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
     }
 }
 
@@ -102,6 +196,49 @@ impl Selection {
             Selection::All => true,
             Selection::Node(node) => nodes.is_some_and(|nodes| nodes.iter().any(|n| n == node)),
             Selection::Names(names) => names.contains(name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_host_and_path() {
+        let route = |host: Option<&str>, prefix: &str| Matcher {
+            host: host.map(str::to_owned),
+            path_prefix: prefix.to_owned(),
+        };
+        // (route, request host, path, matches)
+        let table = [
+            (route(None, "/"), None, "/x", true),
+            (route(None, "/api/"), Some("a"), "/api/v1", true),
+            (route(None, "/api/"), Some("a"), "/apix", false),
+            (
+                route(Some("a.example"), "/"),
+                Some("A.Example:8080"),
+                "/",
+                true,
+            ),
+            (route(Some("a.example"), "/"), Some("b.example"), "/", false),
+            (route(Some("a.example"), "/"), None, "/", false),
+            (
+                route(Some("*.example"), "/"),
+                Some("x.a.example"),
+                "/",
+                true,
+            ),
+            (route(Some("*.example"), "/"), Some("example"), "/", false),
+            (route(Some("*.example"), "/"), Some("xexample"), "/", false),
+            (route(Some("::1"), "/"), Some("[::1]:80"), "/", true),
+        ];
+        for (matcher, host, path, expected) in table {
+            assert_eq!(
+                matcher.matches(host, path),
+                expected,
+                "{matcher:?} {host:?} {path}"
+            );
         }
     }
 }

@@ -9,9 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 use uc_types::keys::{self, Key};
-use uc_types::{InstanceState, Listener, ListenerProtocol, ManifestRevision};
+use uc_types::{Backends, InstanceState, Listener, ListenerProtocol, ManifestRevision};
 
-use crate::spec::{HealthSpec, ListenerSpec, Selection, SpecError, TlsFiles};
+use crate::spec::{HealthSpec, ListenerSpec, RouteSpec, Selection, SpecError, TlsFiles};
 
 /// The part of an assignment uc-lb reads (partial on purpose, as in
 /// uc-dns: a field added by a newer writer must not hide the instance).
@@ -162,32 +162,64 @@ impl StoreState {
             }
             _ => None,
         };
-        let mut backends: Vec<SocketAddr> = Vec::new();
-        for endpoint in &listener.backends.endpoints {
-            match endpoint.parse::<SocketAddr>() {
-                Ok(addr) => backends.push(addr),
-                Err(err) => {
-                    tracing::warn!(listener = name, %endpoint, %err, "endpoint is not address:port; skipped")
+        let (backends, weights) = self.backends(name, &listener.backends);
+        let routes = listener
+            .routes
+            .iter()
+            .map(|route| {
+                let (backends, weights) = self.backends(name, &route.backends);
+                RouteSpec {
+                    host: route.host.as_ref().map(|h| h.to_ascii_lowercase()),
+                    path_prefix: route.path_prefix.clone(),
+                    backends,
+                    weights,
                 }
-            }
-        }
-        if let Some(service) = &listener.backends.service {
-            backends
-                .extend(self.service_backends(service, listener.backends.service_port.as_deref()));
-        }
-        backends.sort();
-        backends.dedup();
+            })
+            .collect();
         Ok(ListenerSpec {
             name: name.to_owned(),
             protocol: listener.protocol,
             bind: SocketAddr::new(address, listener.port),
             policy: listener.balance.into(),
             backends,
+            weights,
+            routes,
             health: HealthSpec::from(&listener.health_check),
             tls,
-            proxy_protocol: false,
+            proxy_protocol: listener.proxy_protocol,
             xdp: listener.xdp.clone(),
+            timeouts: listener.timeouts.clone(),
         })
+    }
+
+    /// A set of backends as addresses (sorted, unique) and the weights
+    /// other than 1 (static endpoints only; service instances weigh 1).
+    fn backends(
+        &self,
+        listener: &str,
+        declared: &Backends,
+    ) -> (Vec<SocketAddr>, BTreeMap<SocketAddr, u32>) {
+        let mut backends: Vec<SocketAddr> = Vec::new();
+        let mut weights = BTreeMap::new();
+        for endpoint in &declared.endpoints {
+            match endpoint.parse::<SocketAddr>() {
+                Ok(addr) => {
+                    backends.push(addr);
+                    if let Some(weight) = declared.weights.get(endpoint).filter(|w| **w != 1) {
+                        weights.insert(addr, *weight);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(listener, %endpoint, %err, "endpoint is not address:port; skipped")
+                }
+            }
+        }
+        if let Some(service) = &declared.service {
+            backends.extend(self.service_backends(service, declared.service_port.as_deref()));
+        }
+        backends.sort();
+        backends.dedup();
+        (backends, weights)
     }
 
     fn node_address(&self, node: &str) -> Option<IpAddr> {

@@ -16,10 +16,10 @@ use tracing::Instrument;
 use uc_types::ListenerProtocol;
 
 use crate::health::{self, Tracker};
-use crate::l7::{self, BackendClient};
+use crate::l7;
 use crate::metrics::{self, Metrics};
 use crate::pool::{Backend, Pool};
-use crate::proxy::{Context, Timeouts};
+use crate::proxy::{Context, Settings, Timeouts};
 use crate::report::{Entry, Reports};
 use crate::spec::{HealthSpec, ListenerSpec, SpecError};
 use crate::tls::Tls;
@@ -50,6 +50,7 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 struct Running {
     spec: ListenerSpec,
+    ctx: Arc<Context>,
     pool: Arc<Pool>,
     tasks: Vec<JoinHandle<()>>,
     probes: HashMap<SocketAddr, JoinHandle<()>>,
@@ -69,8 +70,8 @@ impl Drop for Running {
 pub struct Supervisor {
     pub metrics: Arc<Metrics>,
     pub reports: Arc<Reports>,
+    /// The daemon's (flags); a listener's own go over them.
     pub timeouts: Timeouts,
-    pub client: BackendClient,
     running: BTreeMap<String, Running>,
     /// Listeners not serving, with why; retried every second.
     waiting: BTreeMap<String, ListenerSpec>,
@@ -78,12 +79,10 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(metrics: Arc<Metrics>, reports: Arc<Reports>, timeouts: Timeouts) -> Supervisor {
-        let client = l7::backend_client(&timeouts);
         Supervisor {
             metrics,
             reports,
             timeouts,
-            client,
             running: BTreeMap::new(),
             waiting: BTreeMap::new(),
         }
@@ -172,15 +171,14 @@ impl Supervisor {
             tracing::info_span!(parent: None, "listener", listener = %name, address = %spec.bind);
         let _entered = span.enter();
         let pool = Arc::new(Pool::new(&name, spec.policy, self.metrics.clone()));
-        let ctx = Arc::new(Context {
-            name: name.clone(),
-            pool: pool.clone(),
-            metrics: self.metrics.clone(),
-            timeouts: self.timeouts,
-            proxy_protocol: spec.proxy_protocol,
-            local: spec.bind,
-        });
-        let tasks = match self.bind(&spec, ctx) {
+        let ctx = Arc::new(Context::new(
+            &name,
+            pool.clone(),
+            self.metrics.clone(),
+            spec.bind,
+            self.settings(&spec),
+        ));
+        let tasks = match self.bind(&spec, ctx.clone()) {
             Ok(tasks) => tasks,
             Err(err) => {
                 if first || self.waiting.get(&name) != Some(&spec) {
@@ -209,11 +207,12 @@ impl Supervisor {
         tracing::info!(protocol = ?spec.protocol, backends = spec.backends.len(), "listener serving");
         let mut running = Running {
             spec: spec.clone(),
+            ctx,
             pool: pool.clone(),
             tasks,
             probes: HashMap::new(),
         };
-        let (added, _) = pool.update(&spec.backends, spec.policy);
+        let (added, _) = pool.update(&spec.groups(), spec.policy);
         for backend in added {
             self.probe(&mut running, backend);
         }
@@ -263,8 +262,7 @@ impl Supervisor {
                     None => None,
                 };
                 let mut tasks = vec![tokio::spawn(
-                    l7::serve(listener, ctx.clone(), tls.clone(), self.client.clone())
-                        .instrument(span.clone()),
+                    l7::serve(listener, ctx.clone(), tls.clone()).instrument(span.clone()),
                 )];
                 if let Some(tls) = tls {
                     tasks.push(tokio::spawn(
@@ -287,7 +285,12 @@ impl Supervisor {
         }
         let span = tracing::info_span!(parent: None, "listener", listener = %spec.name);
         let _entered = span.enter();
-        let (added, removed) = running.pool.update(&spec.backends, spec.policy);
+        let (added, removed) = running.pool.update(&spec.groups(), spec.policy);
+        if (running.spec.timeouts.clone(), running.spec.proxy_protocol)
+            != (spec.timeouts.clone(), spec.proxy_protocol)
+        {
+            running.ctx.set_settings(self.settings(spec));
+        }
         tracing::info!(
             added = added.len(),
             removed = removed.len(),
@@ -297,7 +300,7 @@ impl Supervisor {
             if let Some(probe) = running.probes.remove(&backend.addr) {
                 probe.abort();
             }
-            self.drain(&running.pool, backend.clone());
+            self.drain(&running.pool, backend.clone(), self.drain_timeout(spec));
         }
         let health_changed = running.spec.health != spec.health;
         running.spec = spec.clone();
@@ -321,10 +324,24 @@ impl Supervisor {
         self.waiting.remove(name);
         if let Some(running) = self.running.remove(name) {
             tracing::info!(listener = %name, "listener stopped; open connections drain");
+            let timeout = self.drain_timeout(&running.spec);
             for backend in running.pool.drain_all() {
-                self.drain(&running.pool, backend);
+                self.drain(&running.pool, backend, timeout);
             }
         }
+    }
+
+    /// What `spec`'s connections read: its timeouts over the daemon's.
+    fn settings(&self, spec: &ListenerSpec) -> Settings {
+        let timeouts = self.timeouts.for_listener(spec.protocol, &spec.timeouts);
+        let idle = self.timeouts.idle(spec.protocol, &spec.timeouts);
+        Settings::new(timeouts, idle, spec.proxy_protocol)
+    }
+
+    fn drain_timeout(&self, spec: &ListenerSpec) -> Duration {
+        self.timeouts
+            .for_listener(spec.protocol, &spec.timeouts)
+            .drain
     }
 
     fn probe(&self, running: &mut Running, backend: Arc<Backend>) {
@@ -343,8 +360,8 @@ impl Supervisor {
 
     /// Closes `backend`'s connections once they are done or the drain
     /// timeout is over, whichever comes first.
-    fn drain(&self, pool: &Arc<Pool>, backend: Arc<Backend>) {
-        let (pool, reports, timeout) = (pool.clone(), self.reports.clone(), self.timeouts.drain);
+    fn drain(&self, pool: &Arc<Pool>, backend: Arc<Backend>, timeout: Duration) {
+        let (pool, reports) = (pool.clone(), self.reports.clone());
         let span = tracing::info_span!(parent: None, "drain", listener = %pool.listener, backend = %backend.addr);
         tokio::spawn(
             async move {

@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 use tracing::Instrument;
 
-use crate::pool::{flow_hash, Lease};
+use crate::pool::{flow_hash, Backend, Lease};
 use crate::proxy::{next_id, Context, Open};
 use crate::proxy_protocol::{self, Transport};
 
-type Sessions = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
+/// A client's session: the socket towards its backend, and the backend.
+type Session = (Arc<UdpSocket>, Arc<Backend>);
+type Sessions = Arc<Mutex<HashMap<SocketAddr, Session>>>;
 
 pub async fn serve(socket: UdpSocket, ctx: Arc<Context>) {
     let socket = Arc::new(socket);
@@ -28,15 +30,15 @@ pub async fn serve(socket: UdpSocket, ctx: Arc<Context>) {
             }
         };
         let existing = lock(&sessions).get(&peer).cloned();
-        let upstream = match existing {
-            Some(upstream) => upstream,
+        let (upstream, backend) = match existing {
+            Some(session) => session,
             None => match open(&ctx, peer, &socket, &sessions).await {
-                Some(upstream) => upstream,
+                Some(session) => session,
                 None => continue,
             },
         };
         let datagram = &buf[..len];
-        let sent = if ctx.proxy_protocol {
+        let sent = if ctx.settings().proxy_protocol {
             let mut framed = proxy_protocol::header(Transport::Datagram, peer, ctx.local);
             framed.extend_from_slice(datagram);
             upstream.send(&framed).await
@@ -44,11 +46,7 @@ pub async fn serve(socket: UdpSocket, ctx: Arc<Context>) {
             upstream.send(datagram).await
         };
         match sent {
-            Ok(_) => {
-                if let Ok(backend) = upstream.peer_addr() {
-                    ctx.bytes(backend, len as u64, 0);
-                }
-            }
+            Ok(_) => backend.count_bytes(len as u64, 0),
             Err(err) => {
                 tracing::debug!(listener = %ctx.name, %peer, %err, "send to backend failed")
             }
@@ -56,7 +54,7 @@ pub async fn serve(socket: UdpSocket, ctx: Arc<Context>) {
     }
 }
 
-fn lock(sessions: &Sessions) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<UdpSocket>>> {
+fn lock(sessions: &Sessions) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Session>> {
     match sessions.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
@@ -68,9 +66,9 @@ async fn open(
     peer: SocketAddr,
     socket: &Arc<UdpSocket>,
     sessions: &Sessions,
-) -> Option<Arc<UdpSocket>> {
+) -> Option<Session> {
     let id = next_id();
-    let Some(lease) = ctx.pool.pick(flow_hash(peer), &[]) else {
+    let Some(lease) = ctx.pool.pick(0, flow_hash(peer), &[]) else {
         tracing::warn!(listener = %ctx.name, %peer, "no backend in rotation; datagram dropped");
         return None;
     };
@@ -88,12 +86,13 @@ async fn open(
         }
     };
     if let Err(err) = upstream.connect(backend).await {
-        ctx.connect_failed(backend);
+        lease.backend.metrics.failures.inc();
         tracing::warn!(%backend, %err, "cannot reach the backend");
         return None;
     }
     let upstream = Arc::new(upstream);
-    lock(sessions).insert(peer, upstream.clone());
+    let session = (upstream.clone(), lease.backend.clone());
+    lock(sessions).insert(peer, session.clone());
     let span = tracing::info_span!("session", listener = %ctx.name, id, %peer, %backend);
     tokio::spawn(
         replies(
@@ -106,7 +105,7 @@ async fn open(
         )
         .instrument(span),
     );
-    Some(upstream)
+    Some(session)
 }
 
 /// Copies the backend's datagrams back to the client until the session is
@@ -120,15 +119,16 @@ async fn replies(
     sessions: Sessions,
 ) {
     let _open = Open::new(&ctx);
+    let idle = ctx.settings().timeouts.udp_idle;
     let mut buf = vec![0u8; 65_536];
     loop {
         tokio::select! {
-            received = tokio::time::timeout(ctx.timeouts.udp_idle, upstream.recv(&mut buf)) => match received {
+            received = tokio::time::timeout(idle, upstream.recv(&mut buf)) => match received {
                 Ok(Ok(len)) => {
                     if let Err(err) = socket.send_to(&buf[..len], peer).await {
                         tracing::debug!(%err, "send to client failed");
                     }
-                    ctx.bytes(lease.backend.addr, 0, len as u64);
+                    lease.backend.count_bytes(0, len as u64);
                 }
                 Ok(Err(err)) => {
                     tracing::debug!(%err, "backend socket error; session ends");
@@ -140,7 +140,10 @@ async fn replies(
         }
     }
     let mut guard = lock(&sessions);
-    if guard.get(&peer).is_some_and(|s| Arc::ptr_eq(s, &upstream)) {
+    if guard
+        .get(&peer)
+        .is_some_and(|(s, _)| Arc::ptr_eq(s, &upstream))
+    {
         guard.remove(&peer);
     }
 }

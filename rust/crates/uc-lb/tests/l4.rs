@@ -3,7 +3,9 @@
 //! rotation within interval × fall and comes back after rise successes;
 //! a backend removed from the listener drains (no new connections, open
 //! ones go on until the drain timeout); UDP sessions reach their backends;
-//! a listener whose port is taken is reported while the others serve.
+//! a listener whose port is taken is reported while the others serve;
+//! Maglev keeps a client on its backend; weights skew the spread; the
+//! PROXY v2 header reaches the backend; an idle connection is closed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,20 +15,31 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use common::{curl, get, listener, port, Backend, Lb, UdpEcho};
+use common::{curl, get, listener, port, Backend, Lb, RawBackend, UdpEcho};
 use serde_json::json;
 
 /// Who answers `n` new connections through `port` (a TCP listener in front of HTTP backends).
 fn spread(port: u16, n: usize) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
     for _ in 0..n {
-        let (code, body) = curl(&["-m", "5", &format!("http://127.0.0.1:{port}/")])
-            .expect("a connection through uc-lb");
-        assert_eq!(code, 200, "{body}");
-        let name = body.split_whitespace().next().unwrap().to_owned();
+        let name = answered_by(port, "127.0.0.1");
         *seen.entry(name).or_default() += 1;
     }
     seen
+}
+
+/// The backend answering a new connection from `client` (an address on lo).
+fn answered_by(port: u16, client: &str) -> String {
+    let (code, body) = curl(&[
+        "-m",
+        "5",
+        "--interface",
+        client,
+        &format!("http://127.0.0.1:{port}/"),
+    ])
+    .expect("a connection through uc-lb");
+    assert_eq!(code, 200, "{body}");
+    body.split_whitespace().next().unwrap().to_owned()
 }
 
 #[test]
@@ -215,4 +228,144 @@ fn a_port_in_use_is_reported_while_the_others_serve() {
     lb.wait_backend("busy", backend.addr, "up", Duration::from_secs(5));
     let (code, _) = curl(&["-m", "5", &format!("http://127.0.0.1:{busy}/")]).unwrap();
     assert_eq!(code, 200);
+}
+
+#[test]
+fn maglev_keeps_each_client_on_its_backend() {
+    let lb = Lb::start("uc-lb-maglev", &[]);
+    let backends = [Backend::http("a"), Backend::http("b"), Backend::http("c")];
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let p = port();
+    let maglev = json!({"balance": "maglev"});
+    lb.put_listener("tcp", &listener("tcp", p, &addrs, maglev.clone()));
+    for addr in &addrs {
+        lb.wait_backend("tcp", *addr, "up", Duration::from_secs(5));
+    }
+    // 60 clients (source addresses), three connections each.
+    let clients: Vec<String> = (1..=60).map(|i| format!("127.0.1.{i}")).collect();
+    let mut first = BTreeMap::new();
+    let mut per_backend: BTreeMap<String, usize> = BTreeMap::new();
+    for client in &clients {
+        let name = answered_by(p, client);
+        for _ in 0..2 {
+            assert_eq!(answered_by(p, client), name, "{client} changed backend");
+        }
+        *per_backend.entry(name.clone()).or_default() += 1;
+        first.insert(client.clone(), name);
+    }
+    // Spread: each backend has a fair share of 60 hashed clients.
+    assert_eq!(per_backend.len(), 3, "{per_backend:?}");
+    assert!(
+        per_backend.values().all(|n| *n >= 10),
+        "uneven: {per_backend:?}"
+    );
+    // Removing c moves c's clients only (Maglev moves ~1/N).
+    lb.put_listener("tcp", &listener("tcp", p, &addrs[..2], maglev));
+    wait_gone(&lb, "tcp", addrs[2]);
+    let moved: Vec<&String> = clients
+        .iter()
+        .filter(|c| first[*c] != "c" && answered_by(p, c) != first[*c])
+        .collect();
+    assert!(
+        moved.len() <= 1,
+        "clients of a and b moved: {moved:?} of {first:?}"
+    );
+}
+
+#[test]
+fn weights_skew_the_spread() {
+    let lb = Lb::start("uc-lb-weights", &[]);
+    let (a, b) = (Backend::http("a"), Backend::http("b"));
+    let p = port();
+    let weights = json!({"backends": {
+        "service": null, "servicePort": null,
+        "endpoints": [a.addr.to_string(), b.addr.to_string()],
+        "weights": {a.addr.to_string(): 3}
+    }});
+    lb.put_listener("tcp", &listener("tcp", p, &[], weights));
+    for addr in [a.addr, b.addr] {
+        lb.wait_backend("tcp", addr, "up", Duration::from_secs(5));
+    }
+    let seen = spread(p, 40);
+    assert_eq!(
+        (seen.get("a"), seen.get("b")),
+        (Some(&30), Some(&10)),
+        "weight 3 against 1 over 40 connections: {seen:?}"
+    );
+}
+
+/// A backend expecting a PROXY v2 header (TCP over IPv4): it answers with
+/// the addresses it names, `src=<client> dst=<listener>`, and closes.
+fn proxy_v2_backend(mut stream: TcpStream) {
+    let mut header = [0u8; 28];
+    if stream.read_exact(&mut header).is_err() {
+        return; // a health probe: connects and closes
+    }
+    let signature = b"\r\n\r\n\0\r\nQUIT\n";
+    let text = if &header[..12] != signature || header[12] != 0x21 || header[13] != 0x11 {
+        format!("bad header {header:?}")
+    } else {
+        let addr = |ip: &[u8], port: &[u8]| {
+            let ip = std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]);
+            SocketAddr::from((ip, u16::from_be_bytes([port[0], port[1]])))
+        };
+        format!(
+            "src={} dst={}",
+            addr(&header[16..20], &header[24..26]),
+            addr(&header[20..24], &header[26..28])
+        )
+    };
+    let _ = std::io::Write::write_all(&mut stream, text.as_bytes());
+}
+
+#[test]
+fn the_proxy_v2_header_names_the_client_and_the_listener() {
+    let lb = Lb::start("uc-lb-proxy-v2", &[]);
+    let backend = RawBackend::start(proxy_v2_backend);
+    let p = port();
+    lb.put_listener(
+        "tcp",
+        &listener("tcp", p, &[backend.addr], json!({"proxyProtocol": true})),
+    );
+    lb.wait_backend("tcp", backend.addr, "up", Duration::from_secs(5));
+    let mut client = TcpStream::connect(("127.0.0.1", p)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    assert_eq!(
+        answer,
+        format!("src={} dst=127.0.0.1:{p}", client.local_addr().unwrap())
+    );
+}
+
+#[test]
+fn an_idle_tcp_connection_is_closed_after_the_listeners_idle_timeout() {
+    let lb = Lb::start("uc-lb-tcp-idle", &[]);
+    let a = Backend::http("a");
+    let p = port();
+    lb.put_listener(
+        "tcp",
+        &listener("tcp", p, &[a.addr], json!({"timeouts": {"idleSeconds": 1}})),
+    );
+    lb.wait_backend("tcp", a.addr, "up", Duration::from_secs(5));
+    let mut stream = TcpStream::connect(("127.0.0.1", p)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Busy for 1.5 s (a request every 300 ms) is not idle.
+    for _ in 0..5 {
+        assert_eq!(get(&mut stream, "/").unwrap().0, 200);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let read = stream.read(&mut buf);
+    assert!(matches!(read, Ok(0)), "idle connection closed: {read:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(2500),
+        "closed after {took:?} idle"
+    );
 }

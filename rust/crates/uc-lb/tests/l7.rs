@@ -4,7 +4,9 @@
 //! with openssl, and a new certificate picked up without a restart;
 //! uc-lb's own 502/503/504; retries of idempotent requests on connect
 //! failure; a listener changed under load without a failed request;
-//! malformed, slow and silent clients cut off by the client timeout.
+//! malformed, slow and silent clients cut off by the client timeout (the
+//! daemon's, or the listener's own); requests routed by host and path;
+//! an HTTP upgrade (WebSocket's handshake) passed through.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{curl, get, listener, port, Backend, Lb};
+use common::{curl, get, listener, port, read_head, Backend, Lb, RawBackend};
 use serde_json::json;
 
 #[test]
@@ -472,4 +474,157 @@ fn a_request_to_a_drained_backend_ends_at_the_drain_timeout() {
     lb.wait_backend("web", b.addr, "up", Duration::from_secs(5));
     let (code, body) = curl(&["-m", "5", &format!("http://127.0.0.1:{p}/")]).unwrap();
     assert_eq!((code, body.split_whitespace().next()), (200, Some("b")));
+}
+
+#[test]
+fn routes_send_requests_by_host_and_path() {
+    let lb = Lb::start("uc-lb-routes", &[]);
+    let (a, b, c) = (Backend::http("a"), Backend::http("b"), Backend::http("c"));
+    let p = port();
+    let only = |addr: std::net::SocketAddr| json!({"service": null, "servicePort": null, "endpoints": [addr.to_string()]});
+    let routes = json!({"routes": [
+        {"host": "api.test", "pathPrefix": "/", "backends": only(b.addr)},
+        {"host": "*.shop.test", "pathPrefix": "/static/", "backends": only(c.addr)},
+        {"host": null, "pathPrefix": "/static/", "backends": only(b.addr)}
+    ]});
+    lb.put_listener("web", &listener("http", p, &[a.addr], routes));
+    for addr in [a.addr, b.addr, c.addr] {
+        lb.wait_backend("web", addr, "up", Duration::from_secs(5));
+    }
+    let who = |host: &str, path: &str, h2: bool| {
+        let url = format!("http://127.0.0.1:{p}{path}");
+        let host = format!("Host: {host}");
+        let mut args = vec!["-m", "5", "-H", &host, &url];
+        if h2 {
+            args.push("--http2-prior-knowledge");
+        }
+        let (code, body) = curl(&args).unwrap();
+        assert_eq!(code, 200, "{body}");
+        body.split_whitespace().next().unwrap().to_owned()
+    };
+    // (Host, path, backend): the first route that matches, else the listener's.
+    let table = [
+        ("api.test", "/", "b"),
+        ("API.test:8080", "/x", "b"),
+        ("www.shop.test", "/static/x.css", "c"),
+        ("www.shop.test", "/cart", "a"),
+        ("www.test", "/static/x.css", "b"),
+        ("www.test", "/", "a"),
+        ("api.test", "/static/x.css", "b"),
+    ];
+    for (host, path, expected) in table {
+        assert_eq!(who(host, path, false), expected, "{host}{path}");
+    }
+    // HTTP/2 names the host in :authority.
+    assert_eq!(who("api.test", "/", true), "b");
+    assert_eq!(who("www.shop.test", "/static/y", true), "c");
+}
+
+/// A backend that switches to an echo protocol on `Upgrade: echo` (as a
+/// WebSocket server switches after its handshake) and echoes bytes.
+fn upgrade_backend(mut stream: TcpStream) {
+    let Some(head) = read_head(&mut stream) else {
+        return;
+    };
+    let lower = head.to_ascii_lowercase();
+    if !(lower.contains("\r\nupgrade: echo\r\n") && lower.contains("\r\nconnection: upgrade\r\n")) {
+        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        return;
+    }
+    let _ = stream.write_all(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+    );
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 || stream.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn an_upgrade_passes_through_both_ways() {
+    let lb = Lb::start("uc-lb-upgrade", &[]);
+    let backend = RawBackend::start(upgrade_backend);
+    let p = port();
+    lb.put_listener("web", &listener("http", p, &[backend.addr], json!({})));
+    lb.wait_backend("web", backend.addr, "up", Duration::from_secs(5));
+    let mut stream = TcpStream::connect(("127.0.0.1", p)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /chat HTTP/1.1\r\nHost: lb.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
+        .unwrap();
+    let head = read_head(&mut stream).expect("a response head");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("upgrade: echo"), "{head}");
+    assert!(lower.contains("connection: upgrade"), "{head}");
+    for message in ["ping", "a longer message after the first"] {
+        stream.write_all(message.as_bytes()).unwrap();
+        let mut echoed = vec![0u8; message.len()];
+        stream.read_exact(&mut echoed).unwrap();
+        assert_eq!(String::from_utf8_lossy(&echoed), message);
+    }
+    // A plain request to the same listener still works.
+    let (code, _) = curl(&["-m", "5", &format!("http://127.0.0.1:{p}/")]).unwrap();
+    assert_eq!(
+        code, 400,
+        "the echo backend refuses a request without upgrade"
+    );
+}
+
+#[test]
+fn the_listeners_own_timeouts_cut_slow_clients_and_malformed_gets_400() {
+    // The daemon's client timeout stays 10 s; the listener's is 1 s.
+    let lb = Lb::start("uc-lb-listener-timeouts", &[]);
+    let a = Backend::http("a");
+    let p = port();
+    let timeouts = json!({"timeouts": {"clientHeaderSeconds": 1, "idleSeconds": 1}});
+    lb.put_listener("web", &listener("http", p, &[a.addr], timeouts));
+    lb.wait_backend("web", a.addr, "up", Duration::from_secs(5));
+    let connect = || {
+        let stream = TcpStream::connect(("127.0.0.1", p)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+    };
+    let mut bad = connect();
+    bad.write_all(b"GET / HTTP/1.1\r\nHost lb.test\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = bad.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    // Slowloris: a header byte every 200 ms, cut off after 1 s.
+    let mut slow = connect();
+    let started = Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: lb.test\r\n")
+        .unwrap();
+    let cut = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        slow.write_all(b"X").is_err()
+    });
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    assert!(cut || read.is_ok(), "slow client still connected: {read:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "slow client cut after {:?}",
+        started.elapsed()
+    );
+    // An idle keep-alive connection is closed after 1 s, not 10.
+    let mut idle = connect();
+    assert_eq!(get(&mut idle, "/").unwrap().0, 200);
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    assert!(matches!(idle.read(&mut buf), Ok(0)));
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "idle connection cut after {:?}",
+        started.elapsed()
+    );
 }

@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,14 +16,16 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Parts as UriParts, PathAndQuery, Scheme};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::Instrument;
 
+use crate::l7::upgrade;
 use crate::pool::flow_hash;
-use crate::proxy::{next_id, Context, Timeouts, TRIES};
+use crate::proxy::{next_id, Context, Settings, Timeouts, TRIES};
 
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 pub type BackendClient = Client<HttpConnector, ProxyBody>;
@@ -39,25 +42,25 @@ pub fn backend_client(timeouts: &Timeouts) -> BackendClient {
 }
 
 pub async fn handle(
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     peer: SocketAddr,
     scheme: &'static str,
     ctx: Arc<Context>,
-    client: BackendClient,
+    settings: Arc<Settings>,
+    waiting: Arc<AtomicUsize>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let span = tracing::info_span!("request", id = next_id(), method = %request.method(), path = %request.uri().path());
+    // Debug, not info: an info span per request is formatted per request.
+    let span = tracing::debug_span!("request", id = next_id(), method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
-    let response = forward(request, peer, scheme, &ctx, &client)
+    let upgrade = upgrade::requested(&mut request);
+    waiting.fetch_add(1, Ordering::Relaxed);
+    let response = forward(request, peer, scheme, &ctx, &settings, upgrade)
         .instrument(span)
         .await;
-    let code = response.status().as_u16().to_string();
-    ctx.metrics
-        .requests
-        .get_or_create(&[("listener", ctx.name.clone()), ("code", code)])
-        .inc();
-    ctx.metrics
+    waiting.fetch_sub(1, Ordering::Relaxed);
+    ctx.count_request(response.status().as_u16());
+    ctx.counters
         .latency
-        .get_or_create(&ctx.labels())
         .observe(started.elapsed().as_secs_f64());
     Ok(response)
 }
@@ -67,51 +70,66 @@ async fn forward(
     peer: SocketAddr,
     scheme: &'static str,
     ctx: &Context,
-    client: &BackendClient,
+    settings: &Settings,
+    mut upgrade: Option<upgrade::Requested>,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = request.into_parts();
     let retryable = idempotent(&parts.method) && body.is_end_stream();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let group = ctx.pool.route(host, parts.uri.path());
     prepare(&mut parts.headers, &parts.uri, peer, scheme);
+    if let Some(upgrade) = &upgrade {
+        upgrade.restore(&mut parts.headers);
+    }
     let path = parts
         .uri
         .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     parts.version = Version::HTTP_11;
-    let mut body = Some(body.boxed());
+    let mut body = Some(body);
     let mut tried = Vec::new();
     let mut last_error = None;
+    let timeouts = &settings.timeouts;
     while tried.len() < TRIES {
-        let Some(lease) = ctx.pool.pick(flow_hash(peer), &tried) else {
+        let Some(lease) = ctx.pool.pick(group, flow_hash(peer), &tried) else {
             break;
         };
         let backend = lease.backend.addr;
-        let Ok(uri) = format!("http://{backend}{path}").parse::<Uri>() else {
+        let mut uri = UriParts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(lease.backend.authority.clone());
+        uri.path_and_query = Some(path.clone());
+        let Ok(uri) = Uri::from_parts(uri) else {
             return answer(
                 StatusCode::BAD_REQUEST,
                 "uc-lb: the request target cannot be forwarded",
             );
         };
         let this_body = match body.take() {
-            Some(b) if !retryable => b,
+            Some(b) if !b.is_end_stream() => {
+                let sent_bytes = lease.backend.metrics.bytes_in.clone();
+                b.map_frame(move |frame| {
+                    if let Some(data) = frame.data_ref() {
+                        sent_bytes.inc_by(data.len() as u64);
+                    }
+                    frame
+                })
+                .boxed()
+            }
             _ => Empty::<Bytes>::new()
                 .map_err(|never| match never {})
                 .boxed(),
         };
-        let sent_bytes = ctx.bytes_counter(backend, "in");
-        let this_body = this_body
-            .map_frame(move |frame| {
-                if let Some(data) = frame.data_ref() {
-                    sent_bytes.inc_by(data.len() as u64);
-                }
-                frame
-            })
-            .boxed();
         let mut outgoing = Request::from_parts(parts.clone(), this_body);
         let started = Instant::now();
         *outgoing.uri_mut() = uri;
         let sent = tokio::select! {
-            sent = tokio::time::timeout(ctx.timeouts.response, client.request(outgoing)) => sent,
+            sent = tokio::time::timeout(timeouts.response, settings.client.request(outgoing)) => sent,
             () = lease.backend.closed() => {
                 tracing::info!(%backend, "request cut: the backend's drain timeout ended");
                 return answer(StatusCode::BAD_GATEWAY, &format!("uc-lb: backend {backend} was drained before it answered, for listener {}", ctx.name));
@@ -119,8 +137,17 @@ async fn forward(
         };
         match sent {
             Ok(Ok(response)) => {
-                ctx.backend_latency(backend, started.elapsed());
-                let received = ctx.bytes_counter(backend, "out");
+                lease
+                    .backend
+                    .metrics
+                    .latency
+                    .observe(started.elapsed().as_secs_f64());
+                if let Some(upgrade) = upgrade.take() {
+                    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        return upgrade.tunnel(response, lease);
+                    }
+                }
+                let received = lease.backend.metrics.bytes_out.clone();
                 let (mut head, body) = response.into_parts();
                 strip_hop_by_hop(&mut head.headers);
                 // The lease (an open request to the backend) lasts as long as the body.
@@ -135,7 +162,7 @@ async fn forward(
             }
             Ok(Err(err)) if err.is_connect() => {
                 tracing::warn!(%backend, %err, "cannot connect to the backend");
-                ctx.connect_failed(backend);
+                lease.backend.metrics.failures.inc();
                 tried.push(backend);
                 last_error = Some(format!("backend {backend} unreachable"));
                 if !retryable {
@@ -153,12 +180,12 @@ async fn forward(
                 );
             }
             Err(_) => {
-                tracing::warn!(%backend, timeout = ?ctx.timeouts.response, "backend sent no response in time");
+                tracing::warn!(%backend, timeout = ?timeouts.response, "backend sent no response in time");
                 return answer(
                     StatusCode::GATEWAY_TIMEOUT,
                     &format!(
                         "uc-lb: backend {backend} sent no response within {:?} for listener {}",
-                        ctx.timeouts.response, ctx.name
+                        timeouts.response, ctx.name
                     ),
                 );
             }
@@ -214,7 +241,7 @@ fn prepare(headers: &mut HeaderMap, uri: &Uri, peer: SocketAddr, scheme: &'stati
     );
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -240,7 +267,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn answer(status: StatusCode, text: &str) -> Response<ProxyBody> {
+pub fn answer(status: StatusCode, text: &str) -> Response<ProxyBody> {
     let body = Full::new(Bytes::from(format!("{text}\n")))
         .map_err(|never| match never {})
         .boxed();
