@@ -23,7 +23,9 @@
 //! filled until it holds half the bound, then the older one dropped; a hit
 //! in the older generation moves the entry to the newer (cheap LRU).
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
@@ -176,13 +178,21 @@ fn opt_record(packet: &[u8], at: usize) -> Option<(u16, bool)> {
     Some((payload, flags & 0x8000 != 0))
 }
 
+/// Literal spellings of the asked name recorded per answer at most (the
+/// first answer's owner; later ones point at it): more is not cached.
+const MAX_OWNERS: usize = 4;
+
 /// A cached response and what metrics count for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    response: Box<[u8]>,
+    /// The key, then the response: one allocation, so a hit reads one
+    /// place besides the map.
+    stored: Box<[u8]>,
+    key_len: usize,
     /// Where the answer section spells out the asked name (the owner of
     /// records answering it, in the asker's spelling on the full path).
-    owners: Box<[u16]>,
+    owners: [u16; MAX_OWNERS],
+    owner_count: usize,
     pub rcode: ResponseCode,
 }
 
@@ -197,39 +207,56 @@ impl Entry {
         }
         let name = &question[..question.len() - 4];
         let answers = u16::from_be_bytes([*response.get(6)?, *response.get(7)?]);
-        let mut owners = Vec::new();
+        let mut owners = [0; MAX_OWNERS];
+        let mut owner_count = 0;
         let mut at = HEADER + question.len();
         for _ in 0..answers {
             if response.get(at..at + name.len()) == Some(name) {
-                owners.push(u16::try_from(at).ok()?);
+                *owners.get_mut(owner_count)? = u16::try_from(at).ok()?;
+                owner_count += 1;
             }
             at = skip_name(response, at)? + 8;
             let rdlen = response.get(at..at + 2)?;
             at += 2 + usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
         }
-        (at <= response.len()).then(|| Entry {
-            response: response.into(),
-            owners: owners.into(),
+        if at > response.len() {
+            return None;
+        }
+        let mut stored = Vec::with_capacity(key.bytes.len() + response.len());
+        stored.extend_from_slice(&key.bytes);
+        stored.extend_from_slice(response);
+        Some(Entry {
+            stored: stored.into(),
+            key_len: key.bytes.len(),
+            owners,
+            owner_count,
             rcode,
         })
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.stored[..self.key_len]
     }
 
     /// The response to `query` (whose key this entry is under) in `out`:
     /// the query's ID and its spelling of the name over the cached bytes.
     pub fn write(&self, query: &[u8], key: &CacheKey, out: &mut Vec<u8>) {
         out.clear();
-        out.extend_from_slice(&self.response);
+        out.extend_from_slice(&self.stored[self.key_len..]);
         out[..2].copy_from_slice(&query[..2]);
         let question = &query[HEADER..HEADER + key.question_len];
         out[HEADER..HEADER + question.len()].copy_from_slice(question);
         let name = &question[..question.len() - 4];
-        for owner in self.owners.iter().map(|at| usize::from(*at)) {
+        for owner in self.owners[..self.owner_count]
+            .iter()
+            .map(|at| usize::from(*at))
+        {
             out[owner..owner + name.len()].copy_from_slice(name);
         }
     }
 
-    fn bytes(&self, key: &[u8]) -> usize {
-        key.len() + self.response.len() + 2 * self.owners.len() + ENTRY_OVERHEAD
+    fn bytes(&self) -> usize {
+        self.stored.len() + ENTRY_OVERHEAD
     }
 }
 
@@ -247,11 +274,36 @@ fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
+/// The maps are keyed by the key's 64-bit SipHash (random per cache), so
+/// a probe compares integers; the entry holds the key to confirm a hit.
+type ByHash = HashMap<u64, Entry, BuildHasherDefault<AlreadyHashed>>;
+
+/// Passes a `u64` that already is a hash through.
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
 /// One worker's cache for one snapshot, bounded in bytes.
 #[derive(Debug)]
 pub struct PacketCache {
-    newer: HashMap<Box<[u8]>, Entry>,
-    older: HashMap<Box<[u8]>, Entry>,
+    hasher: RandomState,
+    newer: ByHash,
+    older: ByHash,
     newer_bytes: usize,
     /// What `newer` may hold before it becomes `older`: half the bound.
     generation_bytes: usize,
@@ -261,8 +313,9 @@ impl PacketCache {
     /// A cache holding at most `max_bytes` of keys and responses.
     pub fn new(max_bytes: usize) -> PacketCache {
         PacketCache {
-            newer: HashMap::new(),
-            older: HashMap::new(),
+            hasher: RandomState::new(),
+            newer: ByHash::default(),
+            older: ByHash::default(),
             newer_bytes: 0,
             generation_bytes: max_bytes / 2,
         }
@@ -274,21 +327,36 @@ impl PacketCache {
         self.newer_bytes = 0;
     }
 
-    pub fn get(&mut self, key: &CacheKey) -> Option<&Entry> {
-        let key = key.bytes.as_slice();
-        if !self.newer.contains_key(key) {
-            let (key, entry) = self.older.remove_entry(key)?;
-            self.put(key, entry);
+    /// On a hit, the response to `query` (under `key`) in `out` and its
+    /// rcode.
+    pub fn answer(
+        &mut self,
+        key: &CacheKey,
+        query: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<ResponseCode> {
+        let hash = self.hasher.hash_one(&key.bytes);
+        if let Some(entry) = self.newer.get(&hash).filter(|e| e.key() == key.bytes) {
+            entry.write(query, key, out);
+            return Some(entry.rcode);
         }
-        self.newer.get(key)
+        let entry = self.older.remove(&hash)?;
+        if entry.key() != key.bytes {
+            return None;
+        }
+        entry.write(query, key, out);
+        let rcode = entry.rcode;
+        self.put(hash, entry);
+        Some(rcode)
     }
 
     pub fn insert(&mut self, key: &CacheKey, entry: Entry) {
-        self.put(key.bytes.as_slice().into(), entry);
+        let hash = self.hasher.hash_one(&key.bytes);
+        self.put(hash, entry);
     }
 
-    fn put(&mut self, key: Box<[u8]>, entry: Entry) {
-        let bytes = entry.bytes(&key);
+    fn put(&mut self, hash: u64, entry: Entry) {
+        let bytes = entry.bytes();
         if bytes > self.generation_bytes {
             return;
         }
@@ -297,7 +365,7 @@ impl PacketCache {
             self.newer_bytes = 0;
         }
         self.newer_bytes += bytes;
-        self.newer.insert(key, entry);
+        self.newer.insert(hash, entry);
     }
 
     /// Entries held, both generations.
@@ -307,11 +375,7 @@ impl PacketCache {
 
     /// Bytes held by both generations, as counted against the bound.
     pub fn bytes(&self) -> usize {
-        let held = |map: &HashMap<Box<[u8]>, Entry>| {
-            map.iter()
-                .map(|(key, entry)| entry.bytes(key))
-                .sum::<usize>()
-        };
+        let held = |map: &ByHash| map.values().map(Entry::bytes).sum::<usize>();
         held(&self.newer) + held(&self.older)
     }
 }

@@ -39,8 +39,9 @@ const STOP_CHECK: Duration = Duration::from_millis(200);
 /// Datagrams read (and answers sent) per system call at most.
 const BATCH: usize = 32;
 /// Receive buffer asked for each socket: room for bursts while the worker
-/// is not scheduled (the kernel caps it at net.core.rmem_max).
-const RECEIVE_BUFFER: usize = 4 << 20;
+/// is not scheduled (NSD's default; the kernel caps it at
+/// net.core.rmem_max and doubles it).
+const RECEIVE_BUFFER: usize = 1 << 20;
 
 /// What an answered query is counted as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +118,7 @@ impl UdpWorker {
                 }
             }
             let started = Instant::now();
+            self.refresh();
             clients.clear();
             counted.clear();
             for (at, (len, address)) in received.iter().enumerate() {
@@ -128,7 +130,7 @@ impl UdpWorker {
                     continue;
                 }
                 let packet = &buffers[at][..(*len).min(buffers[at].len())];
-                if let Some(answered) = self.answer(packet, client) {
+                if let Some(answered) = self.answer_from_snapshot(packet, client) {
                     std::mem::swap(&mut self.out, &mut answers[clients.len()]);
                     clients.push(*address);
                     counted.push(answered);
@@ -143,19 +145,28 @@ impl UdpWorker {
         }
     }
 
-    /// The answer to `packet` from `client` in `self.out`; `None` when it
-    /// gets none (shorter than a header, or a response).
-    pub fn answer(&mut self, packet: &[u8], client: SocketAddr) -> Option<Answered> {
+    /// Takes the published snapshot if it is new, emptying the cache.
+    /// Once per batch: a batch was received before it is looked at.
+    fn refresh(&mut self) {
         let current = self.published.load();
         if !Arc::ptr_eq(&current, &self.snapshot) {
             self.cache.clear();
             self.snapshot = current;
         }
+    }
+
+    /// The answer to `packet` from `client` in `self.out` from the
+    /// published snapshot; `None` when it gets none (shorter than a
+    /// header, or a response).
+    pub fn answer(&mut self, packet: &[u8], client: SocketAddr) -> Option<Answered> {
+        self.refresh();
+        self.answer_from_snapshot(packet, client)
+    }
+
+    fn answer_from_snapshot(&mut self, packet: &[u8], client: SocketAddr) -> Option<Answered> {
         if self.key.parse(packet) {
             let qtype = Some(self.key.qtype());
-            if let Some(entry) = self.cache.get(&self.key) {
-                entry.write(packet, &self.key, &mut self.out);
-                let rcode = entry.rcode;
+            if let Some(rcode) = self.cache.answer(&self.key, packet, &mut self.out) {
                 let lookup = CacheLookup::Hit;
                 return Some(Answered {
                     qtype,
