@@ -14,10 +14,11 @@ pub mod key;
 pub mod keyring;
 pub mod signer;
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use crate::answer::Answer;
-use crate::zone::{Located, Zone};
+use crate::zone::{label_count, Located, Zone};
 pub use key::{KeyError, ZoneKey};
 pub use keyring::{KeyProblem, Keyring};
 pub use signer::ZoneSigner;
@@ -193,18 +194,13 @@ fn at_name(zone: &Zone, name: &Name, ttl: u32) -> Option<Record> {
 /// The NSEC covering the name one label below `encloser` on the way to
 /// `name`, and so `name` and everything below it.
 fn next_closer_cover(name: &Name, encloser: &Name, ttl: u32) -> Option<Record> {
-    let labels = zone_labels(encloser) + 1;
-    let next_closer = name.trim_to(labels);
+    let next_closer = name.trim_to(label_count(encloser) + 1);
     denial::covering(&next_closer, ttl)
-}
-
-fn zone_labels(name: &Name) -> usize {
-    crate::zone::label_count(name)
 }
 
 /// Whether the NSEC `nsec` covers `name` (owner < name < next).
 fn covers(nsec: &Record, name: &Name) -> bool {
-    let RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::NSEC(data)) = &nsec.data else {
+    let RData::DNSSEC(DNSSECRData::NSEC(data)) = &nsec.data else {
         return false;
     };
     nsec.name < *name && *name < *data.next_domain_name()
