@@ -5,7 +5,8 @@
 //! connection table) says and sends it back out (XDP_TX) to the router;
 //! the backend decapsulates (uc-lb's decap program, VIP on lo) and answers the
 //! client directly. Real TCP connections from the client; every backend
-//! tells which client address and port it saw. Native and generic mode.
+//! tells which client address and port it saw. UDP datagrams likewise.
+//! Native and generic mode.
 //! Needs root (namespaces, XDP): prints SKIP otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,10 +26,18 @@ const PORT: u16 = 80;
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 
 /// A backend answering each connection with `<name> <client address>`
-/// and each line after with `<name>`.
+/// and each line after with `<name>`; each UDP datagram to the VIP (argv 3)
+/// likewise, from the VIP.
 const SERVER: &str = r#"
 import socket, sys, threading
-name, port = sys.argv[1], int(sys.argv[2])
+name, port, vip = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind((vip, port))
+    while True:
+        data, peer = u.recvfrom(2048)
+        u.sendto(f"{name} {peer[0]}:{peer[1]}".encode(), peer)
+threading.Thread(target=udp, daemon=True).start()
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", port))
@@ -45,6 +54,28 @@ print("ready", flush=True)
 while True:
     c, peer = s.accept()
     threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+"#;
+
+/// Sends one datagram to VIP:PORT from each source port FIRST..FIRST+COUNT
+/// on a connected socket (so only an answer from the VIP counts) and
+/// prints `<port> <answer>`.
+const UDP_CLIENT: &str = r#"
+import socket, sys
+vip, port, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+for p in range(first, first + count):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("0.0.0.0", p))
+    u.connect((vip, port))
+    u.settimeout(2)
+    for attempt in range(3):
+        u.send(b"hello")
+        try:
+            print(p, u.recv(2048).decode(), flush=True)
+            break
+        except socket.timeout:
+            pass
+    else:
+        print(p, "timeout", flush=True)
 "#;
 
 /// Opens connections to VIP:PORT from source ports FIRST..FIRST+COUNT,
@@ -384,25 +415,29 @@ fn name_of(ip: Ipv4Addr) -> String {
     format!("b{}", ip.octets()[2] - 10)
 }
 
-/// Where the ring sends a new flow from the client's `port`.
+/// Where the ring sends a new TCP flow from the client's `port`.
 fn expected(backends: &[u8], port: u16) -> String {
+    expected_for(backends, port, IPPROTO_TCP)
+}
+
+fn expected_for(backends: &[u8], port: u16, proto: u8) -> String {
     let weighted: Vec<(Ipv4Addr, u32)> = backends.iter().map(|k| (backend_ip(*k), 1)).collect();
     let ip = ring::pick(
         &weighted,
         SocketAddrV4::new(CLIENT, port),
         SocketAddrV4::new(VIP, PORT),
-        IPPROTO_TCP,
+        proto,
     );
     name_of(ip.expect("a backend"))
 }
 
-fn listener(backends: &[u8], mode: &str) -> String {
+fn listener(protocol: &str, backends: &[u8], mode: &str) -> String {
     let endpoints: Vec<String> = backends
         .iter()
         .map(|k| format!("{}:{PORT}", backend_ip(*k)))
         .collect();
     json!({
-        "protocol": "tcp",
+        "protocol": protocol,
         "port": PORT,
         "address": VIP.to_string(),
         "nodes": [],
@@ -504,6 +539,7 @@ fn scenario(mode: &str, subnet: u8) {
                 server.to_str().unwrap(),
                 &format!("b{k}"),
                 &PORT.to_string(),
+                &VIP.to_string(),
             ],
             false,
         );
@@ -521,7 +557,12 @@ fn scenario(mode: &str, subnet: u8) {
     etcd.ctl(&[
         "put",
         &keys::lb_listener("web"),
-        &listener(&[1, 2, 3], mode),
+        &listener("tcp", &[1, 2, 3], mode),
+    ]);
+    etcd.ctl(&[
+        "put",
+        &keys::lb_listener("dgram"),
+        &listener("udp", &[1, 2, 3], mode),
     ]);
     let log = std::fs::File::create(dir.join("uc-lb.log")).unwrap();
     let lb = Command::new("ip")
@@ -540,6 +581,38 @@ fn scenario(mode: &str, subnet: u8) {
     };
     wait_metric(&net, attached);
     wait_metric(&net, "uc_lb_xdp_backends{listener=\"web\"} 3");
+    wait_metric(&net, "uc_lb_xdp_backends{listener=\"dgram\"} 3");
+
+    // UDP: each datagram reaches the backend the ring says for its flow,
+    // and the answer comes from the VIP (the client's socket is connected).
+    let script = dir.join("udp-client.py");
+    std::fs::write(&script, UDP_CLIENT).unwrap();
+    let out = run(
+        Some(&net.ns("c")),
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            &VIP.to_string(),
+            &PORT.to_string(),
+            "43000",
+            "20",
+        ],
+    );
+    for line in out.lines() {
+        let (port, answer) = line.split_once(' ').unwrap();
+        let port: u16 = port.parse().unwrap();
+        let want = format!(
+            "{} {CLIENT}:{port}",
+            expected_for(&[1, 2, 3], port, ring::IPPROTO_UDP)
+        );
+        assert_eq!(
+            answer,
+            want,
+            "UDP from port {port}; {:#?}",
+            xdp_metrics(&net)
+        );
+    }
+    assert_eq!(out.lines().count(), 20);
 
     // Balancing: each connection reaches the backend the ring says, which
     // sees the client's own address (encapsulated, not proxied).
@@ -574,7 +647,11 @@ fn scenario(mode: &str, subnet: u8) {
 
     // b3 leaves the set: its open connections stay on it (the connection
     // table), new flows go only where the two-backend ring says.
-    etcd.ctl(&["put", &keys::lb_listener("web"), &listener(&[1, 2], mode)]);
+    etcd.ctl(&[
+        "put",
+        &keys::lb_listener("web"),
+        &listener("tcp", &[1, 2], mode),
+    ]);
     wait_metric(&net, "uc_lb_xdp_backends{listener=\"web\"} 2");
     let answers = held.again();
     for (port, (name, _)) in &seen {
