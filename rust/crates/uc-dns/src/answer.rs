@@ -79,7 +79,7 @@ pub fn answer_dnssec(snapshot: &Snapshot, question: &Question, dnssec_ok: bool) 
     if dnssec_ok && question.qclass == DNSClass::IN && reply.rcode != ResponseCode::Refused {
         if let Some(zone) = snapshot.find_zone(&question.name) {
             if let Some(signer) = snapshot.signer(&LowerName::new(&zone.apex)) {
-                dnssec::secure(zone, signer, &question.original, &mut reply);
+                dnssec::secure(zone, signer, question, &mut reply);
             }
         }
     }

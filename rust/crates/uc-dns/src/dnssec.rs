@@ -15,19 +15,34 @@ pub mod keyring;
 pub mod signer;
 
 use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Question};
 use crate::zone::{label_count, Located, Zone};
 pub use key::{KeyError, ZoneKey};
 pub use keyring::{KeyProblem, Keyring};
 pub use signer::ZoneSigner;
 
-/// Adds RRSIGs and NSECs to `reply`, the answer of `zone` to a question
-/// for `qname`.
-pub fn secure(zone: &Zone, signer: &ZoneSigner, qname: &Name, reply: &mut Answer) {
+/// Adds RRSIGs and NSECs to `reply`, the answer of `zone` to `question`.
+pub fn secure(zone: &Zone, signer: &ZoneSigner, question: &Question, reply: &mut Answer) {
     let now = signer::now();
     let negative_ttl = zone.negative_soa().ttl;
+    let qname = &question.original;
+    if question.qtype == RecordType::NSEC
+        && reply.answers.is_empty()
+        && reply.rcode == ResponseCode::NoError
+    {
+        // The NSEC a NODATA would carry says an NSEC exists here: answer it.
+        if let Some(nsec) = at_name(zone, qname, negative_ttl) {
+            if !matches!(zone.locate(&question.name), Located::Cut(_)) {
+                reply.authority.clear();
+                reply.answers = vec![nsec];
+                reply.answers.extend(signer.sign(&reply.answers, now));
+                return;
+            }
+        }
+    }
     let mut proofs: Vec<Record> = Vec::new();
     let answers = std::mem::take(&mut reply.answers);
     reply.answers = sign_section(zone, signer, answers, now, |owner, wildcard| {

@@ -330,3 +330,17 @@ fn a_key_file_that_is_not_a_p256_pkcs8_key_says_what_to_do() {
     assert_eq!(key.ds.digest().len(), 32);
     assert!(key.ds_line(&apex).starts_with("example.test. IN DS "));
 }
+
+#[test]
+fn an_nsec_query_at_a_name_gets_its_nsec() {
+    let snapshot = signed_snapshot();
+    let reply = ask(&snapshot, "www.example.test.", RecordType::NSEC);
+    assert_eq!(reply.rcode, ResponseCode::NoError);
+    assert!(reply.authority.is_empty());
+    let types: Vec<RecordType> = nsec(&reply.answers[0]).unwrap().type_bit_maps().collect();
+    assert_eq!(types, [RecordType::A, RecordType::RRSIG, RecordType::NSEC]);
+    assert_eq!(verify(&snapshot, &reply), 1);
+    // A name that does not exist still gets NXDOMAIN and its proofs.
+    let absent = ask(&snapshot, "nope.example.test.", RecordType::NSEC);
+    assert_eq!(absent.rcode, ResponseCode::NXDomain);
+}
