@@ -7,4 +7,11 @@
 //! - [`keyset::KeySet`]: the published keys and the revocations a verifier
 //!   holds, kept current from the store.
 
+pub mod keyset;
 pub mod policy;
+pub mod token;
+pub mod watch;
+
+pub use keyset::KeySet;
+pub use token::{Claims, TokenError, Verified};
+pub use watch::Verifier;
