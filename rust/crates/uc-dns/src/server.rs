@@ -13,10 +13,12 @@ use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_server::proto::rr::rdata::opt::EdnsOption;
-use hickory_server::proto::rr::{DNSClass, RData, RecordType};
+use hickory_server::proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder};
+use hickory_server::zone_handler::{
+    MessageRequest, MessageResponse, MessageResponseBuilder, Queries,
+};
 use hickory_server::Server;
 use tracing::Instrument;
 
@@ -78,7 +80,10 @@ pub fn reply(snapshot: &Snapshot, request: &MessageRequest) -> Reply {
         qclass: query.query_class(),
     };
     // The DO bit: a signed zone's answer then carries RRSIGs and NSECs.
-    let dnssec_ok = request.edns.as_ref().is_some_and(|edns| edns.flags().dnssec_ok);
+    let dnssec_ok = request
+        .edns
+        .as_ref()
+        .is_some_and(|edns| edns.flags().dnssec_ok);
     let answer = answer_dnssec(snapshot, &question, dnssec_ok);
     metadata.authoritative = answer.authoritative;
     metadata.response_code = answer.rcode;
@@ -160,13 +165,7 @@ fn encodes_within(
     edns: Option<&Edns>,
     limit: u16,
 ) -> bool {
-    let response = MessageResponseBuilder::new(&request.queries, edns).build(
-        reply.metadata,
-        reply.answer.answers.iter(),
-        reply.answer.authority.iter(),
-        std::iter::empty(),
-        reply.answer.additional.iter(),
-    );
+    let response = reply_message(&request.queries, edns, reply);
     let mut bytes = Vec::with_capacity(usize::from(limit));
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_max_size(limit);
@@ -247,6 +246,28 @@ pub fn respond(snapshot: &Snapshot, request: &Request, metrics: &Metrics) -> Res
     Response::Reply(reply, edns)
 }
 
+/// `reply` as the response to `queries`, with `edns`, to encode or send.
+pub fn reply_message<'q, 'a>(
+    queries: &'q Queries,
+    edns: Option<&'q Edns>,
+    reply: &'a Reply,
+) -> MessageResponse<
+    'q,
+    'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+> {
+    MessageResponseBuilder::new(queries, edns).build(
+        reply.metadata,
+        reply.answer.answers.iter(),
+        reply.answer.authority.iter(),
+        std::iter::empty(),
+        reply.answer.additional.iter(),
+    )
+}
+
 /// The header of every message answering a transfer request.
 pub fn transfer_metadata(request: &MessageRequest) -> Metadata {
     let mut metadata = Metadata::response_from_request(&request.metadata);
@@ -279,13 +300,7 @@ impl RequestHandler for Handler {
                 }
                 Response::Reply(reply, edns) => (reply, edns),
             };
-            let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-                reply.metadata,
-                reply.answer.answers.iter(),
-                reply.answer.authority.iter(),
-                std::iter::empty(),
-                reply.answer.additional.iter(),
-            );
+            let response = reply_message(&request.queries, edns.as_ref(), &reply);
             let info = match response_handle.send_response(response).await {
                 Ok(info) => info,
                 Err(err) => {

@@ -9,7 +9,6 @@ use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, Respo
 use hickory_server::proto::rr::{Name, RecordType};
 use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::Request;
-use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::{fit_udp, reply, response_edns, Reply};
 use crate::fixture;
@@ -31,13 +30,7 @@ fn encode(snapshot: &Snapshot, request: &Request) -> (Vec<u8>, Reply) {
     let mut reply = reply(snapshot, request);
     let edns = response_edns(request, &reply);
     fit_udp(request, &mut reply, edns.as_ref());
-    let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-        reply.metadata,
-        reply.answer.answers.iter(),
-        reply.answer.authority.iter(),
-        std::iter::empty(),
-        reply.answer.additional.iter(),
-    );
+    let response = super::reply_message(&request.queries, edns.as_ref(), &reply);
     let mut bytes = Vec::new();
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_max_size(super::udp_limit(request));
@@ -207,8 +200,9 @@ fn random_and_mangled_packets_never_panic_and_udp_answers_stay_small() {
     assert_eq!(parsed, answered);
 }
 
-#[test]
-fn udp_answers_that_do_not_fit_lose_additionals_first_then_everything_with_tc() {
+/// example.test with an A RRset too big for 512 bytes (`big`) and an MX
+/// (`mail`) that fits 512 only without its 50 additional addresses.
+pub(super) fn big_snapshot() -> Snapshot {
     let big: Vec<String> = (0..60).map(|i| format!("192.0.2.{i}")).collect();
     let big: Vec<&str> = big.iter().map(String::as_str).collect();
     let targets: Vec<String> = (0..10).map(|i| format!("10 mx{i}")).collect();
@@ -226,7 +220,12 @@ fn udp_answers_that_do_not_fit_lose_additionals_first_then_everything_with_tc() 
         .collect();
     let spec = fixture::declared(&records, serde_json::json!({}));
     let zone = fixture::zone("example.test", &spec, &Default::default());
-    let snapshot = Snapshot::new(vec![std::sync::Arc::new(zone)], 1, 1);
+    Snapshot::new(vec![std::sync::Arc::new(zone)], 1, 1)
+}
+
+#[test]
+fn udp_answers_that_do_not_fit_lose_additionals_first_then_everything_with_tc() {
+    let snapshot = big_snapshot();
 
     let (bytes, reply) = encode(
         &snapshot,

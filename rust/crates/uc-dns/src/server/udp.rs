@@ -29,7 +29,7 @@ use nix::sys::socket::{
 };
 
 use super::packet_cache::{CacheKey, Entry, PacketCache};
-use super::{respond, transfer_edns, transfer_metadata, Response};
+use super::{reply_message, respond, transfer_edns, transfer_metadata, Response};
 use crate::metrics::{CacheLookup, Metrics, QueryCounters};
 use crate::snapshot::{Published, Snapshot};
 
@@ -260,13 +260,7 @@ fn full_answer(
             })
         }
         Response::Reply(reply, edns) => {
-            let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-                reply.metadata,
-                reply.answer.answers.iter(),
-                reply.answer.authority.iter(),
-                std::iter::empty(),
-                reply.answer.additional.iter(),
-            );
+            let response = reply_message(&request.queries, edns.as_ref(), &reply);
             let rcode = encode(response, udp_size(edns.as_ref()), out);
             Some(Answered {
                 qtype: reply.qtype,

@@ -177,32 +177,9 @@ fn the_askers_spelling_of_the_name_is_echoed_from_the_cache() {
     }
 }
 
-/// example.test with an answer too big for 512 bytes and one that fits
-/// 512 only without its additionals (as the server tests' zone).
-fn big_snapshot() -> Snapshot {
-    let big: Vec<String> = (0..60).map(|i| format!("192.0.2.{i}")).collect();
-    let big: Vec<&str> = big.iter().map(String::as_str).collect();
-    let targets: Vec<String> = (0..10).map(|i| format!("10 mx{i}")).collect();
-    let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
-    let mut records: Vec<(String, &str, Vec<&str>)> = vec![
-        ("big".into(), "A", big.clone()),
-        ("mail".into(), "MX", targets),
-    ];
-    for i in 0..10 {
-        records.push((format!("mx{i}"), "A", big[..5].to_vec()));
-    }
-    let records: Vec<(&str, &str, &[&str])> = records
-        .iter()
-        .map(|(name, kind, values)| (name.as_str(), *kind, values.as_slice()))
-        .collect();
-    let spec = fixture::declared(&records, serde_json::json!({}));
-    let zone = fixture::zone("example.test", &spec, &Default::default());
-    Snapshot::new(vec![Arc::new(zone)], 1, 1)
-}
-
 #[test]
 fn truncation_and_edns_sizes_are_as_on_the_full_path_and_part_of_the_key() {
-    let (mut worker, published) = worker_on(big_snapshot(), 1 << 20);
+    let (mut worker, published) = worker_on(crate::server::tests::big_snapshot(), 1 << 20);
     let snapshot = published.load();
     let cases = [
         // (name, type, EDNS, TC expected, additionals expected)
