@@ -147,19 +147,31 @@ async fn report_healthy(client: &mut Client, node: &str, generation: u64) {
     put(client, &keys::observed_system(node), &observed).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_is_drained_switched_and_restored_across_restarts() {
-    let dir = TestDir::new("uc-deployer-drain");
+/// A store holding web-0 on n1, edge1's uc-lb with it in rotation, and
+/// `rollout` running.
+async fn store_with(name: &str, rollout: &RolloutRecord) -> (TestDir, Etcd, Client) {
+    let dir = TestDir::new(name);
     let etcd = Etcd::start(&dir.join("store"));
     let mut client = etcd.client().await;
     instance_on_n1(&mut client).await;
     lb_reports(&mut client, LbBackendState::Up, None).await;
-    put(
-        &mut client,
-        &keys::rollout_current(),
-        &record(5, &[&["n1"]], 30),
-    )
-    .await;
+    put(&mut client, &keys::rollout_current(), rollout).await;
+    (dir, etcd, client)
+}
+
+/// Waits for `node`'s desired system.
+async fn until_desired(client: &Client, node: &str) -> DesiredSystem {
+    eventually(&format!("{node} switched"), || {
+        let mut c = client.clone();
+        async move { desired(&mut c, node).await }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_drained_switched_and_restored_across_restarts() {
+    let (_dir, _etcd, mut client) =
+        store_with("uc-deployer-drain", &record(5, &[&["n1"]], 30)).await;
 
     // Drained first; not switched while uc-lb still has it in rotation.
     let mut deployer = engine(&client);
@@ -192,11 +204,7 @@ async fn a_node_is_drained_switched_and_restored_across_restarts() {
         "switched with 2 open"
     );
     lb_reports(&mut client, LbBackendState::Draining, Some(0)).await;
-    let given = eventually("n1 switched", || {
-        let mut c = client.clone();
-        async move { desired(&mut c, "n1").await }
-    })
-    .await;
+    let given = until_desired(&client, "n1").await;
     assert_eq!(
         (given.generation, given.store_path.as_str()),
         (10, "/nix/store/n1-gen2")
@@ -241,36 +249,19 @@ async fn a_node_is_drained_switched_and_restored_across_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_is_bounded_and_a_node_without_listeners_does_not_wait() {
-    let dir = TestDir::new("uc-deployer-drain-timeout");
-    let etcd = Etcd::start(&dir.join("store"));
-    let mut client = etcd.client().await;
-    instance_on_n1(&mut client).await;
     // uc-lb never lets go of n1's backend; n2 runs nothing behind a listener.
-    lb_reports(&mut client, LbBackendState::Up, None).await;
-    put(
-        &mut client,
-        &keys::rollout_current(),
-        &record(3, &[&["n1", "n2"]], 2),
-    )
-    .await;
+    let rollout = record(3, &[&["n1", "n2"]], 2);
+    let (_dir, _etcd, mut client) = store_with("uc-deployer-drain-timeout", &rollout).await;
     let started = tokio::time::Instant::now();
     let deployer = engine(&client);
-    eventually("n2 switched", || {
-        let mut c = client.clone();
-        async move { desired(&mut c, "n2").await }
-    })
-    .await;
+    until_desired(&client, "n2").await;
     let n2_after = started.elapsed();
     assert!(
         drain_of(&mut client, "n2").await.is_some(),
         "n2 switched undrained"
     );
     assert_eq!(desired(&mut client, "n1").await, None, "n1 did not wait");
-    eventually("n1 switched at the drain timeout", || {
-        let mut c = client.clone();
-        async move { desired(&mut c, "n1").await }
-    })
-    .await;
+    until_desired(&client, "n1").await;
     let n1_after = started.elapsed();
     eprintln!("n2 switched after {n2_after:?}, n1 after {n1_after:?}");
     assert!(n2_after < Duration::from_secs(2), "n2 waited {n2_after:?}");
@@ -283,11 +274,8 @@ async fn the_drain_is_bounded_and_a_node_without_listeners_does_not_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_halted_rollout_puts_its_drained_nodes_back_and_only_those() {
-    let dir = TestDir::new("uc-deployer-drain-halt");
-    let etcd = Etcd::start(&dir.join("store"));
-    let mut client = etcd.client().await;
-    instance_on_n1(&mut client).await;
-    lb_reports(&mut client, LbBackendState::Up, None).await;
+    let (_dir, _etcd, mut client) =
+        store_with("uc-deployer-drain-halt", &record(6, &[&["n1"]], 30)).await;
     // An operator's drain of n3 and one rollout 4 left on n4.
     let operators = TrafficDrain {
         drained: true,
@@ -303,12 +291,6 @@ async fn a_halted_rollout_puts_its_drained_nodes_back_and_only_those() {
         ..operators.clone()
     };
     put(&mut client, &keys::node_traffic("n4"), &leftover).await;
-    put(
-        &mut client,
-        &keys::rollout_current(),
-        &record(6, &[&["n1"]], 30),
-    )
-    .await;
     let deployer = engine(&client);
     eventually("n1 drained, n4's leftover restored", || {
         let mut c = client.clone();
