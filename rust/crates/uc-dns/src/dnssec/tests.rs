@@ -344,3 +344,33 @@ fn an_nsec_query_at_a_name_gets_its_nsec() {
     let absent = ask(&snapshot, "nope.example.test.", RecordType::NSEC);
     assert_eq!(absent.rcode, ResponseCode::NXDomain);
 }
+
+#[test]
+fn a_kept_signature_is_made_again_when_half_its_validity_is_gone() {
+    use super::signer::{INCEPTION_BACKDATE_SECS, RENEW_BEFORE_SECS, VALIDITY_SECS};
+    let apex = name("example.test.");
+    let signer = ZoneSigner::new(apex.clone(), new_key(&apex), 1, 300);
+    let rrset = [signer.dnskey().clone()];
+    let owner = LowerName::new(&apex);
+    let at = |now: u32| signer.sign_kept(&owner, &rrset, 300, now).unwrap();
+    let first = at(1_000_000);
+    let input = rrsig(&first).unwrap().input().clone();
+    assert_eq!(
+        input.sig_inception.get(),
+        1_000_000 - INCEPTION_BACKDATE_SECS
+    );
+    assert_eq!(
+        input.sig_expiration.get() - input.sig_inception.get(),
+        VALIDITY_SECS
+    );
+    // Still more than RENEW_BEFORE left: the same signature.
+    let renew_at = input.sig_expiration.get() - RENEW_BEFORE_SECS;
+    assert_eq!(at(renew_at - 1), first);
+    // Less left: a new one, valid from now.
+    let renewed = at(renew_at + 1);
+    assert_ne!(renewed, first);
+    assert_eq!(
+        rrsig(&renewed).unwrap().input().sig_inception.get(),
+        renew_at + 1 - INCEPTION_BACKDATE_SECS
+    );
+}
