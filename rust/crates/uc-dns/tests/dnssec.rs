@@ -112,13 +112,15 @@ fn anchor(dns: &Dns, dir: &Path, zone: &str) -> std::path::PathBuf {
     file
 }
 
-/// delv's verdict for `name` `qtype`, validating from `zone`'s anchor only.
+/// delv's verdict for `name` `qtype` (followed by any delv options, such
+/// as `+tcp`), validating from `zone`'s anchor only.
 fn delv(dns: &Dns, anchors: &Path, zone: &str, name: &str, qtype: &str) -> String {
     let output = Command::new("delv")
         .args(["@127.0.0.1", "-p", &dns.port.to_string(), "-a"])
         .arg(anchors)
         .arg(format!("+root={zone}"))
-        .args(["+nomtrace", "+norrcomments", name, qtype])
+        .args(["+nomtrace", "+norrcomments", name])
+        .args(qtype.split_whitespace())
         .output()
         .expect("run delv");
     format!(
@@ -208,6 +210,7 @@ fn signed_answers_validate_with_delv() {
         ("web.example.test", "A", "192.0.2.80"),
         ("nope.example.test", "A", "NXDOMAIN"),
         ("x.y.nope.example.test", "A", "NXDOMAIN"),
+        ("nope.example.test", "A +tcp", "NXDOMAIN"),
         ("www.example.test", "TXT", "NXRRSET"),
         ("a.b.example.test", "A", "NXRRSET"),
         ("any.wild.example.test", "TXT", "NXRRSET"),
@@ -226,6 +229,11 @@ fn signed_answers_validate_with_delv() {
     assert!(
         signed_answer.contains("RRSIG\tA 13 3 300"),
         "{signed_answer}"
+    );
+    let denial = kdig(&dns, &["nope.example.test", "A"]);
+    assert!(
+        denial.contains("NXDOMAIN") && denial.contains("\tNSEC\t"),
+        "{denial}"
     );
     let plain = kdig(&dns, &["www.plain.test", "A"]);
     assert!(
