@@ -572,7 +572,7 @@ fn scenario(mode: &str, subnet: u8) {
         .stderr(log)
         .spawn()
         .unwrap();
-    let _lb = KillOnDrop(lb);
+    let mut lb = KillOnDrop(lb);
     let _log = LogOnPanic(dir.join("uc-lb.log"));
     let attached = if mode == "native" {
         "uc_lb_xdp_attached{interface=\"eth0\",mode=\"native\"} 1"
@@ -676,6 +676,19 @@ fn scenario(mode: &str, subnet: u8) {
         "only {stayed} of 30 new flows kept their Maglev backend"
     );
     drop(held.child);
+
+    // SIGTERM: the program is detached and forwarding is off again.
+    lb.terminate(Duration::from_secs(10));
+    let link = run(Some(&net.ns("l")), &["ip", "link", "show", "dev", "eth0"]);
+    assert!(
+        !link.contains("xdp"),
+        "XDP still attached after SIGTERM: {link}"
+    );
+    let forwarding = run(
+        Some(&net.ns("l")),
+        &["sysctl", "-n", "net.ipv4.conf.eth0.forwarding"],
+    );
+    assert_eq!(forwarding.trim(), "0", "forwarding left on");
 }
 
 #[test]
