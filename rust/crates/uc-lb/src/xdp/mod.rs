@@ -123,9 +123,12 @@ pub fn wanted(desired: &Desired, reports: &Reports) -> Vec<XdpVip> {
                     .backends
                     .iter()
                     .filter(|b| b.state == "up")
-                    .filter_map(|b| match b.address.ip() {
-                        IpAddr::V4(ip) => Some((ip, 1)),
-                        IpAddr::V6(_) => None,
+                    .filter_map(|b| {
+                        let weight = spec.weights.get(&b.address).copied().unwrap_or(1);
+                        match b.address.ip() {
+                            IpAddr::V4(ip) if weight > 0 => Some((ip, weight)),
+                            _ => None,
+                        }
                     })
                     .collect()
             })

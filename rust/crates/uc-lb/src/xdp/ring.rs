@@ -169,6 +169,21 @@ mod tests {
     }
 
     #[test]
+    fn weights_set_the_shares() {
+        let weighted = [
+            (Ipv4Addr::new(10, 0, 0, 1), 2),
+            (Ipv4Addr::new(10, 0, 0, 2), 1),
+        ];
+        let ring = ring(&weighted);
+        let first = ring.iter().filter(|slot| **slot == Some(0)).count();
+        let expected = RING_SIZE as usize * 2 / 3;
+        assert!(
+            first.abs_diff(expected) < expected / 100,
+            "{first} of {RING_SIZE}"
+        );
+    }
+
+    #[test]
     fn keys_are_in_network_order() {
         let vip = SocketAddrV4::new(Ipv4Addr::new(10, 0, 100, 1), 80);
         assert_eq!(vip_key(vip, IPPROTO_TCP), [10, 0, 100, 1, 0, 80, 6, 0]);
