@@ -101,16 +101,13 @@ pub fn decide(view: &IamView, principal: &Principal, request: &Request) -> Decis
         Some(true) => return Decision::Deny(Denial::Disabled { principal: who }),
         Some(false) => {}
     }
-    let groups: Vec<&str> = view.groups_of(principal).collect();
     let mut any_binding = false;
-    for binding in view.bindings.values() {
-        let names_principal = principal.is(&binding.subject)
-            || matches!(&binding.subject, uc_types::iam::Subject::Group(g) if groups.contains(&g.as_str()));
+    for binding in view.bindings_of(principal) {
         let in_scope = match &binding.scope {
             Scope::Cluster => true,
             Scope::Tenant(tenant) => request.tenant == Some(tenant.as_str()),
         };
-        if !names_principal || !in_scope {
+        if !in_scope {
             continue;
         }
         any_binding = true;

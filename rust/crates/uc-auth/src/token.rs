@@ -187,5 +187,39 @@ pub fn decode_public_key(text: &str) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(&bytes).ok()
 }
 
+/// One published key as a JSON Web Key (RFC 8037: `kty` OKP, `crv`
+/// Ed25519), so any JWT library can verify uc-iam's tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwk {
+    pub kty: String,
+    pub crv: String,
+    pub alg: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+    pub kid: String,
+    pub x: String,
+}
+
+/// `GET /v1/keys`: every published key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+impl Jwk {
+    pub fn ed25519(kid: &str, x: &str) -> Jwk {
+        Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            alg: "EdDSA".into(),
+            use_: "sig".into(),
+            kid: kid.into(),
+            x: x.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,443 @@
+//! uc-iam against a real store (uc-testkit's etcd), driven as a black box
+//! over HTTP: bootstrap, login, offline verification, refusals, revocation,
+//! key rotation, API keys, authorization, audit, metrics, SIGTERM.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use etcd_client::GetOptions;
+use uc_auth::token::{self, Claims, Jwks};
+use uc_auth::{KeySet, TokenError, Verifier};
+use uc_http::header::{HeaderValue, AUTHORIZATION};
+use uc_iam::credentials::secret_hash;
+use uc_iam::signing::Signer;
+use uc_store_mirror::MirrorStatus;
+use uc_testkit::{free_port, wait_for_port, Etcd, KillOnDrop, TestDir};
+use uc_types::iam::{
+    ApiKey, IssuedToken, Permission, Role, RoleBinding, Scope, ServiceAccount, Subject, Tenant,
+};
+use uc_types::{keys, unix_seconds};
+
+const BIN: &str = env!("CARGO_BIN_EXE_uc-iam");
+
+/// (status, body) of one request, with a bearer token if given.
+fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let method = uc_http::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = uc_http::Request::new(method, format!("http://127.0.0.1:{port}{path}"))
+        .timeout(Duration::from_secs(30));
+    if !body.is_empty() {
+        request = request.json(body.to_owned());
+    }
+    if let Some(token) = token {
+        request = request.header(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+    }
+    let response = request.send_blocking().unwrap();
+    (response.status.as_u16(), response.text())
+}
+
+fn login(port: u16, body: &str) -> IssuedToken {
+    let (status, text) = call(port, "POST", "/v1/login", None, body);
+    assert_eq!(status, 200, "login {body}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < within, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+fn start(etcd: &Etcd, dir: &Path, port: u16) -> KillOnDrop {
+    let daemon = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args([
+                "--store",
+                &etcd.endpoint,
+                "--node",
+                "cp1",
+                "--http",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--signing-key-file")
+            .arg(dir.join("state/signing.key"))
+            .arg("--bootstrap-secret-file")
+            .arg(dir.join("state/admin.secret"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("uc-iam.log")).unwrap()),
+    );
+    wait_for_port("uc-iam", port);
+    daemon
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_tokens_revocation_rotation_and_audit() {
+    let dir = TestDir::new("uc-iam");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let mut client = etcd.client().await;
+    let port = free_port();
+    let mut daemon = start(&etcd, &dir, port);
+
+    // Bootstrap: the admin's password was generated, written 0600, logged once.
+    let secret_file = dir.join("state/admin.secret");
+    let secret = std::fs::read_to_string(&secret_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(
+        std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let log = std::fs::read_to_string(dir.join("uc-iam.log")).unwrap();
+    assert_eq!(
+        log.matches(&secret).count(),
+        1,
+        "the generated password is logged once:\n{log}"
+    );
+    let key_mode = std::fs::metadata(dir.join("state/signing.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    // Login good and bad.
+    let admin = login(
+        port,
+        &format!(r#"{{"user":"admin","password":"{secret}"}}"#),
+    );
+    assert_eq!(
+        (admin.subject.as_str(), admin.tenants.clone()),
+        ("user:admin", vec!["*".to_owned()])
+    );
+    for bad in [
+        r#"{"user":"admin","password":"wrong"}"#,
+        r#"{"user":"nobody","password":"x"}"#,
+    ] {
+        assert_eq!(
+            call(port, "POST", "/v1/login", None, bad),
+            (401, r#"{"error":"invalid credentials"}"#.into()),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        call(
+            port,
+            "POST",
+            "/v1/login",
+            None,
+            r#"{"user":"admin","pw":"x"}"#
+        )
+        .0,
+        400
+    );
+
+    // The token verifies offline from the published keys alone.
+    let (status, text) = call(port, "GET", "/v1/keys", None, "");
+    assert_eq!(status, 200, "{text}");
+    let jwks: Jwks = serde_json::from_str(&text).unwrap();
+    let mut offline = KeySet::default();
+    for jwk in &jwks.keys {
+        assert_eq!(
+            (jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str()),
+            ("OKP", "Ed25519", "EdDSA")
+        );
+        offline.insert_key(&jwk.kid, token::decode_public_key(&jwk.x).unwrap());
+    }
+    let verified = offline.verify(&admin.token, unix_seconds()).unwrap();
+    assert_eq!(verified.claims.sub, "user:admin");
+    let (status, text) = call(port, "GET", "/v1/whoami", Some(&admin.token), "");
+    assert_eq!(
+        (status, serde_json::from_str::<Claims>(&text).unwrap()),
+        (200, verified.claims.clone())
+    );
+
+    // Expired, forged, wrong-key tokens are refused with 401 naming why.
+    let (signer, _) = Signer::load_or_generate(&dir.join("state/signing.key"), 0).unwrap();
+    let now = unix_seconds();
+    let mut expired = verified.claims.clone();
+    (expired.iat, expired.nbf, expired.exp) = (now - 100, now - 100, now - 1);
+    let other = SigningKey::from_bytes(&[7; 32]);
+    for (what, token, expected) in [
+        (
+            "expired",
+            token::issue(&signer.key, &signer.kid, &expired),
+            "expired",
+        ),
+        (
+            "forged",
+            token::issue(&other, &signer.kid, &verified.claims),
+            "signature does not verify",
+        ),
+        (
+            "wrong key",
+            token::issue(&other, "k-unknown", &verified.claims),
+            "not published",
+        ),
+        ("garbage", "a.b.c".to_owned(), "malformed"),
+    ] {
+        let (status, text) = call(port, "GET", "/v1/whoami", Some(&token), "");
+        assert_eq!(status, 401, "{what}: {text}");
+        assert!(text.contains(expected), "{what}: {text}");
+    }
+    assert_eq!(call(port, "GET", "/v1/whoami", None, "").0, 401);
+
+    // A service account with an API key, bound in tenant acme only.
+    let api_secret = "s3cret-0123456789abcdef0123456789abcdef";
+    let put = |key: String, value: serde_json::Value| {
+        let mut client = client.clone();
+        async move { client.put(key, value.to_string(), None).await.unwrap() }
+    };
+    put(
+        keys::iam_object("tenants", "acme"),
+        serde_json::to_value(Tenant {
+            name: "acme".into(),
+            ..Tenant::default()
+        })
+        .unwrap(),
+    )
+    .await;
+    let account = ServiceAccount {
+        name: "ci".into(),
+        tenant: "acme".into(),
+        api_keys: vec![ApiKey {
+            id: "ak1".into(),
+            secret_hash: secret_hash(api_secret),
+            created_at: now,
+            expires_at: None,
+        }],
+        disabled: false,
+    };
+    put(
+        keys::iam_object("service-accounts", "ci"),
+        serde_json::to_value(&account).unwrap(),
+    )
+    .await;
+    let role = Role {
+        name: "port-maker".into(),
+        permissions: vec![Permission::parse("net:port:create").unwrap()],
+    };
+    put(
+        keys::iam_object("roles", "port-maker"),
+        serde_json::to_value(&role).unwrap(),
+    )
+    .await;
+    let binding = RoleBinding {
+        name: "ci-ports".into(),
+        subject: Subject::ServiceAccount("ci".into()),
+        role: "port-maker".into(),
+        scope: Scope::Tenant("acme".into()),
+    };
+    put(
+        keys::iam_object("bindings", "ci-ports"),
+        serde_json::to_value(&binding).unwrap(),
+    )
+    .await;
+    let ci = login(port, &format!(r#"{{"apiKey":"sa.ci.ak1.{api_secret}"}}"#));
+    assert_eq!(
+        (ci.subject.as_str(), ci.tenants.clone()),
+        ("sa:ci", vec!["acme".to_owned()])
+    );
+    assert_eq!(
+        call(
+            port,
+            "POST",
+            "/v1/login",
+            None,
+            r#"{"apiKey":"sa.ci.ak1.wrong"}"#
+        )
+        .0,
+        401
+    );
+
+    // Authorization: ci may not rotate keys; the 403 names the permission.
+    let (status, text) = call(port, "POST", "/v1/rotate-key", Some(&ci.token), "");
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("sa:ci has no role binding in the cluster, so lacks iam:signing-key:rotate"),
+        "{text}"
+    );
+
+    // Revocation: a verifier watching the store refuses the token within 1 s.
+    let verifier = Verifier::default();
+    tokio::spawn(verifier.clone().watch(
+        vec![etcd.endpoint.clone()],
+        Arc::new(MirrorStatus::default()),
+    ));
+    let second = login(
+        port,
+        &format!(r#"{{"user":"admin","password":"{secret}"}}"#),
+    );
+    wait_until("the watching verifier", Duration::from_secs(10), || {
+        verifier.verify(&second.token).is_ok()
+    });
+    let body = serde_json::json!({ "token": second.token }).to_string();
+    let (status, text) = call(port, "POST", "/v1/revoke", Some(&second.token), &body);
+    assert_eq!(status, 200, "{text}");
+    let took = wait_until("the revocation", Duration::from_secs(1), || {
+        matches!(
+            verifier.verify(&second.token),
+            Err(TokenError::Revoked { .. })
+        )
+    });
+    eprintln!("revocation reached a watching verifier after {took:?}");
+    assert!(call(port, "GET", "/v1/whoami", Some(&second.token), "")
+        .1
+        .contains("revoked"));
+    assert_eq!(
+        call(port, "GET", "/v1/whoami", Some(&admin.token), "").0,
+        200,
+        "only that token"
+    );
+
+    // Revoking ci's API key refuses its tokens and its logins.
+    let (status, text) = call(
+        port,
+        "POST",
+        "/v1/revoke",
+        Some(&admin.token),
+        r#"{"credential":"ak1"}"#,
+    );
+    assert_eq!(status, 200, "{text}");
+    wait_until(
+        "the credential's revocation",
+        Duration::from_secs(1),
+        || {
+            matches!(
+                verifier.verify(&ci.token),
+                Err(TokenError::CredentialRevoked { .. })
+            )
+        },
+    );
+    assert_eq!(
+        call(
+            port,
+            "POST",
+            "/v1/login",
+            None,
+            &format!(r#"{{"apiKey":"sa.ci.ak1.{api_secret}"}}"#)
+        )
+        .0,
+        401
+    );
+
+    // Rotation: new tokens carry the new kid, old ones stay valid; the old
+    // key stays published on a lease (until every token it signed expired).
+    let (status, text) = call(port, "POST", "/v1/rotate-key", Some(&admin.token), "");
+    assert_eq!(status, 200, "{text}");
+    let new_kid = serde_json::from_str::<serde_json::Value>(&text).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_kid, signer.kid);
+    let third = login(
+        port,
+        &format!(r#"{{"user":"admin","password":"{secret}"}}"#),
+    );
+    wait_until("the new key", Duration::from_secs(1), || {
+        verifier
+            .verify(&third.token)
+            .is_ok_and(|v| v.kid == new_kid)
+    });
+    assert_eq!(
+        call(port, "GET", "/v1/whoami", Some(&admin.token), "").0,
+        200,
+        "a token of the old key"
+    );
+    assert!(verifier.verify(&admin.token).is_ok());
+    let old = client
+        .get(keys::iam_signing_key(&signer.kid), None)
+        .await
+        .unwrap();
+    assert_ne!(old.kvs()[0].lease(), 0, "the retired key is on a lease");
+    let current = client
+        .get(keys::iam_signing_key(&new_kid), None)
+        .await
+        .unwrap();
+    assert_eq!(current.kvs()[0].lease(), 0);
+
+    // Audit: grants and denials, on a lease.
+    let audit = client
+        .get(
+            keys::iam_audit_prefix(),
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    let records: Vec<uc_types::iam::AuditRecord> = audit
+        .kvs()
+        .iter()
+        .map(|kv| serde_json::from_slice(kv.value()).unwrap())
+        .collect();
+    assert!(audit.kvs().iter().all(|kv| kv.lease() != 0));
+    assert!(records.iter().any(|r| r.action == "login" && r.granted));
+    assert!(records
+        .iter()
+        .any(|r| r.action == "login" && !r.granted && r.detail.contains("wrong password")));
+    assert!(records
+        .iter()
+        .any(|r| r.action == "authorize iam:signing-key:rotate" && !r.granted));
+    assert!(records
+        .iter()
+        .any(|r| r.action == "rotate-key" && r.granted));
+
+    let metrics = uc_testkit::get_ok(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    uc_testkit::assert_metrics(
+        &metrics,
+        &[
+            "uc_iam_logins_total{result=\"granted\"} 4",
+            "uc_iam_logins_total{result=\"bad_password\"} 1",
+            "uc_iam_logins_total{result=\"credential_revoked\"} 1",
+            "uc_iam_denials_total{reason=\"no_binding\"} 1",
+            "uc_iam_token_verifications_total{result=\"expired\"} 1",
+            "uc_iam_token_verifications_total{result=\"bad_signature\"} 1",
+            "uc_iam_token_verifications_total{result=\"revoked\"} 1",
+        ],
+    );
+    assert!(
+        uc_testkit::get_ok(&format!("http://127.0.0.1:{port}/health"))
+            .unwrap()
+            .contains(&new_kid)
+    );
+    assert!(
+        daemon.terminate(Duration::from_secs(10)).success(),
+        "SIGTERM: exit 0"
+    );
+
+    // A restart keeps the rotated key and does not touch the admin.
+    let mut daemon = start(&etcd, &dir, port);
+    assert_eq!(
+        login(
+            port,
+            &format!(r#"{{"user":"admin","password":"{secret}"}}"#)
+        )
+        .tenants,
+        ["*"]
+    );
+    assert!(
+        uc_testkit::get_ok(&format!("http://127.0.0.1:{port}/health"))
+            .unwrap()
+            .contains(&new_kid)
+    );
+    assert!(daemon.terminate(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn without_store_it_refuses_to_start_naming_the_flag() {
+    let stderr = uc_testkit::exit_1_stderr(&mut Command::new(BIN));
+    assert!(stderr.contains("uc-iam: --store is required"), "{stderr}");
+}
