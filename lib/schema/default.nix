@@ -9,4 +9,5 @@
   ./rollout.nix
   ./store.nix
   ./daemons.nix
+  ./iam.nix
 ]

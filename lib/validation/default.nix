@@ -13,4 +13,5 @@
   ./rollout.nix
   ./secondaries.nix
   ./dnssec.nix
+  ./iam.nix
 ]
