@@ -1,38 +1,16 @@
 //! What uc-dns reads from the keyspace, kept up to date key by key from the
-//! initial read and the watch: declared zones, the manifest (node addresses
-//! and service ports), the scheduler's assignments and the node-agents'
-//! instance statuses, and the nodes taken out of traffic. `endpoints` turns
-//! them into where each service runs healthily now.
+//! initial read and the watch: declared zones, and where services run
+//! (`uc_store_mirror::Placement`: the manifest's node addresses and service
+//! ports, assignments, instance statuses, nodes out of traffic).
+//! `endpoints` turns the latter into a service record's addresses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use uc_store_mirror::Placement;
 use uc_types::keys::{self, Key};
-use uc_types::{InstanceState, ManifestRevision};
 
 use crate::build::{NamedPort, ServiceEndpoints};
-
-/// The part of an assignment (`uc_types::Assignment`) uc-dns reads. Partial
-/// on purpose, as in the scheduler: a field added by a newer writer must not
-/// make every instance look unassigned and empty the service's records.
-#[derive(Deserialize)]
-struct AssignedNode {
-    node: String,
-}
-
-/// The part of an instance status (`uc_types::InstanceStatus`) uc-dns reads.
-#[derive(Deserialize)]
-struct ReportedHealth {
-    state: InstanceState,
-    address: IpAddr,
-}
-
-/// The part of a traffic drain (`uc_types::TrafficDrain`) uc-dns reads.
-#[derive(Deserialize)]
-struct Drain {
-    drained: bool,
-}
 
 /// A zone's declaration as stored: parsed, or why not.
 #[derive(Debug, Clone)]
@@ -45,13 +23,8 @@ pub struct StoredZone {
 #[derive(Debug, Default)]
 pub struct StoreState {
     pub zones: BTreeMap<String, StoredZone>,
-    manifest: Option<ManifestRevision>,
-    /// (service, assignment id) → node.
-    assignments: BTreeMap<(String, String), String>,
-    /// (node, instance name) → (reported healthy, the address it reported).
-    instances: BTreeMap<(String, String), (bool, IpAddr)>,
-    /// Nodes out of traffic (a rollout is about to switch them).
-    drained: BTreeSet<String>,
+    /// The manifest, assignments, instance statuses and drains.
+    placement: Placement,
 }
 
 /// Which part of the state a change touched, so a reload redoes only that.
@@ -65,96 +38,38 @@ pub enum Changed {
 impl StoreState {
     /// Applies a put (`Some(value)`) or a delete (`None`) of `key`.
     pub fn apply(&mut self, key: &str, value: Option<&[u8]>, mod_revision: i64) -> Changed {
-        match keys::parse(key) {
-            Some(Key::DnsZone { zone }) => {
-                match value {
-                    Some(value) => {
-                        let spec = serde_json::from_slice(value).map_err(std::sync::Arc::new);
-                        self.zones
-                            .insert(zone.to_owned(), StoredZone { spec, mod_revision });
-                    }
-                    None => {
-                        self.zones.remove(zone);
-                    }
+        if let Some(Key::DnsZone { zone }) = keys::parse(key) {
+            match value {
+                Some(value) => {
+                    let spec = serde_json::from_slice(value).map_err(std::sync::Arc::new);
+                    self.zones
+                        .insert(zone.to_owned(), StoredZone { spec, mod_revision });
                 }
-                Changed::Zone
-            }
-            Some(Key::ManifestCurrent) => {
-                self.manifest = value.and_then(|value| match serde_json::from_slice(value) {
-                    Ok(manifest) => Some(manifest),
-                    Err(err) => {
-                        tracing::error!(%key, %err, "cannot read the manifest; service records answer from instance statuses only");
-                        None
-                    }
-                });
-                Changed::Services
-            }
-            Some(Key::ServiceAssignment { service, id }) => {
-                let entry = (service.to_owned(), id.to_owned());
-                match value.and_then(|v| serde_json::from_slice::<AssignedNode>(v).ok()) {
-                    Some(assignment) => self.assignments.insert(entry, assignment.node),
-                    None => self.assignments.remove(&entry),
-                };
-                Changed::Services
-            }
-            Some(Key::InstanceStatus { node, instance }) => {
-                let entry = (node.to_owned(), instance.to_owned());
-                let healthy = value
-                    .and_then(|v| serde_json::from_slice::<ReportedHealth>(v).ok())
-                    .map(|status| (status.state == InstanceState::Healthy, status.address));
-                match healthy {
-                    Some(seen) => self.instances.insert(entry, seen),
-                    None => self.instances.remove(&entry),
-                };
-                Changed::Services
-            }
-            Some(Key::NodeTraffic { node }) => {
-                // An unreadable record drains nothing: the node stays answered.
-                let drained = value
-                    .and_then(|v| serde_json::from_slice::<Drain>(v).ok())
-                    .is_some_and(|drain| drain.drained);
-                let was = if drained {
-                    !self.drained.insert(node.to_owned())
-                } else {
-                    self.drained.remove(node)
-                };
-                if was == drained {
-                    Changed::Nothing
-                } else {
-                    Changed::Services
+                None => {
+                    self.zones.remove(zone);
                 }
             }
-            _ => Changed::Nothing,
+            return Changed::Zone;
+        }
+        if self.placement.apply(key, value) {
+            Changed::Services
+        } else {
+            Changed::Nothing
         }
     }
 
     /// Where `service` runs healthily now: the addresses of every node with
-    /// an assigned instance reported healthy (the node's addresses from the
-    /// manifest, else the one in the instance's status), and its ports.
-    /// Nodes out of traffic are left out, so clients go elsewhere while a
-    /// rollout switches them.
+    /// an instance serving (`Placement::serving`: assigned, reported
+    /// healthy, not out of traffic, so clients go elsewhere while a rollout
+    /// switches a node), from the manifest, else the one in the instance's
+    /// status; and its ports.
     pub fn endpoints(&self, service: &str) -> ServiceEndpoints {
+        let manifest = self.placement.manifest().map(|m| &m.manifest);
         let mut addresses: Vec<IpAddr> = Vec::new();
-        let assigned = self
-            .assignments
-            .range((service.to_owned(), String::new())..)
-            .take_while(|((s, _), _)| s == service);
-        for ((_, id), node) in assigned {
-            if self.drained.contains(node) {
-                continue;
-            }
-            let instance = (node.clone(), keys::instance_name(service, id));
-            let Some((true, reported)) = self.instances.get(&instance).copied() else {
-                continue;
-            };
-            let from_manifest = self
-                .manifest
-                .as_ref()
-                .and_then(|m| m.manifest.nodes.get(node))
-                .map(|n| n.addresses.clone());
-            let node_addresses = match from_manifest {
-                Some(list) if !list.is_empty() => list,
-                _ => vec![reported],
+        for serving in self.placement.serving(service) {
+            let node_addresses = match manifest.and_then(|m| m.nodes.get(serving.node)) {
+                Some(node) if !node.addresses.is_empty() => node.addresses.clone(),
+                _ => vec![serving.reported],
             };
             for address in node_addresses {
                 if !addresses.contains(&address) {
@@ -163,10 +78,8 @@ impl StoreState {
             }
         }
         addresses.sort();
-        let ports = self
-            .manifest
-            .as_ref()
-            .and_then(|m| m.manifest.services.get(service))
+        let ports = manifest
+            .and_then(|m| m.services.get(service))
             .map(|spec| {
                 spec.ports
                     .iter()
@@ -187,7 +100,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::collections::BTreeMap;
-    use uc_types::{Assignment, InstancePhase, InstanceStatus};
+    use uc_types::{Assignment, InstancePhase, InstanceState, InstanceStatus};
 
     fn manifest() -> Vec<u8> {
         let path = concat!(

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use uc_store_mirror::{Mirror, MirrorStatus, Read};
+use uc_store_mirror::{Mirror, MirrorStatus, Placement, Read};
 use uc_types::keys;
 
 use crate::catalog::Catalog;
@@ -37,14 +37,9 @@ impl Mirror for Syncer {
     const WHILE_UNREACHABLE: &'static str = "answering from the last snapshot";
 
     fn reads(&self) -> Vec<Read> {
-        vec![
-            Read::Prefix(keys::dns_zones_prefix()),
-            Read::Key(keys::manifest_current()),
-            Read::Prefix(keys::services_prefix()),
-            Read::Prefix(keys::instances_prefix()),
-            // For the traffic drains (`nodes/<node>/traffic`).
-            Read::Prefix(keys::nodes_prefix()),
-        ]
+        let mut reads = vec![Read::Prefix(keys::dns_zones_prefix())];
+        reads.extend(Placement::reads());
+        reads
     }
 
     fn apply(state: &mut StoreState, key: &str, value: Option<&[u8]>, mod_revision: i64) -> bool {

@@ -1,54 +1,23 @@
 //! What uc-lb reads from the keyspace, kept up to date key by key: the
-//! declared listeners, the manifest (node addresses, service ports), the
-//! scheduler's assignments, the node-agents' instance statuses and the
-//! nodes taken out of traffic (a drained node's instances are no backends).
+//! declared listeners, and where services run (`uc_store_mirror::Placement`:
+//! the manifest's node addresses and service ports, assignments, instance
+//! statuses, nodes out of traffic, whose instances are no backends).
 //! `desired` resolves them into the listeners to serve (pure).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Deserialize;
+use uc_store_mirror::Placement;
 use uc_types::keys::{self, Key};
-use uc_types::{Backends, InstanceState, Listener, ListenerProtocol, ManifestRevision};
+use uc_types::{Backends, Listener, ListenerProtocol};
 
 use crate::spec::{HealthSpec, ListenerSpec, RouteSpec, Selection, SpecError, TlsFiles};
-
-/// The part of an assignment uc-lb reads (partial on purpose, as in
-/// uc-dns: a field added by a newer writer must not hide the instance).
-#[derive(Deserialize)]
-struct AssignedNode {
-    node: String,
-    #[serde(default)]
-    ports: BTreeMap<String, u16>,
-}
-
-#[derive(Deserialize)]
-struct ReportedHealth {
-    state: InstanceState,
-    address: IpAddr,
-    #[serde(default)]
-    ports: BTreeMap<String, u16>,
-}
-
-/// The part of a traffic drain (`uc_types::TrafficDrain`) uc-lb reads.
-#[derive(Deserialize)]
-struct Drain {
-    drained: bool,
-}
-
-/// An instance as its node-agent reports it: healthy, address, ports.
-type Reported = (bool, IpAddr, BTreeMap<String, u16>);
 
 #[derive(Debug, Default)]
 pub struct StoreState {
     listeners: BTreeMap<String, Result<Listener, SpecError>>,
-    manifest: Option<ManifestRevision>,
-    /// (service, assignment id) → (node, ports).
-    assignments: BTreeMap<(String, String), (String, BTreeMap<String, u16>)>,
-    /// (node, instance name) → (healthy, address, ports).
-    instances: BTreeMap<(String, String), Reported>,
-    /// Nodes out of traffic: their instances get no new connections.
-    drained: BTreeSet<String>,
+    /// The manifest, assignments, instance statuses and drains.
+    placement: Placement,
 }
 
 impl StoreState {
@@ -69,47 +38,7 @@ impl StoreState {
                 }
                 true
             }
-            Some(Key::ManifestCurrent) => {
-                self.manifest = value.and_then(|v| match serde_json::from_slice(v) {
-                    Ok(manifest) => Some(manifest),
-                    Err(err) => {
-                        tracing::error!(%key, %err, "cannot read the manifest; service backends use the instances' reported addresses");
-                        None
-                    }
-                });
-                true
-            }
-            Some(Key::ServiceAssignment { service, id }) => {
-                let entry = (service.to_owned(), id.to_owned());
-                match value.and_then(|v| serde_json::from_slice::<AssignedNode>(v).ok()) {
-                    Some(a) => self.assignments.insert(entry, (a.node, a.ports)),
-                    None => self.assignments.remove(&entry),
-                };
-                true
-            }
-            Some(Key::InstanceStatus { node, instance }) => {
-                let entry = (node.to_owned(), instance.to_owned());
-                match value.and_then(|v| serde_json::from_slice::<ReportedHealth>(v).ok()) {
-                    Some(s) => self.instances.insert(
-                        entry,
-                        (s.state == InstanceState::Healthy, s.address, s.ports),
-                    ),
-                    None => self.instances.remove(&entry),
-                };
-                true
-            }
-            Some(Key::NodeTraffic { node }) => {
-                // An unreadable record drains nothing (the node keeps serving).
-                let drained = value
-                    .and_then(|v| serde_json::from_slice::<Drain>(v).ok())
-                    .is_some_and(|drain| drain.drained);
-                if drained {
-                    self.drained.insert(node.to_owned())
-                } else {
-                    self.drained.remove(node)
-                }
-            }
-            _ => false,
+            _ => self.placement.apply(key, value),
         }
     }
 
@@ -223,8 +152,8 @@ impl StoreState {
     }
 
     fn node_address(&self, node: &str) -> Option<IpAddr> {
-        self.manifest
-            .as_ref()
+        self.placement
+            .manifest()
             .and_then(|m| m.manifest.nodes.get(node))
             .and_then(uc_types::Node::primary_address)
     }
@@ -236,40 +165,29 @@ impl StoreState {
     /// a node out of traffic: removed, its open connections drain.
     fn service_backends(&self, service: &str, port: Option<&str>) -> Vec<SocketAddr> {
         let spec = self
-            .manifest
-            .as_ref()
+            .placement
+            .manifest()
             .and_then(|m| m.manifest.services.get(service));
+        let named = |ports: &BTreeMap<String, u16>| match port {
+            Some(name) => ports.get(name).copied(),
+            None if ports.len() == 1 => ports.values().next().copied(),
+            None => None,
+        };
         let mut out = Vec::new();
-        let assigned = self
-            .assignments
-            .range((service.to_owned(), String::new())..)
-            .take_while(|((s, _), _)| s == service);
-        for ((_, id), (node, assigned_ports)) in assigned {
-            if self.drained.contains(node) {
-                continue;
-            }
-            let instance = (node.clone(), keys::instance_name(service, id));
-            let Some((true, reported, reported_ports)) = self.instances.get(&instance) else {
-                continue;
-            };
-            let address = self.node_address(node).unwrap_or(*reported);
-            let named = |ports: &BTreeMap<String, u16>| match port {
-                Some(name) => ports.get(name).copied(),
-                None if ports.len() == 1 => ports.values().next().copied(),
-                None => None,
-            };
+        for serving in self.placement.serving(service) {
+            let address = self.node_address(serving.node).unwrap_or(serving.reported);
             let from_spec = spec.and_then(|s| {
                 let ports: BTreeMap<String, u16> =
                     s.ports.iter().map(|(n, p)| (n.clone(), p.port)).collect();
                 named(&ports)
             });
-            let number = named(assigned_ports)
-                .or_else(|| named(reported_ports))
+            let number = named(serving.assigned_ports)
+                .or_else(|| named(serving.reported_ports))
                 .or(from_spec);
             match number {
                 Some(number) => out.push(SocketAddr::new(address, number)),
                 None => {
-                    tracing::warn!(service, instance = %instance.1, ?port, "no port for the listener's servicePort; instance skipped")
+                    tracing::warn!(service, instance = %serving.instance, ?port, "no port for the listener's servicePort; instance skipped")
                 }
             }
         }

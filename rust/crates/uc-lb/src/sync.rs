@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use uc_store_mirror::{Mirror, MirrorStatus, Read};
+use uc_store_mirror::{Mirror, MirrorStatus, Placement, Read};
 use uc_types::keys;
 
 use crate::metrics::Metrics;
@@ -40,14 +40,9 @@ impl Mirror for Syncer {
     const WHILE_UNREACHABLE: &'static str = "serving the last listeners";
 
     fn reads(&self) -> Vec<Read> {
-        vec![
-            Read::Prefix(keys::lb_listeners_prefix()),
-            Read::Key(keys::manifest_current()),
-            Read::Prefix(keys::services_prefix()),
-            Read::Prefix(keys::instances_prefix()),
-            // For the traffic drains (`nodes/<node>/traffic`).
-            Read::Prefix(keys::nodes_prefix()),
-        ]
+        let mut reads = vec![Read::Prefix(keys::lb_listeners_prefix())];
+        reads.extend(Placement::reads());
+        reads
     }
 
     fn apply(state: &mut StoreState, key: &str, value: Option<&[u8]>, _: i64) -> bool {

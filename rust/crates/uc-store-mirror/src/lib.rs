@@ -10,8 +10,10 @@
 //! daemon keeps serving what it last published.
 //!
 //! A daemon implements [`Mirror`] (what to read, how a key changes its
-//! state, what publishing does) and spawns [`run`].
+//! state, what publishing does) and spawns [`run`]. A daemon that resolves
+//! services keeps a [`Placement`] in its state.
 
+pub mod placement;
 pub mod status;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use uc_types::keys;
 
+pub use placement::Placement;
 pub use status::{Health, MirrorStatus};
 
 /// Changes arriving this close together make one publish.
