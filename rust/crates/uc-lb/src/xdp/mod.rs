@@ -147,6 +147,20 @@ pub fn wanted(desired: &Desired, reports: &Reports) -> Vec<XdpVip> {
     vips
 }
 
+/// Listeners with `xdp.enable` that the program cannot take.
+fn unsupported(desired: &Desired) -> Vec<String> {
+    desired
+        .values()
+        .flatten()
+        .filter(|spec| spec.xdp.enable)
+        .filter(|spec| {
+            spec.bind.is_ipv6()
+                || !matches!(spec.protocol, ListenerProtocol::Tcp | ListenerProtocol::Udp)
+        })
+        .map(|spec| spec.name.clone())
+        .collect()
+}
+
 struct Link {
     wanted: XdpMode,
     /// What the kernel took: native may fall back to generic.
@@ -227,31 +241,31 @@ impl Fastpath {
         }
     }
 
-    /// Makes the kernel's program and maps hold `wanted`. Errors of one
-    /// interface or VIP are logged and the others still applied; the first
-    /// is returned (the caller tries again later).
-    pub fn apply(&self, wanted: &[XdpVip]) -> Result<(), XdpError> {
+    /// Makes the kernel's program and maps hold `wanted`. An error of one
+    /// interface or VIP leaves the others applied; all are returned (the
+    /// caller tries again later).
+    pub fn apply(&self, wanted: &[XdpVip]) -> Vec<XdpError> {
         let mut guard = self.lock();
         if wanted.is_empty() && guard.is_none() {
-            return Ok(());
+            return Vec::new();
         }
         if guard.is_none() {
-            *guard = Some(Loaded::load()?);
+            match Loaded::load() {
+                Ok(loaded) => *guard = Some(loaded),
+                Err(err) => return vec![err],
+            }
             tracing::info!("XDP program loaded");
         }
         let Some(loaded) = guard.as_mut() else {
-            return Ok(());
+            return Vec::new();
         };
-        let mut first_error = None;
-        for err in loaded.attach(wanted).into_iter().chain(loaded.feed(wanted)) {
-            tracing::error!(%err, "XDP");
-            first_error.get_or_insert(err);
-        }
+        let mut errors = loaded.attach(wanted);
+        errors.extend(loaded.feed(wanted));
         if wanted.is_empty() {
             *guard = None;
             tracing::info!("no listener wants XDP: program detached and unloaded");
         }
-        first_error.map_or(Ok(()), Err)
+        errors
     }
 
     /// Detaches and unloads the program.
@@ -303,7 +317,8 @@ impl Fastpath {
     ) {
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_error = String::new();
+        let mut last_errors = String::new();
+        let mut last_unsupported = Vec::new();
         loop {
             tokio::select! {
                 changed = desired.changed() => if changed.is_err() { return },
@@ -311,25 +326,35 @@ impl Fastpath {
             }
             let current = desired.borrow().clone();
             let Some(current) = current else { continue };
+            let unsupported = unsupported(&current);
+            if unsupported != last_unsupported && !unsupported.is_empty() {
+                tracing::warn!(listeners = ?unsupported, "xdp.enable on listeners the XDP program cannot take (IPv6 address, or http/https); they are served in userspace only");
+            }
+            last_unsupported = unsupported;
             let vips = wanted(&current, &reports);
-            let retry = !last_error.is_empty();
-            if !retry && self.applied_lock().as_ref() == Some(&vips) {
+            if last_errors.is_empty() && self.applied_lock().as_ref() == Some(&vips) {
                 continue;
             }
             let this = self.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let result = this.apply(&vips);
+            let errors = tokio::task::spawn_blocking(move || {
+                let errors = this.apply(&vips);
                 *this.applied_lock() = Some(vips);
-                result
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>()
             })
-            .await;
-            match result {
-                Ok(Ok(())) => last_error.clear(),
-                Ok(Err(err)) => last_error = err.to_string(),
-                Err(join) => last_error = join.to_string(),
+            .await
+            .unwrap_or_else(|join| vec![join.to_string()]);
+            // Logged when they change, not at every retry.
+            let joined = errors.join("; ");
+            if joined != last_errors {
+                for err in &errors {
+                    tracing::error!(%err, "XDP");
+                }
+                if errors.is_empty() {
+                    tracing::info!("XDP errors cleared");
+                }
             }
-            if retry && !last_error.is_empty() {
-                // Errors are logged once by apply; retry quietly each second.
+            last_errors = joined;
+            if !last_errors.is_empty() {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
