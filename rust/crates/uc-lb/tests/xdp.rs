@@ -528,28 +528,7 @@ fn scenario(mode: &str, subnet: u8) {
     for k in 1..=3u8 {
         load(&net.ns(&format!("b{k}")), "eth0", "decap.o");
     }
-    let server = dir.join("server.py");
-    std::fs::write(&server, SERVER).unwrap();
-    let mut servers = Vec::new();
-    for k in 1..=3u8 {
-        let mut child = spawn_in(
-            &net.ns(&format!("b{k}")),
-            &[
-                "python3",
-                server.to_str().unwrap(),
-                &format!("b{k}"),
-                &PORT.to_string(),
-                &VIP.to_string(),
-            ],
-            false,
-        );
-        let mut ready = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut ready)
-            .unwrap();
-        assert_eq!(ready.trim(), "ready");
-        servers.push(KillOnDrop(child));
-    }
+    let _servers = start_servers(&net, &dir);
     let etcd = Etcd::start_at(
         &dir.join("store"),
         &format!("http://10.231.{subnet}.1:{}", free_port()),
@@ -564,16 +543,7 @@ fn scenario(mode: &str, subnet: u8) {
         &keys::lb_listener("dgram"),
         &listener("udp", &[1, 2, 3], mode),
     ]);
-    let log = std::fs::File::create(dir.join("uc-lb.log")).unwrap();
-    let lb = Command::new("ip")
-        .args(["netns", "exec", &net.ns("l"), env!("CARGO_BIN_EXE_uc-lb")])
-        .args(["--store", &etcd.endpoint, "--http", "127.0.0.1:9154"])
-        .env("RUST_LOG", "info")
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut lb = KillOnDrop(lb);
-    let _log = LogOnPanic(dir.join("uc-lb.log"));
+    let (mut lb, _log) = start_lb(&net, &dir, &etcd);
     let attached = if mode == "native" {
         "uc_lb_xdp_attached{interface=\"eth0\",mode=\"native\"} 1"
     } else {
@@ -691,6 +661,47 @@ fn scenario(mode: &str, subnet: u8) {
     assert_eq!(forwarding.trim(), "0", "forwarding left on");
 }
 
+/// The three backends' servers.
+fn start_servers(net: &Net, dir: &TestDir) -> Vec<KillOnDrop> {
+    let server = dir.join("server.py");
+    std::fs::write(&server, SERVER).unwrap();
+    let mut servers = Vec::new();
+    for k in 1..=3u8 {
+        let mut child = spawn_in(
+            &net.ns(&format!("b{k}")),
+            &[
+                "python3",
+                server.to_str().unwrap(),
+                &format!("b{k}"),
+                &PORT.to_string(),
+                &VIP.to_string(),
+            ],
+            false,
+        );
+        let mut ready = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        servers.push(KillOnDrop(child));
+    }
+    servers
+}
+
+/// uc-lb in the LB namespace, on the test's store; its log is printed if
+/// the test fails.
+fn start_lb(net: &Net, dir: &TestDir, etcd: &Etcd) -> (KillOnDrop, LogOnPanic) {
+    let log = std::fs::File::create(dir.join("uc-lb.log")).unwrap();
+    let lb = Command::new("ip")
+        .args(["netns", "exec", &net.ns("l"), env!("CARGO_BIN_EXE_uc-lb")])
+        .args(["--store", &etcd.endpoint, "--http", "127.0.0.1:9154"])
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    (KillOnDrop(lb), LogOnPanic(dir.join("uc-lb.log")))
+}
+
 #[test]
 fn xdp_native_balances_and_keeps_flows() {
     scenario("native", 1);
@@ -699,4 +710,48 @@ fn xdp_native_balances_and_keeps_flows() {
 #[test]
 fn xdp_generic_balances_and_keeps_flows() {
     scenario("generic", 2);
+}
+
+/// An interface that does not exist: the error names it, nothing is
+/// attached, and the listener is still served in userspace (the backend
+/// then sees the LB's address, not the client's).
+#[test]
+fn xdp_on_a_missing_interface_is_reported_and_userspace_serves() {
+    if !is_root() {
+        eprintln!("SKIP: tests/xdp.rs needs root (network namespaces and XDP); the XDP fast path is untested here");
+        return;
+    }
+    let net = Net::new(&format!("ux{}m", std::process::id() % 10000), 3);
+    let dir = TestDir::new("xdp-missing");
+    let _servers = start_servers(&net, &dir);
+    let etcd = Etcd::start_at(
+        &dir.join("store"),
+        &format!("http://10.231.3.1:{}", free_port()),
+    );
+    let mut web: serde_json::Value =
+        serde_json::from_str(&listener("tcp", &[1], "native")).unwrap();
+    web["xdp"]["interface"] = json!("nope0");
+    etcd.ctl(&["put", &keys::lb_listener("web"), &web.to_string()]);
+    let (_lb, _log) = start_lb(&net, &dir, &etcd);
+    wait_for(
+        "the attach error in uc-lb's log",
+        Duration::from_secs(20),
+        || {
+            let log = std::fs::read_to_string(dir.join("uc-lb.log")).ok()?;
+            log.contains("cannot attach XDP to interface nope0")
+                .then_some(())
+        },
+    );
+    assert!(
+        xdp_metrics(&net)
+            .iter()
+            .all(|l| !l.starts_with("uc_lb_xdp_attached{")),
+        "{:#?}",
+        xdp_metrics(&net)
+    );
+    wait_metric(&net, "uc_lb_listener_up{listener=\"web\"} 1");
+    let (_clients, seen) = Clients::open(&net, &dir, 44000, 1);
+    let (name, peer) = &seen[&44000];
+    assert_eq!(name, "b1");
+    assert!(peer.starts_with("10.0.2.2:"), "proxied from the LB: {peer}");
 }

@@ -429,9 +429,21 @@ impl Loaded {
             if self.links.contains_key(interface) {
                 continue;
             }
+            // Attached first, so a missing interface is reported as such.
+            let (id, actual) = match attach(program, interface, mode) {
+                Ok(attached) => attached,
+                Err(source) => {
+                    errors.push(XdpError::Attach {
+                        interface: interface.to_owned(),
+                        source,
+                    });
+                    continue;
+                }
+            };
             let forwarding_set = match enable_forwarding(interface) {
                 Ok(set) => set,
                 Err(source) => {
+                    let _ = program.detach(id);
                     errors.push(XdpError::Forwarding {
                         interface: interface.to_owned(),
                         source,
@@ -439,29 +451,16 @@ impl Loaded {
                     continue;
                 }
             };
-            match attach(program, interface, mode) {
-                Ok((id, actual)) => {
-                    tracing::info!(%interface, wanted = ?mode, mode = ?actual, "XDP attached");
-                    self.links.insert(
-                        interface.to_owned(),
-                        Link {
-                            wanted: mode,
-                            actual,
-                            id,
-                            forwarding_set,
-                        },
-                    );
-                }
-                Err(source) => {
-                    if forwarding_set {
-                        let _ = std::fs::write(forwarding_path(interface), "0");
-                    }
-                    errors.push(XdpError::Attach {
-                        interface: interface.to_owned(),
-                        source,
-                    });
-                }
-            }
+            tracing::info!(%interface, wanted = ?mode, mode = ?actual, "XDP attached");
+            self.links.insert(
+                interface.to_owned(),
+                Link {
+                    wanted: mode,
+                    actual,
+                    id,
+                    forwarding_set,
+                },
+            );
         }
         errors
     }
