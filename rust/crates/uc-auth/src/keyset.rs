@@ -91,25 +91,30 @@ impl KeySet {
                 Ok(true)
             }
             (Some(Key::IamSigningKey { kid }), None) => Ok(self.keys.remove(kid).is_some()),
-            (Some(Key::IamRevokedToken { jti }), Some(value)) => {
-                let revocation: Revocation =
-                    serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?;
-                self.revoke_token(jti, revocation.until);
-                Ok(true)
+            (Some(Key::IamRevokedToken { jti }), value) => {
+                apply_revocation(&mut self.revoked_tokens, jti, value).map_err(bad)
             }
-            (Some(Key::IamRevokedToken { jti }), None) => {
-                Ok(self.revoked_tokens.remove(jti).is_some())
-            }
-            (Some(Key::IamRevokedCredential { id }), Some(value)) => {
-                let revocation: Revocation =
-                    serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?;
-                self.revoke_credential(id, revocation.until);
-                Ok(true)
-            }
-            (Some(Key::IamRevokedCredential { id }), None) => {
-                Ok(self.revoked_credentials.remove(id).is_some())
+            (Some(Key::IamRevokedCredential { id }), value) => {
+                apply_revocation(&mut self.revoked_credentials, id, value).map_err(bad)
             }
             _ => Ok(false),
         }
+    }
+}
+
+/// A revocation put (`Some`) or deleted (`None`) at `id` of `revoked`.
+fn apply_revocation(
+    revoked: &mut BTreeMap<String, u64>,
+    id: &str,
+    value: Option<&[u8]>,
+) -> Result<bool, String> {
+    match value {
+        Some(value) => {
+            let revocation: Revocation =
+                serde_json::from_slice(value).map_err(|e| e.to_string())?;
+            revoked.insert(id.to_owned(), revocation.until);
+            Ok(true)
+        }
+        None => Ok(revoked.remove(id).is_some()),
     }
 }

@@ -14,7 +14,33 @@ use crate::token::{TokenError, Verified};
 /// Cheap to clone; every clone sees the latest published set.
 #[derive(Clone, Debug, Default)]
 pub struct Verifier {
-    current: Arc<RwLock<Arc<KeySet>>>,
+    current: Arc<Current<KeySet>>,
+}
+
+/// A value replaced whole while readers keep the one they loaded (the
+/// verifier's key set, uc-iam's signing key).
+#[derive(Debug, Default)]
+pub struct Current<T>(RwLock<Arc<T>>);
+
+impl<T> Current<T> {
+    pub fn new(value: T) -> Current<T> {
+        Current(RwLock::new(Arc::new(value)))
+    }
+
+    pub fn load(&self) -> Arc<T> {
+        match self.0.read() {
+            Ok(value) => value.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn store(&self, value: T) {
+        let value = Arc::new(value);
+        match self.0.write() {
+            Ok(mut current) => *current = value,
+            Err(poisoned) => *poisoned.into_inner() = value,
+        }
+    }
 }
 
 impl Verifier {
@@ -24,18 +50,11 @@ impl Verifier {
 
     /// The set verification uses now.
     pub fn keyset(&self) -> Arc<KeySet> {
-        match self.current.read() {
-            Ok(set) => set.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.load()
     }
 
     pub fn replace(&self, set: KeySet) {
-        let set = Arc::new(set);
-        match self.current.write() {
-            Ok(mut current) => *current = set,
-            Err(poisoned) => *poisoned.into_inner() = set,
-        }
+        self.current.store(set);
     }
 
     /// Never returns: keeps this verifier's set equal to the store's.

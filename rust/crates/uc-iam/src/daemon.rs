@@ -5,10 +5,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::Client;
+use uc_auth::watch::Current;
 use uc_auth::Verifier;
 use uc_store_mirror::MirrorStatus;
 use uc_types::unix_seconds;
@@ -56,7 +57,7 @@ pub enum DaemonError {
 pub struct State {
     pub options: Options,
     pub client: Client,
-    pub signer: RwLock<Arc<Signer>>,
+    pub signer: Current<Signer>,
     pub verifier: Verifier,
     pub mirror: Arc<MirrorStatus>,
     pub metrics: Arc<Metrics>,
@@ -66,18 +67,11 @@ pub struct State {
 
 impl State {
     pub fn signer(&self) -> Arc<Signer> {
-        match self.signer.read() {
-            Ok(signer) => signer.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.signer.load()
     }
 
     pub fn set_signer(&self, signer: Signer) {
-        let signer = Arc::new(signer);
-        match self.signer.write() {
-            Ok(mut current) => *current = signer,
-            Err(poisoned) => *poisoned.into_inner() = signer,
-        }
+        self.signer.store(signer);
     }
 
     /// How long a retired key stays published: until every token it signed
@@ -133,7 +127,7 @@ pub async fn run(
         ),
         options,
         client,
-        signer: RwLock::new(Arc::new(signer)),
+        signer: Current::new(signer),
         verifier,
         mirror,
         metrics,

@@ -59,7 +59,7 @@ fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) -> Dur
     start.elapsed()
 }
 
-fn start(etcd: &Etcd, dir: &Path, port: u16) -> KillOnDrop {
+fn start(etcd: &Etcd, dir: &Path, port: u16, extra: &[&str]) -> KillOnDrop {
     let daemon = KillOnDrop::spawn(
         Command::new(BIN)
             .args([
@@ -74,6 +74,7 @@ fn start(etcd: &Etcd, dir: &Path, port: u16) -> KillOnDrop {
             .arg(dir.join("state/signing.key"))
             .arg("--bootstrap-secret-file")
             .arg(dir.join("state/admin.secret"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("uc-iam.log")).unwrap()),
     );
@@ -87,7 +88,7 @@ async fn login_tokens_revocation_rotation_and_audit() {
     let etcd = Etcd::start(&dir.join("etcd"));
     let mut client = etcd.client().await;
     let port = free_port();
-    let mut daemon = start(&etcd, &dir, port);
+    let mut daemon = start(&etcd, &dir, port, &[]);
 
     // Bootstrap: the admin's password was generated, written 0600, logged once.
     let secret_file = dir.join("state/admin.secret");
@@ -419,7 +420,7 @@ async fn login_tokens_revocation_rotation_and_audit() {
     );
 
     // A restart keeps the rotated key and does not touch the admin.
-    let mut daemon = start(&etcd, &dir, port);
+    let mut daemon = start(&etcd, &dir, port, &[]);
     assert_eq!(
         login(
             port,
@@ -440,4 +441,52 @@ async fn login_tokens_revocation_rotation_and_audit() {
 fn without_store_it_refuses_to_start_naming_the_flag() {
     let stderr = uc_testkit::exit_1_stderr(&mut Command::new(BIN));
     assert!(stderr.contains("uc-iam: --store is required"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_key_is_unpublished_once_its_tokens_have_expired() {
+    let dir = TestDir::new("uc-iam-rotation");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let port = free_port();
+    let mut daemon = start(&etcd, &dir, port, &["--token-ttl-seconds", "5"]);
+    let secret = std::fs::read_to_string(dir.join("state/admin.secret")).unwrap();
+    let password = format!(r#"{{"user":"admin","password":"{}"}}"#, secret.trim());
+    let verifier = Verifier::default();
+    tokio::spawn(verifier.clone().watch(
+        vec![etcd.endpoint.clone()],
+        Arc::new(MirrorStatus::default()),
+    ));
+    let old = login(port, &password);
+    wait_until("the first key", Duration::from_secs(10), || {
+        verifier.verify(&old.token).is_ok()
+    });
+    let old_kid = verifier.verify(&old.token).unwrap().kid;
+
+    let (status, text) = call(port, "POST", "/v1/rotate-key", Some(&old.token), "");
+    assert_eq!(status, 200, "{text}");
+    let new = login(port, &password);
+    wait_until("the new key", Duration::from_secs(1), || {
+        verifier.verify(&new.token).is_ok()
+    });
+    assert!(
+        verifier.verify(&old.token).is_ok(),
+        "the old key's token is still valid after the rotation"
+    );
+
+    // Token TTL 5 s: the retired key's lease is 5 + 10 s; then it is gone.
+    let rotated = Instant::now();
+    wait_until("the retired key's removal", Duration::from_secs(25), || {
+        verifier.keyset().kids().all(|kid| kid != old_kid)
+    });
+    eprintln!(
+        "retired key unpublished {:?} after the rotation",
+        rotated.elapsed()
+    );
+    assert!(
+        unix_seconds() >= old.expires_at + 5,
+        "not before every token it signed expired (and the verifiers' 5 s leeway)"
+    );
+    let fresh = login(port, &password);
+    assert!(verifier.verify(&fresh.token).is_ok(), "the new key stays");
+    assert!(daemon.terminate(Duration::from_secs(10)).success());
 }
