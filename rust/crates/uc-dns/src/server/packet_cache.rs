@@ -12,20 +12,23 @@
 //! A miss is answered from the canonical form of the query (`canonical`:
 //! the question lower-cased, no options, the payload size reduced to the
 //! limit that applies), so the cached response depends on the key alone.
-//! A response is then the cached one with the query's ID and question
-//! bytes written over it: the question comes back in the client's case
-//! (0x20), and so does every name compressed against it (the answer's
-//! owner, the zone's apex in the SOA), since compression points at it.
+//! A response is then the cached one with the query's ID, question bytes
+//! and spelling of the asked name written over it: the question comes
+//! back in the client's case (0x20) and so do the owners of the answers
+//! to it, as on the full path (names compressed against an owner read in
+//! the client's case too: the same names, ignoring case).
 //!
 //! The cache belongs to one worker (no lock) and to one snapshot: the
 //! worker empties it when a new snapshot is published, so a change is
-//! answered at once. It is bounded in bytes: two generations, the newer
-//! filled until it holds half the bound, then the older one dropped; a hit
-//! in the older generation moves the entry to the newer (cheap LRU).
+//! answered at once, and at least hourly (RRSIGs age). It is bounded in
+//! bytes: two generations, the newer filled until it holds half the
+//! bound, then the older one dropped; a hit in the older generation moves
+//! the entry to the newer (cheap LRU).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::time::Instant;
 
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
@@ -307,6 +310,7 @@ pub struct PacketCache {
     newer_bytes: usize,
     /// What `newer` may hold before it becomes `older`: half the bound.
     generation_bytes: usize,
+    since: Instant,
 }
 
 impl PacketCache {
@@ -318,13 +322,21 @@ impl PacketCache {
             older: ByHash::default(),
             newer_bytes: 0,
             generation_bytes: max_bytes / 2,
+            since: Instant::now(),
         }
     }
 
-    pub fn clear(&mut self) {
+    /// Empties the cache, as filled from `now` on.
+    pub fn clear(&mut self, now: Instant) {
         self.newer.clear();
         self.older.clear();
         self.newer_bytes = 0;
+        self.since = now;
+    }
+
+    /// When the cache was last emptied.
+    pub fn since(&self) -> Instant {
+        self.since
     }
 
     /// On a hit, the response to `query` (under `key`) in `out` and its

@@ -36,6 +36,11 @@ use crate::snapshot::{Published, Snapshot};
 /// How long a worker waits for a datagram before it looks whether the
 /// server is shutting down.
 const STOP_CHECK: Duration = Duration::from_millis(200);
+/// A worker's cache is emptied at least this often, even when no new
+/// snapshot came: signed answers carry RRSIGs the signer renews when half
+/// their 14 days are gone, and a cached copy must not outlive that by
+/// much.
+const MAX_AGE: Duration = Duration::from_secs(3600);
 /// Datagrams read (and answers sent) per system call at most.
 const BATCH: usize = 32;
 /// Receive buffer asked for each socket: room for bursts while the worker
@@ -118,7 +123,7 @@ impl UdpWorker {
                 }
             }
             let started = Instant::now();
-            self.refresh();
+            self.refresh(started);
             clients.clear();
             counted.clear();
             for (at, (len, address)) in received.iter().enumerate() {
@@ -145,13 +150,16 @@ impl UdpWorker {
         }
     }
 
-    /// Takes the published snapshot if it is new, emptying the cache.
-    /// Once per batch: a batch was received before it is looked at.
-    fn refresh(&mut self) {
+    /// Takes the published snapshot if it is new, emptying the cache,
+    /// and empties a cache filled `MAX_AGE` ago or earlier. Once per
+    /// batch: a batch was received before it is looked at.
+    fn refresh(&mut self, now: Instant) {
         let current = self.published.load();
         if !Arc::ptr_eq(&current, &self.snapshot) {
-            self.cache.clear();
+            self.cache.clear(now);
             self.snapshot = current;
+        } else if now.saturating_duration_since(self.cache.since()) >= MAX_AGE {
+            self.cache.clear(now);
         }
     }
 
@@ -159,7 +167,17 @@ impl UdpWorker {
     /// published snapshot; `None` when it gets none (shorter than a
     /// header, or a response).
     pub fn answer(&mut self, packet: &[u8], client: SocketAddr) -> Option<Answered> {
-        self.refresh();
+        self.answer_at(packet, client, Instant::now())
+    }
+
+    /// `answer` as at `now`.
+    pub fn answer_at(
+        &mut self,
+        packet: &[u8],
+        client: SocketAddr,
+        now: Instant,
+    ) -> Option<Answered> {
+        self.refresh(now);
         self.answer_from_snapshot(packet, client)
     }
 

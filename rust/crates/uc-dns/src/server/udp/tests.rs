@@ -128,6 +128,13 @@ fn a_new_snapshot_is_answered_at_once() {
     assert_eq!(lookup, CacheLookup::Miss, "the cache is emptied");
     assert_eq!(addresses(&bytes), ["10.0.0.2"]);
 
+    // Without a new snapshot, the cache is emptied after an hour.
+    let later = std::time::Instant::now() + Duration::from_secs(3601);
+    let answered = worker.answer_at(&packet, client(), later).unwrap();
+    assert_eq!(answered.lookup, CacheLookup::Miss, "emptied after an hour");
+    let answered = worker.answer_at(&packet, client(), later).unwrap();
+    assert_eq!(answered.lookup, CacheLookup::Hit);
+
     // A zone no longer served is refused at once too.
     published.store(Arc::new(Snapshot::default()));
     let (bytes, _) = ask(&mut worker, &packet);
