@@ -119,10 +119,11 @@ async fn serve_http<I>(
     let timeout = settings.timeouts.client;
     let idle = settings.idle;
     let (service_ctx, service_waiting) = (ctx.clone(), waiting.clone());
+    let peer = Arc::new(forward::Peer::new(peer));
     let service = service_fn(move |request| {
         forward::handle(
             request,
-            peer,
+            peer.clone(),
             scheme,
             service_ctx.clone(),
             settings.clone(),

@@ -369,3 +369,47 @@ fn an_idle_tcp_connection_is_closed_after_the_listeners_idle_timeout() {
         "closed after {took:?} idle"
     );
 }
+
+/// Echoes every byte back until the client closes its side.
+fn echo_backend(mut stream: TcpStream) {
+    let mut buf = [0u8; 16384];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 || std::io::Write::write_all(&mut stream, &buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// 8 MiB each way: enough to fill uc-lb's 64 KiB reads, so the copy
+/// switches to splice(2); every byte arrives, in order.
+#[test]
+fn a_bulk_transfer_arrives_intact() {
+    let lb = Lb::start("uc-lb-bulk", &[]);
+    let backend = RawBackend::start(echo_backend);
+    let p = port();
+    lb.put_listener("tcp", &listener("tcp", p, &[backend.addr], json!({})));
+    lb.wait_backend("tcp", backend.addr, "up", Duration::from_secs(5));
+    let data: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut client = TcpStream::connect(("127.0.0.1", p)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = client.try_clone().unwrap();
+    let sent = data.clone();
+    let sending = std::thread::spawn(move || {
+        std::io::Write::write_all(&mut writer, &sent).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut echoed = Vec::with_capacity(data.len());
+    client.read_to_end(&mut echoed).unwrap();
+    sending.join().unwrap();
+    assert_eq!(echoed.len(), data.len());
+    assert!(echoed == data, "the echoed bytes differ");
+    let metrics = lb.metrics();
+    let inbound = format!(
+        "uc_lb_bytes_total{{listener=\"tcp\",backend=\"{}\",direction=\"in\"}} {}",
+        backend.addr,
+        data.len()
+    );
+    assert!(metrics.contains(&inbound), "{inbound} in\n{metrics}");
+}

@@ -375,6 +375,26 @@ fn a_listener_change_under_load_fails_no_request() {
     );
 }
 
+/// A client sending its request head a byte every 200 ms is cut off
+/// within 3.5 s (by a 1 s client timeout).
+fn slowloris_is_cut(mut slow: TcpStream) {
+    let started = Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: lb.test\r\n")
+        .unwrap();
+    let cut = (0..25).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        slow.write_all(b"X").is_err()
+    });
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    assert!(cut || read.is_ok(), "slow client still connected: {read:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "slow client cut after {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn malformed_slow_and_silent_clients_are_cut_off() {
     let lb = Lb::start("uc-lb-slow", &["--client-timeout", "1"]);
@@ -400,22 +420,7 @@ fn malformed_slow_and_silent_clients_are_cut_off() {
     );
     let before = a.requests.load(Ordering::Relaxed);
     // Slowloris: a header byte every 200 ms is cut off by the 1 s timeout.
-    let mut slow = connect();
-    let started = Instant::now();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: lb.test\r\n")
-        .unwrap();
-    let cut = (0..25).any(|_| {
-        std::thread::sleep(Duration::from_millis(200));
-        slow.write_all(b"X").is_err()
-    });
-    let mut rest = Vec::new();
-    let read = slow.read_to_end(&mut rest);
-    assert!(cut || read.is_ok(), "slow client still connected: {read:?}");
-    assert!(
-        started.elapsed() < Duration::from_millis(3500),
-        "slow client cut after {:?}",
-        started.elapsed()
-    );
+    slowloris_is_cut(connect());
     // Silent: connected, nothing sent.
     let mut silent = connect();
     let started = Instant::now();
@@ -600,22 +605,7 @@ fn the_listeners_own_timeouts_cut_slow_clients_and_malformed_gets_400() {
     let _ = bad.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
     // Slowloris: a header byte every 200 ms, cut off after 1 s.
-    let mut slow = connect();
-    let started = Instant::now();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: lb.test\r\n")
-        .unwrap();
-    let cut = (0..40).any(|_| {
-        std::thread::sleep(Duration::from_millis(200));
-        slow.write_all(b"X").is_err()
-    });
-    let mut rest = Vec::new();
-    let read = slow.read_to_end(&mut rest);
-    assert!(cut || read.is_ok(), "slow client still connected: {read:?}");
-    assert!(
-        started.elapsed() < Duration::from_millis(3500),
-        "slow client cut after {:?}",
-        started.elapsed()
-    );
+    slowloris_is_cut(connect());
     // An idle keep-alive connection is closed after 1 s, not 10.
     let mut idle = connect();
     assert_eq!(get(&mut idle, "/").unwrap().0, 200);

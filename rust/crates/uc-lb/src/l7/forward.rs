@@ -41,9 +41,24 @@ pub fn backend_client(timeouts: &Timeouts) -> BackendClient {
         .build(connector)
 }
 
+/// The client of a connection, with its address as X-Forwarded-For
+/// appends it (made once per connection, not per request).
+pub struct Peer {
+    pub addr: SocketAddr,
+    ip: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Peer {
+        let ip = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Peer { addr, ip }
+    }
+}
+
 pub async fn handle(
     mut request: Request<Incoming>,
-    peer: SocketAddr,
+    peer: Arc<Peer>,
     scheme: &'static str,
     ctx: Arc<Context>,
     settings: Arc<Settings>,
@@ -54,7 +69,7 @@ pub async fn handle(
     let started = Instant::now();
     let upgrade = upgrade::requested(&mut request);
     waiting.fetch_add(1, Ordering::Relaxed);
-    let response = forward(request, peer, scheme, &ctx, &settings, upgrade)
+    let response = forward(request, &peer, scheme, &ctx, &settings, upgrade)
         .instrument(span)
         .await;
     waiting.fetch_sub(1, Ordering::Relaxed);
@@ -67,7 +82,7 @@ pub async fn handle(
 
 async fn forward(
     request: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &Peer,
     scheme: &'static str,
     ctx: &Context,
     settings: &Settings,
@@ -82,6 +97,7 @@ async fn forward(
         .or_else(|| parts.uri.authority().map(|a| a.as_str()));
     let group = ctx.pool.route(host, parts.uri.path());
     prepare(&mut parts.headers, &parts.uri, peer, scheme);
+    let flow = flow_hash(peer.addr);
     if let Some(upgrade) = &upgrade {
         upgrade.restore(&mut parts.headers);
     }
@@ -96,7 +112,7 @@ async fn forward(
     let mut last_error = None;
     let timeouts = &settings.timeouts;
     while tried.len() < TRIES {
-        let Some(lease) = ctx.pool.pick(group, flow_hash(peer), &tried) else {
+        let Some(lease) = ctx.pool.pick(group, flow, &tried) else {
             break;
         };
         let backend = lease.backend.addr;
@@ -216,7 +232,7 @@ fn idempotent(method: &Method) -> bool {
 /// Request headers for the backend: hop-by-hop fields removed, Host kept
 /// (or taken from an h2 request's authority), the client's address
 /// appended to X-Forwarded-For, X-Forwarded-Proto set to how it came.
-fn prepare(headers: &mut HeaderMap, uri: &Uri, peer: SocketAddr, scheme: &'static str) {
+fn prepare(headers: &mut HeaderMap, uri: &Uri, peer: &Peer, scheme: &'static str) {
     strip_hop_by_hop(headers);
     if !headers.contains_key(header::HOST) {
         if let Some(host) = uri
@@ -227,12 +243,11 @@ fn prepare(headers: &mut HeaderMap, uri: &Uri, peer: SocketAddr, scheme: &'stati
         }
     }
     let forwarded = HeaderName::from_static("x-forwarded-for");
-    let client = peer.ip().to_string();
     let value = match headers.get(&forwarded).and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {client}"),
-        None => client,
+        Some(previous) => HeaderValue::from_str(&format!("{previous}, {}", peer.addr.ip())).ok(),
+        None => Some(peer.ip.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    if let Some(value) = value {
         headers.insert(forwarded, value);
     }
     headers.insert(
@@ -300,7 +315,7 @@ mod tests {
         prepare(
             &mut headers,
             &uri,
-            "198.51.100.2:4000".parse().unwrap(),
+            &Peer::new("198.51.100.2:4000".parse().unwrap()),
             "https",
         );
         assert_eq!(headers["x-forwarded-for"], "192.0.2.1, 198.51.100.2");
