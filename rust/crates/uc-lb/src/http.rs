@@ -19,8 +19,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::report::{ListenerStatus, Reports};
+use crate::report::Reports;
 use crate::supervisor::Desired;
+use uc_types::LbListenerStatus;
 
 #[derive(Clone)]
 pub struct Shared {
@@ -37,7 +38,7 @@ struct HealthBody {
     /// Listeners that do not serve, with why.
     failing: BTreeMap<String, String>,
     store_connected: bool,
-    listeners: BTreeMap<String, ListenerStatus>,
+    listeners: BTreeMap<String, LbListenerStatus>,
 }
 
 pub fn router(shared: Shared) -> Router {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tokio::sync::Notify;
+use uc_types::{LbBackendState, LbBackendStatus, LbListenerStatus, LbVipStatus};
 
 use crate::health::State;
 use crate::pool::Pool;
@@ -20,39 +20,6 @@ pub struct Entry {
     /// Why the listener does not serve (spec, bind or TLS problem).
     pub error: Option<String>,
     pub pool: Option<Arc<Pool>>,
-}
-
-/// `/uc/v1/lb/status/<node>/<listener>`: one uc-lb's view of one
-/// listener, written by that uc-lb only (on its lease: it disappears when
-/// the uc-lb does).
-// TODO(issue 16, point 3): move to uc-types when `uc` and the dashboard read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListenerStatus {
-    pub node: String,
-    pub listener: String,
-    pub protocol: Option<uc_types::ListenerProtocol>,
-    pub address: Option<SocketAddr>,
-    /// Bound and accepting.
-    pub serving: bool,
-    pub error: Option<String>,
-    pub backends: Vec<BackendStatus>,
-    /// Who holds the listener's address, when it is a VIP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vip: Option<crate::vip::VipStatus>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BackendStatus {
-    pub address: SocketAddr,
-    /// `up` (in rotation), `down`, `unknown` (not probed yet) or `draining`
-    /// (removed; its open connections are finishing).
-    pub state: String,
-    /// Open connections, while draining: what a rollout waits for (an
-    /// in-rotation count changes per request; it is in /metrics).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connections: Option<u64>,
 }
 
 #[derive(Default)]
@@ -90,7 +57,7 @@ impl Reports {
         self.changed.notified().await;
     }
 
-    pub fn statuses(&self, node: &str) -> BTreeMap<String, ListenerStatus> {
+    pub fn statuses(&self, node: &str) -> BTreeMap<String, LbListenerStatus> {
         self.lock()
             .iter()
             .map(|(name, entry)| {
@@ -101,35 +68,30 @@ impl Reports {
     }
 }
 
-fn status(
-    node: &str,
-    name: &str,
-    entry: &Entry,
-    vip: Option<crate::vip::VipStatus>,
-) -> ListenerStatus {
+fn status(node: &str, name: &str, entry: &Entry, vip: Option<LbVipStatus>) -> LbListenerStatus {
     let mut backends = Vec::new();
     if let Some(pool) = &entry.pool {
         for backend in pool.backends() {
             let state = match backend.state() {
-                State::Up => "up",
-                State::Down => "down",
-                State::Unknown => "unknown",
+                State::Up => LbBackendState::Up,
+                State::Down => LbBackendState::Down,
+                State::Unknown => LbBackendState::Unknown,
             };
-            backends.push(BackendStatus {
+            backends.push(LbBackendStatus {
                 address: backend.addr,
-                state: state.to_owned(),
+                state,
                 connections: None,
             });
         }
         for backend in pool.draining() {
-            backends.push(BackendStatus {
+            backends.push(LbBackendStatus {
                 address: backend.addr,
-                state: "draining".to_owned(),
+                state: LbBackendState::Draining,
                 connections: Some(backend.active()),
             });
         }
     }
-    ListenerStatus {
+    LbListenerStatus {
         node: node.to_owned(),
         listener: name.to_owned(),
         protocol: entry.protocol,

@@ -15,7 +15,8 @@ use uc_types::keys;
 
 use uc_store_mirror::{within, MirrorError, STORE_TIMEOUT};
 
-use crate::report::{ListenerStatus, Reports};
+use crate::report::Reports;
+use uc_types::LbListenerStatus;
 
 const LEASE_TTL_SECONDS: i64 = 10;
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(3);
@@ -62,7 +63,7 @@ impl StatusWriter {
             ),
         )
         .await?;
-        let mut written: BTreeMap<String, ListenerStatus> = BTreeMap::new();
+        let mut written: BTreeMap<String, LbListenerStatus> = BTreeMap::new();
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE_EVERY);
         let mut resync = tokio::time::interval(Duration::from_secs(1));
         loop {

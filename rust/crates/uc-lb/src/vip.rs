@@ -18,7 +18,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uc_daemon::metrics::{Counter, Family, Gauge, Registry};
@@ -47,17 +46,7 @@ impl Default for VipSettings {
 }
 
 /// One VIP as this node sees it: in /health and the listener status keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VipStatus {
-    /// The node holding it, as the store says (`None`: nobody, or unknown).
-    pub holder: Option<String>,
-    /// Whether this node holds it (the address is on `interface`).
-    pub held: bool,
-    pub interface: Option<String>,
-    /// Why this node cannot hold it (no interface, no permission).
-    pub error: Option<String>,
-}
+pub use uc_types::LbVipStatus as VipStatus;
 
 /// What the campaigns report, keyed by VIP; read by `report`.
 #[derive(Default)]

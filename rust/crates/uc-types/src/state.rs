@@ -310,7 +310,7 @@ impl LbListenerStatus {
 }
 
 /// The VIP of an [`LbListenerStatus`], as that uc-lb sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LbVipStatus {
     /// The node holding it, as the store says (`null`: nobody, or unknown).

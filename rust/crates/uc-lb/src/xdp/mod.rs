@@ -122,7 +122,7 @@ pub fn wanted(desired: &Desired, reports: &Reports) -> Vec<XdpVip> {
                 status
                     .backends
                     .iter()
-                    .filter(|b| b.state == "up")
+                    .filter(|b| b.state == uc_types::LbBackendState::Up)
                     .filter_map(|b| {
                         let weight = spec.weights.get(&b.address).copied().unwrap_or(1);
                         match b.address.ip() {
