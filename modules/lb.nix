@@ -43,6 +43,13 @@
   vips = lib.unique (map (l: l.address) (builtins.filter (l: l.address != null && !(builtins.elem l.address nodeAddresses)) served));
   isV6 = lib.hasInfix ":";
   vipCaps = lib.optionals (vips != []) ["CAP_NET_ADMIN" "CAP_NET_RAW"];
+  # The XDP fast path: loading the program and its maps (CAP_BPF, the bpf
+  # syscall, CAP_PERFMON for the verifier's pointer checks), attaching it
+  # over netlink (CAP_NET_ADMIN) and turning on the interface's forwarding
+  # in /proc/sys/net, which bpf_fib_lookup needs (ProtectKernelTunables off).
+  xdp = builtins.any (l: l.xdp.enable or false) served;
+  xdpCaps = lib.optionals xdp ["CAP_BPF" "CAP_NET_ADMIN" "CAP_PERFMON"];
+  caps = lib.unique (["CAP_NET_BIND_SERVICE"] ++ vipCaps ++ xdpCaps);
 
   bgp =
     if manifest == null
@@ -161,8 +168,8 @@ in {
         // {
           ExecStart = "${cfg.package}/bin/uc-lb --config /etc/ultracloud/lb.json";
           DynamicUser = true;
-          AmbientCapabilities = ["CAP_NET_BIND_SERVICE"] ++ vipCaps;
-          CapabilityBoundingSet = ["CAP_NET_BIND_SERVICE"] ++ vipCaps;
+          AmbientCapabilities = caps;
+          CapabilityBoundingSet = caps;
           # Each proxied TCP connection holds two descriptors (client and
           # backend); systemd's default soft limit (1024) would cap it near
           # 500. uc-lb does not raise it itself.
@@ -177,6 +184,11 @@ in {
         # a packet socket.
         // lib.optionalAttrs (vips != []) {
           RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" "AF_PACKET"];
+        }
+        // lib.optionalAttrs xdp {
+          RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK"] ++ lib.optional (vips != []) "AF_PACKET";
+          SystemCallFilter = ["@system-service" "bpf"];
+          ProtectKernelTunables = false;
         };
     };
 

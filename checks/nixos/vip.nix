@@ -29,6 +29,24 @@
     }
   ];
   plain = mkCluster [../../hosts/ha/cluster.nix];
+  # The XDP fast path on the same VIP: the capabilities and the bpf syscall
+  # it loads with, and /proc/sys/net writable for the interface's forwarding.
+  withXdp = mkCluster [
+    ../../hosts/ha/cluster.nix
+    {
+      cluster.lb.listeners.vip = {
+        protocol = "tcp";
+        port = 8443;
+        address = "10.1.0.100";
+        backends.service = "web";
+        xdp = {
+          enable = true;
+          interface = "eth0";
+        };
+      };
+    }
+  ];
+  xdpUnit = withXdp.nixosConfigurations.edge1.config.systemd.services.uc-lb.serviceConfig;
   edge1 = withVip.nixosConfigurations.edge1.config;
   unit = edge1.systemd.services.uc-lb.serviceConfig;
   expected = ''
@@ -55,3 +73,8 @@ in
   ++ check (builtins.all (f: builtins.elem f unit.RestrictAddressFamilies) ["AF_NETLINK" "AF_PACKET"]) "edge1: uc-lb cannot open netlink or packet sockets: ${builtins.toJSON unit.RestrictAddressFamilies}"
   ++ check (!plainEdge.services.bird.enable) "edge1 without a VIP: BIRD is enabled"
   ++ check (plainEdge.systemd.services.uc-lb.serviceConfig.AmbientCapabilities == ["CAP_NET_BIND_SERVICE"]) "edge1 without a VIP: uc-lb has ${builtins.toJSON plainEdge.systemd.services.uc-lb.serviceConfig.AmbientCapabilities}"
+  ++ check (builtins.all (c: builtins.elem c xdpUnit.AmbientCapabilities && builtins.elem c xdpUnit.CapabilityBoundingSet) ["CAP_BPF" "CAP_NET_ADMIN" "CAP_PERFMON" "CAP_NET_RAW"]) "edge1 with XDP: uc-lb lacks a capability: ${builtins.toJSON xdpUnit.AmbientCapabilities}"
+  ++ check (builtins.elem "bpf" xdpUnit.SystemCallFilter && builtins.elem "@system-service" xdpUnit.SystemCallFilter) "edge1 with XDP: uc-lb's syscall filter is ${builtins.toJSON xdpUnit.SystemCallFilter}"
+  ++ check (!xdpUnit.ProtectKernelTunables) "edge1 with XDP: /proc/sys is read-only, so uc-lb cannot turn on the interface's forwarding"
+  ++ check (builtins.elem "AF_PACKET" xdpUnit.RestrictAddressFamilies) "edge1 with XDP on a VIP: no packet sockets for gratuitous ARP"
+  ++ check (!(builtins.elem "bpf" unit.SystemCallFilter) && unit.ProtectKernelTunables) "edge1 without XDP: uc-lb may call bpf or write /proc/sys"
