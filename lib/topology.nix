@@ -35,7 +35,8 @@ in rec {
     ++ optionals (hasRole "control-plane" n) ["deployer" "scheduler"]
     ++ ["nix-agent" "node-agent"]
     ++ optional (elem n cfg.dns.servers) "dns"
-    ++ optional (elem n cfg.lb.nodes) "lb";
+    ++ optional (elem n cfg.lb.nodes) "lb"
+    ++ optional (elem n cfg.iam.nodes) "iam";
 
   daemonPorts = {
     store = [
@@ -45,6 +46,7 @@ in rec {
     ];
     deployer = [(tcp cfg.deployer.port "cluster.deployer.port")];
     scheduler = [(tcp cfg.scheduler.port "cluster.scheduler.port")];
+    iam = [(tcp cfg.iam.httpPort "cluster.iam.httpPort")];
     nix-agent = [(tcp cfg.nixAgent.port "cluster.nixAgent.port")];
     node-agent = [(tcp cfg.nodeAgent.port "cluster.nodeAgent.port")];
     dns = [

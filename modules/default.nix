@@ -17,7 +17,7 @@
     then {}
     else node.daemons;
   # Daemon name in the manifest -> its module under services.ultracloud.
-  withModule = ["store" "deployer" "scheduler" "nix-agent" "node-agent" "dns" "lb"];
+  withModule = ["store" "deployer" "scheduler" "nix-agent" "node-agent" "dns" "lb" "iam"];
   # The projection as definitions of `settings`: every leaf (a value that is
   # not an attribute set; lists included) at mkDefault priority, so a user's
   # definition of one key, however deep, replaces just that key.
@@ -34,6 +34,7 @@ in {
     ./node-agent.nix
     ./dns.nix
     ./lb.nix
+    ./iam.nix
   ];
 
   options.ultracloud = {

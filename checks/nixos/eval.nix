@@ -96,6 +96,11 @@
     ++ unitChecks "scheduler" " run"
     ++ lib.optional (daemons ? scheduler && !(config.systemd.services.uc-scheduler.serviceConfig.DynamicUser or false))
     "${name}: uc-scheduler does not run as a dynamic user"
+    ++ unitChecks "iam" ""
+    ++ lib.optional (daemons ? iam && !(config.systemd.services.uc-iam.serviceConfig.DynamicUser or false))
+    "${name}: uc-iam does not run as a dynamic user"
+    ++ lib.optional (daemons ? iam && (config.systemd.services.uc-iam.serviceConfig.StateDirectory or null) != "ultracloud/iam")
+    "${name}: uc-iam has no state directory for its signing key"
     ++ unitChecks "nix-agent" " run"
     ++ unitChecks "node-agent" ""
     ++ unitChecks "dns" ""

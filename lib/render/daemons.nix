@@ -57,6 +57,12 @@
         inherit (cfg.scheduler) nodeLossGraceSeconds;
       };
 
+    iam =
+      withStore cfg.iam.httpPort
+      // {
+        inherit (cfg.iam) signingKeyFile bootstrapAdminSecretFile tokenTtlSeconds auditRetentionSeconds;
+      };
+
     nix-agent =
       withStore cfg.nixAgent.port
       // {

@@ -36,6 +36,27 @@
   };
 in {
   options.cluster.iam = {
+    nodes = mkOption {
+      type = types.listOf types.str;
+      default = [];
+      example = ["cp1"];
+      description = "Nodes running uc-iam (control-plane nodes; each signs with a key of its own). Empty: no uc-iam.";
+    };
+    httpPort = mkOption {
+      type = types.port;
+      default = 7491;
+      description = "Port of uc-iam's API (/v1/login, /v1/keys, …), /health and /metrics.";
+    };
+    signingKeyFile = mkOption {
+      type = ucTypes.secretPath;
+      default = "/var/lib/ultracloud/iam/signing.key";
+      description = "This node's private token-signing key (generated at first start, mode 0600), in uc-iam's state directory. A path on the node; never a Nix path.";
+    };
+    auditRetentionSeconds = mkOption {
+      type = types.ints.positive;
+      default = 604800;
+      description = "How long audit records stay in the store (they expire with a store lease).";
+    };
     bootstrapAdminSecretFile = mkOption {
       type = ucTypes.secretPath;
       default = "/var/lib/ultracloud/iam/admin.secret";

@@ -25,12 +25,15 @@
 in {
   assertions =
     lib.concatMap (kind: names kind cfg.${kind}) ["tenants" "groups" "roles" "bindings"]
-    ++ [
-      {
-        assertion = ucTypes.isSecretPath cfg.bootstrapAdminSecretFile;
-        message = "cluster.iam.bootstrapAdminSecretFile must be an absolute path on the node, as a string, outside the Nix store (a Nix path would copy the secret into the world-readable store); e.g. \"/var/lib/ultracloud/iam/admin.secret\".";
-      }
-    ]
+    ++ map (n: {
+      assertion = config.cluster.nodes ? ${n};
+      message = "cluster.iam.nodes names \"${n}\", which is not in cluster.nodes (known: ${known config.cluster.nodes}).";
+    })
+    cfg.nodes
+    ++ map (option: {
+      assertion = ucTypes.isSecretPath cfg.${option};
+      message = "cluster.iam.${option} must be an absolute path on the node, as a string, outside the Nix store (a Nix path would copy the secret into the world-readable store); e.g. \"/var/lib/ultracloud/iam/admin.secret\".";
+    }) ["bootstrapAdminSecretFile" "signingKeyFile"]
     ++ lib.concatLists (lib.mapAttrsToList (r: role:
       map (p: {
         assertion = isPermission p;

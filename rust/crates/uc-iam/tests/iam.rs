@@ -438,9 +438,13 @@ async fn login_tokens_revocation_rotation_and_audit() {
 }
 
 #[test]
-fn without_store_it_refuses_to_start_naming_the_flag() {
-    let stderr = uc_testkit::exit_1_stderr(&mut Command::new(BIN));
-    assert!(stderr.contains("uc-iam: --store is required"), "{stderr}");
+fn a_missing_config_file_is_refused_naming_it() {
+    let stderr =
+        uc_testkit::exit_1_stderr(Command::new(BIN).args(["--config", "/nonexistent/iam.json"]));
+    assert!(
+        stderr.contains("uc-iam: cannot read /nonexistent/iam.json"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,5 +492,42 @@ async fn a_retired_key_is_unpublished_once_its_tokens_have_expired() {
     );
     let fresh = login(port, &password);
     assert!(verifier.verify(&fresh.token).is_ok(), "the new key stays");
+    assert!(daemon.terminate(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn it_runs_from_the_config_file_nix_renders() {
+    let dir = TestDir::new("uc-iam-config");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let port = free_port();
+    let config = serde_json::json!({
+        "schemaVersion": uc_types::SCHEMA_VERSION,
+        "cluster": "test",
+        "node": "cp1",
+        "httpListen": format!("127.0.0.1:{port}"),
+        "storeEndpoints": [etcd.endpoint],
+        "signingKeyFile": dir.join("state/signing.key"),
+        "bootstrapAdminSecretFile": dir.join("state/admin.secret"),
+        "tokenTtlSeconds": 60,
+        "auditRetentionSeconds": 3600,
+    });
+    let file = dir.join("iam.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let mut daemon = KillOnDrop::spawn(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&file)
+            .stderr(Stdio::null()),
+    );
+    wait_for_port("uc-iam", port);
+    let secret = std::fs::read_to_string(dir.join("state/admin.secret")).unwrap();
+    let issued = login(
+        port,
+        &format!(r#"{{"user":"admin","password":"{}"}}"#, secret.trim()),
+    );
+    assert!(
+        issued.expires_at <= unix_seconds() + 60,
+        "tokenTtlSeconds from the file"
+    );
     assert!(daemon.terminate(Duration::from_secs(10)).success());
 }

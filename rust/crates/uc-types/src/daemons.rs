@@ -50,6 +50,8 @@ pub struct NodeDaemons {
     pub dns: Option<DnsConfig>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lb: Option<LbConfig>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub iam: Option<IamConfig>,
 }
 
 impl NodeDaemons {
@@ -77,6 +79,9 @@ impl NodeDaemons {
         if self.lb.is_some() {
             names.push(LbConfig::DAEMON);
         }
+        if self.iam.is_some() {
+            names.push(IamConfig::DAEMON);
+        }
         names
     }
 
@@ -102,6 +107,7 @@ impl NodeDaemons {
             header!(self.node_agent, NodeAgentConfig),
             header!(self.dns, DnsConfig),
             header!(self.lb, LbConfig),
+            header!(self.iam, IamConfig),
         ]
         .into_iter()
         .flatten()
@@ -192,6 +198,25 @@ pub struct SchedulerConfig {
 
 impl DaemonConfig for SchedulerConfig {
     const DAEMON: &'static str = "scheduler";
+}
+
+/// uc-iam (docs/iam.md): its key and secret files are paths on the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IamConfig {
+    pub schema_version: u32,
+    pub cluster: String,
+    pub node: String,
+    pub http_listen: SocketAddr,
+    pub store_endpoints: Vec<String>,
+    pub signing_key_file: String,
+    pub bootstrap_admin_secret_file: String,
+    pub token_ttl_seconds: u64,
+    pub audit_retention_seconds: u64,
+}
+
+impl DaemonConfig for IamConfig {
+    const DAEMON: &'static str = "iam";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
