@@ -8,15 +8,16 @@
 # Evaluates to the list of failures; [] when all hold.
 {nixpkgsLib}: let
   inherit (import ./system.nix {inherit nixpkgsLib;}) lib mkCluster;
+  vipListener = {
+    protocol = "tcp";
+    port = 8443;
+    address = "10.1.0.100";
+    backends.service = "web";
+  };
   withVip = mkCluster [
     ../../hosts/ha/cluster.nix
     {
-      cluster.lb.listeners.vip = {
-        protocol = "tcp";
-        port = 8443;
-        address = "10.1.0.100";
-        backends.service = "web";
-      };
+      cluster.lb.listeners.vip = vipListener;
       cluster.lb.bgp = {
         enable = true;
         peers = [
@@ -34,16 +35,14 @@
   withXdp = mkCluster [
     ../../hosts/ha/cluster.nix
     {
-      cluster.lb.listeners.vip = {
-        protocol = "tcp";
-        port = 8443;
-        address = "10.1.0.100";
-        backends.service = "web";
-        xdp = {
-          enable = true;
-          interface = "eth0";
+      cluster.lb.listeners.vip =
+        vipListener
+        // {
+          xdp = {
+            enable = true;
+            interface = "eth0";
+          };
         };
-      };
     }
   ];
   xdpUnit = withXdp.nixosConfigurations.edge1.config.systemd.services.uc-lb.serviceConfig;
