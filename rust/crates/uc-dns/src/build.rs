@@ -12,7 +12,7 @@ use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
 use uc_types::Transport;
 
 use crate::records::{owner_name, parse_value, wire_type};
-use crate::zone::{Content, Node, PtrPattern, SoaFields};
+use crate::zone::{Content, Network, Node, PtrPattern, SoaFields};
 
 /// A record of the declaration that is not served, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,10 +305,18 @@ fn srv_owner(owner: &Name, port: &NamedPort) -> Option<Name> {
 enum PtrPatternError {
     #[error("network {0:?} is not <address>/<prefix>")]
     NotCidr(String),
-    #[error("network {0:?}: only IPv4 networks")]
-    NotIpv4(String),
+    #[error("network {0:?}: not an IPv4 or IPv6 address")]
+    BadAddress(String),
     #[error("network {0:?}: bad prefix length")]
     BadPrefix(String),
+    #[error(
+        "pattern {pattern:?}: {placeholder} is not a placeholder for addresses of {network:?}"
+    )]
+    ForeignPlaceholder {
+        pattern: String,
+        placeholder: &'static str,
+        network: String,
+    },
     #[error("pattern {0:?} does not make a valid name")]
     BadName(String),
 }
@@ -319,21 +327,28 @@ fn parse_ptr_pattern(pattern: &uc_types::PtrPattern) -> Result<PtrPattern, PtrPa
         .network
         .split_once('/')
         .ok_or_else(|| PtrPatternError::NotCidr(network()))?;
-    let base: std::net::Ipv4Addr = base
+    let base: std::net::IpAddr = base
         .parse()
-        .map_err(|_| PtrPatternError::NotIpv4(network()))?;
+        .map_err(|_| PtrPatternError::BadAddress(network()))?;
+    let width = if base.is_ipv4() { 32 } else { 128 };
     let prefix: u8 = prefix
         .parse()
         .ok()
-        .filter(|p| *p <= 32)
+        .filter(|p| *p <= width)
         .ok_or_else(|| PtrPatternError::BadPrefix(network()))?;
     // Patterns name hosts anywhere, so they are absolute even without the dot.
     let absolute = format!("{}.", pattern.pattern.trim_end_matches('.'));
     let parsed = PtrPattern {
-        base,
-        prefix,
+        network: Network { base, prefix },
         pattern: absolute,
     };
+    if let Some(placeholder) = parsed.foreign_placeholder() {
+        return Err(PtrPatternError::ForeignPlaceholder {
+            pattern: pattern.pattern.clone(),
+            placeholder,
+            network: network(),
+        });
+    }
     if parsed.target(base).is_none() {
         return Err(PtrPatternError::BadName(pattern.pattern.clone()));
     }

@@ -5,10 +5,13 @@
 //! generated from patterns, and otherwise NXDOMAIN.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use hickory_server::proto::rr::rdata::{PTR, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+mod reverse;
+pub use reverse::{reverse_prefix, Network, PtrPattern};
 
 /// The records of one owner name, one RRset per type, in declaration order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,37 +57,6 @@ impl Node {
 
     pub fn records(&self) -> impl Iterator<Item = &Record> {
         self.rrsets.iter().flat_map(|(_, records)| records)
-    }
-}
-
-/// `network` → `pattern`: a PTR for every IPv4 address in the network, as
-/// Knot's mod-synthrecord makes them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PtrPattern {
-    pub base: Ipv4Addr,
-    pub prefix: u8,
-    /// An absolute name with `{a}`…`{d}` standing for the address's octets.
-    pub pattern: String,
-}
-
-impl PtrPattern {
-    pub fn contains(&self, address: Ipv4Addr) -> bool {
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(self.prefix))
-            .unwrap_or(0);
-        u32::from(address) & mask == u32::from(self.base) & mask
-    }
-
-    /// The name this pattern gives `address`; `None` if it is not a valid name.
-    pub fn target(&self, address: Ipv4Addr) -> Option<Name> {
-        let [a, b, c, d] = address.octets();
-        let name = self
-            .pattern
-            .replace("{a}", &a.to_string())
-            .replace("{b}", &b.to_string())
-            .replace("{c}", &c.to_string())
-            .replace("{d}", &d.to_string());
-        Name::from_ascii(name).ok().filter(Name::is_fqdn)
     }
 }
 
@@ -143,6 +115,12 @@ pub enum Located<'a> {
     Absent {
         encloser: LowerName,
     },
+}
+
+/// A name the PTR patterns make.
+enum Synthesised {
+    Ptr(Name),
+    NonTerminal,
 }
 
 #[derive(Debug)]
@@ -330,10 +308,29 @@ impl Zone {
                 break;
             }
         }
-        if let Some(target) = self.generated_ptr(qname) {
-            return Located::Generated(target);
+        match self.synthesised(qname) {
+            Some(Synthesised::Ptr(target)) => Located::Generated(target),
+            Some(Synthesised::NonTerminal) => Located::EmptyNonTerminal,
+            // The closest encloser may be a name the patterns make.
+            None => Located::Absent {
+                encloser: self
+                    .synthesised_encloser(qname)
+                    .filter(|made| label_count(made) > label_count(&encloser))
+                    .unwrap_or(encloser),
+            },
         }
-        Located::Absent { encloser }
+    }
+
+    /// The deepest ancestor of `qname` below the apex that the patterns make.
+    fn synthesised_encloser(&self, qname: &LowerName) -> Option<LowerName> {
+        if self.content.ptr_patterns.is_empty() {
+            return None;
+        }
+        let apex_labels = label_count(&self.apex);
+        ((apex_labels + 1)..label_count(qname))
+            .rev()
+            .map(|labels| LowerName::new(&qname.trim_to(labels)))
+            .find(|ancestor| self.synthesised(ancestor).is_some())
     }
 
     /// A and AAAA records held at `name` in this zone (glue and additional
@@ -405,38 +402,25 @@ impl Zone {
         Lookup::NoData
     }
 
-    /// The target of the PTR a pattern generates for `qname`, if any.
-    fn generated_ptr(&self, qname: &LowerName) -> Option<Name> {
+    /// What the patterns make of `name`: a PTR to a target for an address
+    /// in a network, an empty non-terminal for a shorter name on the way to
+    /// one (as Knot's mod-synthrecord answers).
+    fn synthesised(&self, name: &LowerName) -> Option<Synthesised> {
         if self.content.ptr_patterns.is_empty() {
             return None;
         }
-        let address = reverse_ipv4(qname)?;
-        let pattern = self
-            .content
-            .ptr_patterns
-            .iter()
-            .find(|p| p.contains(address))?;
-        pattern.target(address)
-    }
-}
-
-/// The address of `d.c.b.a.in-addr.arpa.`, if the name is one.
-pub fn reverse_ipv4(name: &Name) -> Option<Ipv4Addr> {
-    let labels: Vec<&[u8]> = name.iter().collect();
-    let [d, c, b, a, in_addr, arpa] = labels[..] else {
-        return None;
-    };
-    if !in_addr.eq_ignore_ascii_case(b"in-addr") || !arpa.eq_ignore_ascii_case(b"arpa") {
-        return None;
-    }
-    let octet = |label: &[u8]| -> Option<u8> {
-        // "01" is not how an address is spelled in a reverse name.
-        if label.len() > 1 && label[0] == b'0' {
-            return None;
+        let prefix = reverse_prefix(name)?;
+        let mut patterns = self.content.ptr_patterns.iter();
+        match prefix.address() {
+            Some(address) => patterns
+                .find(|p| p.network.contains(address))
+                .and_then(|p| p.target(address))
+                .map(Synthesised::Ptr),
+            None => patterns
+                .any(|p| p.network.overlaps(&prefix))
+                .then_some(Synthesised::NonTerminal),
         }
-        std::str::from_utf8(label).ok()?.parse().ok()
-    };
-    Some(Ipv4Addr::new(octet(a)?, octet(b)?, octet(c)?, octet(d)?))
+    }
 }
 
 fn clamp_i32(value: u32) -> i32 {

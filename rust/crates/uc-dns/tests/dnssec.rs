@@ -4,7 +4,7 @@
 //! trust anchor made of the DS uc-dns publishes (`/dnssec/<zone>/ds`),
 //! with no network beyond loopback; `kdig +dnssec` shows the signatures.
 //! Covered: an A answer, a CNAME chain, a wildcard answer, NXDOMAIN,
-//! NODATA, a PTR from ptrPatterns, a service record, an unsigned zone
+//! NODATA, PTRs from IPv4 and IPv6 ptrPatterns, a service record, an unsigned zone
 //! staying unsigned, a change re-signed under a new serial, a zone whose
 //! key file is missing served unsigned while the rest stays signed, and
 //! `uc-dns dnssec-ds` giving the DS from the key file alone.
@@ -44,6 +44,9 @@ fn make_key(path: &Path) {
         .expect("run openssl");
     assert!(status.success());
 }
+
+/// The signed IPv6 reverse zone: 2001:db8::/32.
+const IPV6_ZONE: &str = "8.b.d.0.1.0.0.2.ip6.arpa";
 
 /// `zone_json` with `dnssec` set.
 fn signed(zone: String, key_file: &Path) -> String {
@@ -178,6 +181,10 @@ fn signed_answers_validate_with_delv() {
         "2.0.192.in-addr.arpa",
         &signed(reverse, &reverse_key),
     );
+    let reverse6_key = dir.join("reverse6.pem");
+    make_key(&reverse6_key);
+    let reverse6 = zone_json(&[], &[], &[("2001:db8::/64", "host-{ip}.example.test.")]);
+    put_zone(&store, IPV6_ZONE, &signed(reverse6, &reverse6_key));
     put_zone(
         &store,
         "plain.test",
@@ -187,6 +194,7 @@ fn signed_answers_validate_with_delv() {
     let dns = Dns::start(&store, &dir);
     let anchors = anchor(&dns, &dir, "example.test");
     let reverse_anchors = anchor(&dns, &dir, "2.0.192.in-addr.arpa");
+    let reverse6_anchors = anchor(&dns, &dir, IPV6_ZONE);
     let log = dns.log_text();
     assert!(log.contains("DNSSEC key loaded"), "{log}");
     // The DS an operator gets from the key file alone is the one served.
@@ -222,6 +230,24 @@ fn signed_answers_validate_with_delv() {
     for (qtype, expect) in [("PTR", "host-5.example.test."), ("A", "NXRRSET")] {
         let name = "5.2.0.192.in-addr.arpa";
         assert_validated(&dns, &reverse_anchors, reverse, name, qtype, expect);
+    }
+    // IPv6: 2001:db8::5 in the /64, a shorter name inside it (an empty
+    // non-terminal), 2001:db8:0:1::5 outside it, and a name below an address.
+    let address = format!("5.{}.{IPV6_ZONE}", ["0"; 23].join("."));
+    let outside = format!(
+        "5.{}.1.{}.{IPV6_ZONE}",
+        ["0"; 15].join("."),
+        ["0"; 7].join(".")
+    );
+    let cases = [
+        (address.clone(), "PTR", "host-2001-db8--5.example.test."),
+        (address.clone(), "AAAA", "NXRRSET"),
+        (format!("0.0.0.0.{IPV6_ZONE}"), "PTR", "NXRRSET"),
+        (outside, "PTR", "NXDOMAIN"),
+        (format!("x.{address}"), "PTR", "NXDOMAIN"),
+    ];
+    for (name, qtype, expect) in cases {
+        assert_validated(&dns, &reverse6_anchors, IPV6_ZONE, &name, qtype, expect);
     }
 
     // kdig shows the signatures; the unsigned zone has none, and no DO bit, no RRSIG.

@@ -1,7 +1,7 @@
 //! uc-dns against Knot DNS, the server it imitates: the same zones, loaded
 //! into uc-dns through the store and into knotd from a zone file (PTR
-//! patterns as Knot's mod-synthrecord), asked the same queries with `dig`;
-//! every answer must be the same, header and sections (ids, timings and
+//! patterns, IPv4 and IPv6, as Knot's mod-synthrecord), asked the same
+//! queries with `dig`; every answer must be the same, header and sections (ids, timings and
 //! the SOA serial aside). Prints SKIP without `knotd` (Debian's knot).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -105,7 +105,34 @@ const QUERIES: &[&str] = &[
     "-x 192.0.2.200",
     "7.2.0.192.in-addr.arpa A",
     "2.0.192.in-addr.arpa SOA",
+    // IPv6: an explicit PTR, addresses in the /64 (equal zero runs, upper
+    // case nibbles, ANY), outside it, other types, names shorter than an
+    // address inside and outside the network, and names that are no address.
+    "-x 2001:db8::1",
+    "-x 2001:db8::2",
+    "-x 2001:db8::a:0:0:5",
+    "-x 2001:db8::1:0:0:5",
+    "-x 2001:db8::ffff:102:304",
+    "-x 2001:db8::ffff:ffff:ffff:ffff",
+    "-x 2001:db8:0:1::5",
+    "-x 2001:db8:ffff::",
+    "A.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.B.D.0.1.0.0.2.ip6.arpa PTR",
+    "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa ANY",
+    "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa AAAA",
+    "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa TXT",
+    "5.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa PTR",
+    "0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa PTR",
+    "1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa PTR",
+    "5.8.b.d.0.1.0.0.2.ip6.arpa PTR",
+    "x.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa PTR",
+    "ab.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa PTR",
+    "x.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa PTR",
+    "8.b.d.0.1.0.0.2.ip6.arpa SOA",
 ];
+
+/// The IPv6 reverse zone (2001:db8::/32) and its explicit PTR, 2001:db8::1.
+const IPV6_ZONE: &str = "8.b.d.0.1.0.0.2.ip6.arpa";
+const IPV6_EXPLICIT: &str = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0";
 
 /// The zone file Knot loads for the same declaration.
 fn zone_file(apex: &str, nameservers: &[&str], records: &Records) -> String {
@@ -129,8 +156,10 @@ fn knot(dir: &Path, port: u16) -> KillOnDrop {
         "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\n\
          database:\n    storage: {dir}/db\n\
          mod-synthrecord:\n  - id: ptr\n    type: reverse\n    prefix: host-\n    origin: example.test\n    ttl: 300\n    network: 192.0.2.0/25\n\
+         \x20 - id: ptr6\n    type: reverse\n    prefix: host-\n    origin: example.test\n    ttl: 300\n    network: 2001:db8::/64\n\
          zone:\n  - domain: example.test\n    storage: {dir}\n    file: example.test.zone\n\
          \x20 - domain: 2.0.192.in-addr.arpa\n    storage: {dir}\n    file: reverse.zone\n    module: mod-synthrecord/ptr\n\
+         \x20 - domain: 8.b.d.0.1.0.0.2.ip6.arpa\n    storage: {dir}\n    file: reverse6.zone\n    module: mod-synthrecord/ptr6\n\
          log:\n  - target: stderr\n    any: warning\n",
         dir = dir.display()
     );
@@ -188,6 +217,7 @@ fn answers_are_the_same_as_knots() {
     let big: Vec<String> = (100..160).map(|i| format!("192.0.2.{i}")).collect();
     let records = records(&big);
     let reverse: Records = vec![("10", "PTR", vec!["www.example.test."])];
+    let reverse6: Records = vec![(IPV6_EXPLICIT, "PTR", vec!["www.example.test."])];
     let nameservers = ["ns1.example.test."];
     std::fs::write(
         dir.join("example.test.zone"),
@@ -197,6 +227,11 @@ fn answers_are_the_same_as_knots() {
     std::fs::write(
         dir.join("reverse.zone"),
         zone_file("2.0.192.in-addr.arpa", &nameservers, &reverse),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("reverse6.zone"),
+        zone_file(IPV6_ZONE, &nameservers, &reverse6),
     )
     .unwrap();
     let knot_port = free_port();
@@ -215,6 +250,11 @@ fn answers_are_the_same_as_knots() {
         "2.0.192.in-addr.arpa",
         &reverse,
         &[("192.0.2.0/25", "host-{a}-{b}-{c}-{d}.example.test.")],
+    );
+    declare(
+        IPV6_ZONE,
+        &reverse6,
+        &[("2001:db8::/64", "host-{ip}.example.test.")],
     );
     let dns = Dns::start(&store, &dir);
     wait_for("knotd answering", Duration::from_secs(10), || {
