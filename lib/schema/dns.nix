@@ -46,12 +46,12 @@
       network = mkOption {
         type = ucTypes.cidr;
         example = "10.0.0.0/24";
-        description = "Addresses the pattern answers for.";
+        description = "Addresses the pattern answers for: an IPv4 network in a zone under `in-addr.arpa`, an IPv6 network in a zone under `ip6.arpa`, inside the addresses the zone's name covers.";
       };
       pattern = mkOption {
         type = types.str;
         example = "host-{a}-{b}-{c}-{d}.example.com.";
-        description = "PTR target; `{a}`…`{d}` are the IPv4 octets of the queried address.";
+        description = "PTR target, an absolute name with or without the final dot. IPv4: `{a}`…`{d}` are the octets of the queried address. IPv6: `{ip}` is the address as Knot's mod-synthrecord writes it, shortened with `-` for `:` (`2001-db8--1`), and `{hex}` its 32 hex digits (`20010db8000000000000000000000001`).";
       };
     };
   };
@@ -141,7 +141,7 @@
       ptrPatterns = mkOption {
         type = types.listOf (types.submodule ptrPatternModule);
         default = [];
-        description = "For reverse zones (`*.in-addr.arpa`): PTR answers generated from the queried address.";
+        description = "For reverse zones (under `in-addr.arpa` or `ip6.arpa`): PTR answers generated from the queried address, as Knot's mod-synthrecord; a PTR declared in `records` for the same name takes precedence.";
       };
       secondaries = mkOption {
         type = types.listOf (types.submodule secondaryModule);
