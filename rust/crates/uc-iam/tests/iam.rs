@@ -50,6 +50,20 @@ fn login(port: u16, body: &str) -> IssuedToken {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Writes one document of the identity model, as uc-iam's admin would.
+async fn put_doc(
+    client: &mut etcd_client::Client,
+    kind: &str,
+    name: &str,
+    value: &impl serde::Serialize,
+) {
+    let text = serde_json::to_string(value).unwrap();
+    client
+        .put(keys::iam_object(kind, name), text, None)
+        .await
+        .unwrap();
+}
+
 fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !ok() {
@@ -199,17 +213,14 @@ async fn login_tokens_revocation_rotation_and_audit() {
 
     // A service account with an API key, bound in tenant acme only.
     let api_secret = "s3cret-0123456789abcdef0123456789abcdef";
-    let put = |key: String, value: serde_json::Value| {
-        let mut client = client.clone();
-        async move { client.put(key, value.to_string(), None).await.unwrap() }
-    };
-    put(
-        keys::iam_object("tenants", "acme"),
-        serde_json::to_value(Tenant {
+    put_doc(
+        &mut client,
+        "tenants",
+        "acme",
+        &Tenant {
             name: "acme".into(),
             ..Tenant::default()
-        })
-        .unwrap(),
+        },
     )
     .await;
     let account = ServiceAccount {
@@ -223,31 +234,19 @@ async fn login_tokens_revocation_rotation_and_audit() {
         }],
         disabled: false,
     };
-    put(
-        keys::iam_object("service-accounts", "ci"),
-        serde_json::to_value(&account).unwrap(),
-    )
-    .await;
+    put_doc(&mut client, "service-accounts", "ci", &account).await;
     let role = Role {
         name: "port-maker".into(),
         permissions: vec![Permission::parse("net:port:create").unwrap()],
     };
-    put(
-        keys::iam_object("roles", "port-maker"),
-        serde_json::to_value(&role).unwrap(),
-    )
-    .await;
+    put_doc(&mut client, "roles", "port-maker", &role).await;
     let binding = RoleBinding {
         name: "ci-ports".into(),
         subject: Subject::ServiceAccount("ci".into()),
         role: "port-maker".into(),
         scope: Scope::Tenant("acme".into()),
     };
-    put(
-        keys::iam_object("bindings", "ci-ports"),
-        serde_json::to_value(&binding).unwrap(),
-    )
-    .await;
+    put_doc(&mut client, "bindings", "ci-ports", &binding).await;
     let ci = login(port, &format!(r#"{{"apiKey":"sa.ci.ak1.{api_secret}"}}"#));
     assert_eq!(
         (ci.subject.as_str(), ci.tenants.clone()),
