@@ -128,6 +128,13 @@ const QUERIES: &[&str] = &[
     "ab.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa PTR",
     "x.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa PTR",
     "8.b.d.0.1.0.0.2.ip6.arpa SOA",
+    // IPv4 in a /8 zone with a /16 network: names shorter than an address.
+    "-x 10.1.5.5",
+    "-x 10.2.5.5",
+    "1.10.in-addr.arpa PTR",
+    "2.10.in-addr.arpa PTR",
+    "5.1.10.in-addr.arpa PTR",
+    "01.10.in-addr.arpa PTR",
 ];
 
 /// The IPv6 reverse zone (2001:db8::/32) and its explicit PTR, 2001:db8::1.
@@ -157,9 +164,11 @@ fn knot(dir: &Path, port: u16) -> KillOnDrop {
          database:\n    storage: {dir}/db\n\
          mod-synthrecord:\n  - id: ptr\n    type: reverse\n    prefix: host-\n    origin: example.test\n    ttl: 300\n    network: 192.0.2.0/25\n\
          \x20 - id: ptr6\n    type: reverse\n    prefix: host-\n    origin: example.test\n    ttl: 300\n    network: 2001:db8::/64\n\
+         \x20 - id: ptr10\n    type: reverse\n    prefix: host-\n    origin: example.test\n    ttl: 300\n    network: 10.1.0.0/16\n\
          zone:\n  - domain: example.test\n    storage: {dir}\n    file: example.test.zone\n\
          \x20 - domain: 2.0.192.in-addr.arpa\n    storage: {dir}\n    file: reverse.zone\n    module: mod-synthrecord/ptr\n\
          \x20 - domain: 8.b.d.0.1.0.0.2.ip6.arpa\n    storage: {dir}\n    file: reverse6.zone\n    module: mod-synthrecord/ptr6\n\
+         \x20 - domain: 10.in-addr.arpa\n    storage: {dir}\n    file: reverse10.zone\n    module: mod-synthrecord/ptr10\n\
          log:\n  - target: stderr\n    any: warning\n",
         dir = dir.display()
     );
@@ -234,6 +243,11 @@ fn answers_are_the_same_as_knots() {
         zone_file(IPV6_ZONE, &nameservers, &reverse6),
     )
     .unwrap();
+    std::fs::write(
+        dir.join("reverse10.zone"),
+        zone_file("10.in-addr.arpa", &nameservers, &Vec::new()),
+    )
+    .unwrap();
     let knot_port = free_port();
     let _knot = knot(&dir, knot_port);
 
@@ -255,6 +269,11 @@ fn answers_are_the_same_as_knots() {
         IPV6_ZONE,
         &reverse6,
         &[("2001:db8::/64", "host-{ip}.example.test.")],
+    );
+    declare(
+        "10.in-addr.arpa",
+        &Vec::new(),
+        &[("10.1.0.0/16", "host-{a}-{b}-{c}-{d}.example.test.")],
     );
     let dns = Dns::start(&store, &dir);
     wait_for("knotd answering", Duration::from_secs(10), || {

@@ -385,3 +385,43 @@ fn outside_the_served_zones_and_transfers_are_refused() {
     question.qclass = DNSClass::CH;
     assert_eq!(answer(&snapshot, &question).rcode, ResponseCode::Refused);
 }
+
+#[test]
+fn ipv6_patterns_answer_and_foreign_placeholders_are_skipped() {
+    let spec = fixture::declared(
+        &[],
+        serde_json::json!({"ptrPatterns": [
+            {"network": "2001:db8::/64", "pattern": "host-{a}.example.test."},
+            {"network": "2001:db8::/64", "pattern": "h-{hex}.example.test"},
+            {"network": "192.0.2.0/24", "pattern": "host-{ip}.example.test."},
+        ]}),
+    );
+    let apex = "8.b.d.0.1.0.0.2.ip6.arpa";
+    let parsed = crate::build::ParsedZone::parse(apex, &spec, 7).unwrap();
+    let skipped: Vec<&str> = parsed.skipped.iter().map(|s| s.record.as_str()).collect();
+    assert_eq!(skipped, ["ptrPatterns[0]", "ptrPatterns[2]"]);
+    assert!(
+        parsed.skipped[0].reason.contains("{a}"),
+        "{:?}",
+        parsed.skipped
+    );
+    let zone = fixture::zone(apex, &spec, &fixture::web_endpoints(&[]));
+    let snapshot = crate::snapshot::Snapshot::new(vec![std::sync::Arc::new(zone)], 1, 1);
+    let address = format!("5.{}.{apex}.", ["0"; 23].join("."));
+    let reply = answer(
+        &snapshot,
+        &Question::new(Name::from_ascii(&address).unwrap(), RecordType::PTR),
+    );
+    let got: Vec<String> = reply.answers.iter().map(|r| r.data.to_string()).collect();
+    assert_eq!(got, ["h-20010db8000000000000000000000005.example.test."]);
+    for (name, rcode) in [
+        (format!("0.0.0.0.{apex}."), ResponseCode::NoError),
+        (format!("1.0.0.0.{apex}."), ResponseCode::NXDomain),
+        (format!("x.{address}"), ResponseCode::NXDomain),
+    ] {
+        let question = Question::new(Name::from_ascii(&name).unwrap(), RecordType::PTR);
+        let reply = answer(&snapshot, &question);
+        assert_eq!(reply.rcode, rcode, "{name}");
+        assert!(reply.answers.is_empty(), "{name}");
+    }
+}
