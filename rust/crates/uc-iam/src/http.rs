@@ -1,5 +1,6 @@
 //! uc-iam's HTTP API: `POST /v1/login`, `GET /v1/keys`, `POST /v1/revoke`,
-//! `GET /v1/whoami`, `POST /v1/rotate-key`, and `/health`, `/metrics`.
+//! `GET /v1/whoami`, `POST /v1/rotate-key`, `POST /v1/api-keys`, `DELETE
+//! /v1/api-keys/<id>` (api_keys.rs), and `/health`, `/metrics`.
 //! Bodies are JSON types of `uc_types::iam`; errors are `{"error": …}`.
 
 use std::sync::Arc;
@@ -36,13 +37,18 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/revoke", post(revoke))
         .route("/v1/whoami", get(whoami))
         .route("/v1/rotate-key", post(rotate_key))
+        .route("/v1/api-keys", post(crate::api_keys::create))
+        .route(
+            "/v1/api-keys/{id}",
+            axum::routing::delete(crate::api_keys::delete),
+        )
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
 }
 
 /// A refused request: its status and what to tell the client.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -62,12 +68,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn internal(err: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(err: impl std::fmt::Display) -> ApiError {
     tracing::error!(%err, "request failed");
     ApiError(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
 }
@@ -92,7 +98,7 @@ async fn metrics(Extract(state): Shared) -> Response {
 }
 
 /// The caller's token, verified (401 naming why not).
-fn bearer(state: &State, headers: &HeaderMap) -> Result<Verified, ApiError> {
+pub(crate) fn bearer(state: &State, headers: &HeaderMap) -> Result<Verified, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -118,7 +124,7 @@ fn bearer(state: &State, headers: &HeaderMap) -> Result<Verified, ApiError> {
 
 /// Whether the caller may do `action` on `kind` of the cluster (403 naming
 /// the missing permission); both outcomes are audited.
-async fn authorize(
+pub(crate) async fn authorize(
     state: &State,
     caller: &Verified,
     kind: &str,

@@ -3,6 +3,7 @@
 //! signing key with overlap, revokes tokens and credentials, audits every
 //! grant and denial. The identity model is `uc_types::iam`.
 
+pub mod api_keys;
 pub mod audit;
 pub mod bootstrap;
 pub mod credentials;

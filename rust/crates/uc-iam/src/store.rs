@@ -24,16 +24,7 @@ pub async fn get<T: DeserializeOwned>(
     client: &mut Client,
     key: &str,
 ) -> Result<Option<T>, StoreError> {
-    let response = client.get(key, None).await?;
-    let Some(kv) = response.kvs().first() else {
-        return Ok(None);
-    };
-    serde_json::from_slice(kv.value())
-        .map(Some)
-        .map_err(|source| StoreError::Invalid {
-            key: key.to_owned(),
-            source,
-        })
+    Ok(get_versioned(client, key).await?.map(|(value, _)| value))
 }
 
 /// Every document under `prefix`, by the last segment of its key.
@@ -151,4 +142,38 @@ pub async fn publish_key(
 pub async fn published_keys(client: &mut Client) -> Result<Vec<SigningKeyRecord>, StoreError> {
     let records = documents(client, &keys::iam_signing_keys_prefix()).await?;
     Ok(records.into_iter().map(|(_, record)| record).collect())
+}
+
+/// The document at `key` and its mod revision, if present.
+pub async fn get_versioned<T: DeserializeOwned>(
+    client: &mut Client,
+    key: &str,
+) -> Result<Option<(T, i64)>, StoreError> {
+    let response = client.get(key, None).await?;
+    let Some(kv) = response.kvs().first() else {
+        return Ok(None);
+    };
+    let value = serde_json::from_slice(kv.value()).map_err(|source| StoreError::Invalid {
+        key: key.to_owned(),
+        source,
+    })?;
+    Ok(Some((value, kv.mod_revision())))
+}
+
+/// Writes `value` at `key` if nobody wrote the key since `revision`;
+/// whether it did.
+pub async fn put_if_unchanged<T: Serialize>(
+    client: &mut Client,
+    key: &str,
+    value: &T,
+    revision: i64,
+) -> Result<bool, StoreError> {
+    let txn = Txn::new()
+        .when([Compare::mod_revision(key, CompareOp::Equal, revision)])
+        .and_then([TxnOp::put(
+            key,
+            serde_json::to_vec(value).unwrap_or_default(),
+            None,
+        )]);
+    Ok(client.txn(txn).await?.succeeded())
 }

@@ -20,7 +20,8 @@ use uc_iam::signing::Signer;
 use uc_store_mirror::MirrorStatus;
 use uc_testkit::{free_port, wait_for_port, Etcd, KillOnDrop, TestDir};
 use uc_types::iam::{
-    ApiKey, IssuedToken, Permission, Role, RoleBinding, Scope, ServiceAccount, Subject, Tenant,
+    ApiKey, CreatedApiKey, IssuedToken, Permission, Role, RoleBinding, Scope, ServiceAccount,
+    Subject, Tenant, User,
 };
 use uc_types::{keys, unix_seconds};
 
@@ -527,6 +528,96 @@ fn it_runs_from_the_config_file_nix_renders() {
     assert!(
         issued.expires_at <= unix_seconds() + 60,
         "tokenTtlSeconds from the file"
+    );
+    assert!(daemon.terminate(Duration::from_secs(10)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_rotate_without_a_gap() {
+    let dir = TestDir::new("uc-iam-api-keys");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let mut client = etcd.client().await;
+    let port = free_port();
+    let mut daemon = start(&etcd, &dir, port, &[]);
+    let secret = std::fs::read_to_string(dir.join("state/admin.secret")).unwrap();
+    let admin = login(
+        port,
+        &format!(r#"{{"user":"admin","password":"{}"}}"#, secret.trim()),
+    );
+    let alice = User {
+        name: "alice".into(),
+        ..User::default()
+    };
+    put_doc(&mut client, "users", "alice", &alice).await;
+    let create = |token: &str, principal: &str| {
+        let body = format!(r#"{{"principal":{principal}}}"#);
+        call(port, "POST", "/v1/api-keys", Some(token), &body)
+    };
+    let alice_json = r#"{"kind":"user","name":"alice"}"#;
+
+    // The admin makes alice's first key; the secret is answered once, only its hash stored.
+    let (status, text) = create(&admin.token, alice_json);
+    assert_eq!(status, 201, "{text}");
+    let first: CreatedApiKey = serde_json::from_str(&text).unwrap();
+    let stored = etcd.get(&keys::iam_object("users", "alice")).unwrap();
+    assert!(
+        !stored.contains(first.api_key.rsplit('.').next().unwrap()),
+        "no secret in the store: {stored}"
+    );
+    let token1 = login(port, &format!(r#"{{"apiKey":"{}"}}"#, first.api_key));
+
+    // alice rotates her own key without a permission, but may not make the admin's.
+    let (status, text) = create(&token1.token, alice_json);
+    assert_eq!(status, 201, "{text}");
+    let second: CreatedApiKey = serde_json::from_str(&text).unwrap();
+    let (status, text) = create(&token1.token, r#"{"kind":"user","name":"admin"}"#);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("lacks iam:api-key:create"), "{text}");
+
+    let verifier = Verifier::default();
+    tokio::spawn(verifier.clone().watch(
+        vec![etcd.endpoint.clone()],
+        Arc::new(MirrorStatus::default()),
+    ));
+    wait_until("the verifier", Duration::from_secs(10), || {
+        verifier.verify(&token1.token).is_ok()
+    });
+    let path = format!("/v1/api-keys/{}", first.id);
+    let (status, text) = call(port, "DELETE", &path, Some(&token1.token), "");
+    assert_eq!(status, 200, "{text}");
+    wait_until(
+        "the deleted key's tokens refused",
+        Duration::from_secs(1),
+        || {
+            matches!(
+                verifier.verify(&token1.token),
+                Err(TokenError::CredentialRevoked { .. })
+            )
+        },
+    );
+    let (status, _) = call(
+        port,
+        "POST",
+        "/v1/login",
+        None,
+        &format!(r#"{{"apiKey":"{}"}}"#, first.api_key),
+    );
+    assert_eq!(status, 401, "the deleted key no longer logs in");
+    let token2 = login(port, &format!(r#"{{"apiKey":"{}"}}"#, second.api_key));
+    assert!(
+        verifier.verify(&token2.token).is_ok(),
+        "the new key works throughout"
+    );
+    assert_eq!(
+        call(
+            port,
+            "DELETE",
+            "/v1/api-keys/ak-none",
+            Some(&admin.token),
+            ""
+        )
+        .0,
+        404
     );
     assert!(daemon.terminate(Duration::from_secs(10)).success());
 }

@@ -547,42 +547,8 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
-/// `POST /v1/login`: a user's password, or an API key
-/// (`<user|sa>.<name>.<key id>.<secret>`), never both.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LoginRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<String>,
-}
-
-/// A token uc-iam issued, as `POST /v1/login` answers it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct IssuedToken {
-    pub token: String,
-    pub expires_at: u64,
-    pub subject: String,
-    pub tenants: Vec<String>,
-}
-
-/// `POST /v1/revoke`: exactly one of a token, a token id or a credential id.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RevokeRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-}
+mod http;
+pub use http::*;
 
 #[cfg(test)]
 mod tests;
