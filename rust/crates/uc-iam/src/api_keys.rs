@@ -109,7 +109,7 @@ pub async fn create(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = bearer(&state, &headers)?;
+    let caller = bearer(&state, &headers).await?;
     let request: ApiKeyRequest = body(&bytes)?;
     may_manage(&state, &caller, &request.principal, "create").await?;
     let suffix: String = random_bytes::<4>()
@@ -156,7 +156,7 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = bearer(&state, &headers)?;
+    let caller = bearer(&state, &headers).await?;
     let view = store::load_view(&mut state.client.clone())
         .await
         .map_err(internal)?;

@@ -87,39 +87,48 @@ async fn health(Extract(state): Shared) -> Response {
     } else {
         StatusCode::OK
     };
+    let kid = state.signer().kid.clone();
     json_response(
         status,
-        &serde_json::json!({ "status": health.as_str(), "kid": state.signer().kid }),
+        &HealthBody {
+            status: health.as_str(),
+            kid,
+        },
     )
+}
+
+/// `/health`: the mirror's health and the key this node signs with.
+#[derive(Serialize)]
+struct HealthBody {
+    status: &'static str,
+    kid: String,
 }
 
 async fn metrics(Extract(state): Shared) -> Response {
     metrics_response(uc_daemon::metrics::render(&state.registry))
 }
 
-/// The caller's token, verified (401 naming why not).
-pub(crate) fn bearer(state: &State, headers: &HeaderMap) -> Result<Verified, ApiError> {
+/// The caller's token, verified (401 naming why not); a refusal is
+/// counted and audited.
+pub(crate) async fn bearer(state: &State, headers: &HeaderMap) -> Result<Verified, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            state.metrics.verified("missing");
-            ApiError(
-                StatusCode::UNAUTHORIZED,
-                "no Authorization: Bearer token".into(),
-            )
-        })?;
-    match state.verifier.verify(token) {
-        Ok(verified) => {
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let refused = match token.map(|token| state.verifier.verify(token)) {
+        Some(Ok(verified)) => {
             state.metrics.verified("ok");
-            Ok(verified)
+            return Ok(verified);
         }
-        Err(err) => {
-            state.metrics.verified(err.reason());
-            Err(ApiError(StatusCode::UNAUTHORIZED, err.to_string()))
-        }
-    }
+        Some(Err(err)) => (err.reason(), err.to_string()),
+        None => ("missing", "no Authorization: Bearer token".to_owned()),
+    };
+    state.metrics.verified(refused.0);
+    state
+        .audit
+        .record("authenticate", "?", false, refused.1.clone())
+        .await;
+    Err(ApiError(StatusCode::UNAUTHORIZED, refused.1))
 }
 
 /// Whether the caller may do `action` on `kind` of the cluster (403 naming
@@ -266,7 +275,7 @@ async fn published_keys(Extract(state): Shared) -> Result<Response, ApiError> {
 }
 
 async fn whoami(Extract(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    let caller = bearer(&state, &headers)?;
+    let caller = bearer(&state, &headers).await?;
     Ok(json_response(StatusCode::OK, &caller.claims))
 }
 
@@ -275,7 +284,7 @@ async fn revoke(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = bearer(&state, &headers)?;
+    let caller = bearer(&state, &headers).await?;
     let request: RevokeRequest = body(&bytes)?;
     let now = unix_seconds();
     // Whatever a revoked id could still sign in with has expired by then.
@@ -348,7 +357,7 @@ async fn revoke(
 /// A new signing key for this node; the old one stays published (on a
 /// lease) until every token it signed has expired.
 async fn rotate_key(Extract(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    let caller = bearer(&state, &headers)?;
+    let caller = bearer(&state, &headers).await?;
     authorize(&state, &caller, "signing-key", "rotate").await?;
     let now = unix_seconds();
     let new = Signer::generate(now).map_err(internal)?;

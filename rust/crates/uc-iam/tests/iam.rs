@@ -395,6 +395,9 @@ async fn login_tokens_revocation_rotation_and_audit() {
     assert!(records
         .iter()
         .any(|r| r.action == "rotate-key" && r.granted));
+    assert!(records
+        .iter()
+        .any(|r| r.action == "authenticate" && !r.granted && r.detail.contains("expired")));
 
     let metrics = uc_testkit::get_ok(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
     uc_testkit::assert_metrics(
