@@ -254,3 +254,42 @@ impl Activity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listeners_timeouts_go_over_the_daemons() {
+        use ListenerProtocol::*;
+        let daemon = Timeouts::default();
+        let none = LbTimeouts::default();
+        let own = LbTimeouts {
+            connect_seconds: Some(1),
+            idle_seconds: Some(7),
+            client_header_seconds: Some(2),
+            response_seconds: Some(4),
+            drain_seconds: Some(5),
+        };
+        let s = Duration::from_secs;
+        assert_eq!(daemon.for_listener(Http, &none), daemon);
+        let mine = daemon.for_listener(Http, &own);
+        assert_eq!(
+            (mine.connect, mine.client, mine.response, mine.drain),
+            (s(1), s(2), s(4), s(5))
+        );
+        // (protocol, the listener's own, idle timeout)
+        let table = [
+            (Tcp, &none, None),
+            (Udp, &none, Some(daemon.udp_idle)),
+            (Http, &none, Some(daemon.client)),
+            (Https, &none, Some(daemon.client)),
+            (Tcp, &own, Some(s(7))),
+            (Http, &own, Some(s(7))),
+        ];
+        for (protocol, timeouts, idle) in table {
+            assert_eq!(daemon.idle(protocol, timeouts), idle, "{protocol:?}");
+        }
+        assert_eq!(daemon.for_listener(Udp, &own).udp_idle, s(7));
+    }
+}
