@@ -2,9 +2,9 @@
 //! SHA-256, random secrets.
 //!
 //! Argon2id with m = 19 MiB, t = 2, p = 1: OWASP's recommended minimum
-//! (Password Storage Cheat Sheet), about 20-50 ms per login on one core
-//! of a current server, so a login flood costs the attacker as much as us
-//! and a stolen hash is slow to guess. API keys are 32 random bytes: no
+//! (Password Storage Cheat Sheet): 17-22 ms of one core per login
+//! (bench/auth-verify, docs/iam-performance.md), so a stolen hash is slow
+//! to guess. API keys are 32 random bytes: no
 //! guessing to slow down, so their hash is SHA-256 and login is cheap.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
