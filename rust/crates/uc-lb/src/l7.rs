@@ -134,7 +134,9 @@ async fn serve_http<I>(
     let result = if h2 {
         let serving = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .keep_alive_interval(Some(timeout))
+            // Pings would count as activity and keep an idle connection
+            // open forever: with an idle timeout, that closes it instead.
+            .keep_alive_interval(idle.is_none().then_some(timeout))
             .keep_alive_timeout(timeout)
             .serve_connection(io, service);
         tokio::select! {
