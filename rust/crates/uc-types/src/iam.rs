@@ -329,36 +329,14 @@ impl IamView {
         let mut problems = Vec::new();
         let mut add = |path: String, message: String| problems.push(Problem { path, message });
 
-        names_match(
-            &mut add,
-            "tenants",
-            self.tenants.iter().map(|(k, v)| (k, &v.name)),
-        );
-        names_match(
-            &mut add,
-            "users",
-            self.users.iter().map(|(k, v)| (k, &v.name)),
-        );
-        names_match(
-            &mut add,
-            "serviceAccounts",
-            self.service_accounts.iter().map(|(k, v)| (k, &v.name)),
-        );
-        names_match(
-            &mut add,
-            "groups",
-            self.groups.iter().map(|(k, v)| (k, &v.name)),
-        );
-        names_match(
-            &mut add,
-            "roles",
-            self.roles.iter().map(|(k, v)| (k, &v.name)),
-        );
-        names_match(
-            &mut add,
-            "bindings",
-            self.bindings.iter().map(|(k, v)| (k, &v.name)),
-        );
+        names_match(&mut add, "tenants", &self.tenants, |t| &t.name);
+        names_match(&mut add, "users", &self.users, |u| &u.name);
+        names_match(&mut add, "serviceAccounts", &self.service_accounts, |s| {
+            &s.name
+        });
+        names_match(&mut add, "groups", &self.groups, |g| &g.name);
+        names_match(&mut add, "roles", &self.roles, |r| &r.name);
+        names_match(&mut add, "bindings", &self.bindings, |b| &b.name);
 
         for user in self.users.values() {
             if let Some(hash) = &user.password_hash {
@@ -477,12 +455,13 @@ impl IamView {
     }
 }
 
-fn names_match<'a>(
+fn names_match<T>(
     add: &mut impl FnMut(String, String),
     section: &str,
-    entries: impl Iterator<Item = (&'a String, &'a String)>,
+    entries: &BTreeMap<String, T>,
+    name_of: impl Fn(&T) -> &String,
 ) {
-    for (key, name) in entries {
+    for (key, name) in entries.iter().map(|(key, entry)| (key, name_of(entry))) {
         if key != name {
             add(
                 format!("{section}.{key}.name"),
