@@ -45,6 +45,17 @@ pub fn dns_zones_prefix() -> String {
     format!("{PREFIX}dns/zones/")
 }
 
+/// What the uc-dns on `node` serves now (`DnsServerStatus`): written by that
+/// uc-dns only, on its lease, so the key disappears with it.
+pub fn dns_server_status(node: &str) -> String {
+    format!("{PREFIX}dns/status/{node}")
+}
+
+/// Every uc-dns' status (`dns_server_status`).
+pub fn dns_status_prefix() -> String {
+    format!("{PREFIX}dns/status/")
+}
+
 /// An LB listener as declared (`manifest.lb.listeners.<name>`), for uc-lb.
 pub fn lb_listener(name: &str) -> String {
     format!("{PREFIX}lb/listeners/{name}")
@@ -242,6 +253,7 @@ pub enum Key<'a> {
     SchedulerLeader,
     SchedulerStatus { service: &'a str },
     DnsZone { zone: &'a str },
+    DnsServerStatus { node: &'a str },
     LbListener { name: &'a str },
     LbListenerStatus { node: &'a str, listener: &'a str },
     LbVip { address: std::net::IpAddr },
@@ -282,6 +294,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["scheduler", "leader"] => Key::SchedulerLeader,
         ["scheduler", "status", service] => Key::SchedulerStatus { service },
         ["dns", "zones", zone] => Key::DnsZone { zone },
+        ["dns", "status", node] => Key::DnsServerStatus { node },
         ["lb", "listeners", name] => Key::LbListener { name },
         ["lb", "status", node, listener] => Key::LbListenerStatus { node, listener },
         ["lb", "vips", address] => Key::LbVip {
@@ -350,6 +363,10 @@ mod tests {
                 Key::DnsZone {
                     zone: "example.org",
                 },
+            ),
+            (
+                dns_server_status("ns1"),
+                Key::DnsServerStatus { node: "ns1" },
             ),
             (lb_listener("http"), Key::LbListener { name: "http" }),
             (

@@ -106,6 +106,27 @@ mod tests {
     }
 
     #[test]
+    fn dns_server_status_reads_what_uc_dns_writes() {
+        // A field this reader does not know (a newer uc-dns'): ignored.
+        let written = serde_json::json!({"node": "ns1", "health": "ok", "storeRevision": 12,
+            "storeLag": 0, "lastError": null, "later": true,
+            "zones": {"example.org": {"serial": 9, "records": 4, "signed": true, "later": 1}}});
+        let status: DnsServerStatus = serde_json::from_value(written).expect("parse");
+        assert_eq!(status.health, "ok");
+        assert_eq!(
+            status.zones["example.org"],
+            DnsServedZone {
+                serial: 9,
+                records: 4,
+                signed: true
+            }
+        );
+        let back = serde_json::to_value(&status).expect("serialise");
+        assert_eq!(back["storeRevision"], 12);
+        assert_eq!(back["zones"]["example.org"]["serial"], 9);
+    }
+
+    #[test]
     fn observed_system_json_is_the_contract() {
         let observed = ObservedSystem {
             store_path: Some("/nix/store/abc-system".into()),
@@ -259,6 +280,45 @@ pub struct LbBackendRef {
     pub lb: String,
     pub listener: String,
     pub address: std::net::SocketAddr,
+}
+
+/// `/uc/v1/dns/status/<node>` (`keys::dns_server_status`): what the uc-dns
+/// on `node` serves now, written by it only, on its lease (the key
+/// disappears with that uc-dns). Rewritten when it publishes a snapshot or
+/// its health changes. Unknown fields are ignored on read, as for
+/// [`LbListenerStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsServerStatus {
+    pub node: String,
+    /// `ok`, `degraded` (answering from the last snapshot, the store is not
+    /// reachable) or `starting` (nothing read yet: every query is REFUSED).
+    pub health: String,
+    /// The store revision at uc-dns' last probe (0: not probed yet).
+    #[serde(default)]
+    pub store_revision: i64,
+    /// Revisions the store was ahead of what uc-dns applied.
+    #[serde(default)]
+    pub store_lag: i64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Zone apex (as declared) to what is served of it.
+    #[serde(default)]
+    pub zones: std::collections::BTreeMap<String, DnsServedZone>,
+}
+
+/// One zone of a [`DnsServerStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsServedZone {
+    /// The SOA serial answered now.
+    pub serial: u32,
+    /// Records served (after service records are resolved).
+    #[serde(default)]
+    pub records: usize,
+    /// Answers are DNSSEC-signed.
+    #[serde(default)]
+    pub signed: bool,
 }
 
 /// `/uc/v1/lb/status/<node>/<listener>` (`keys::lb_listener_status`): one
