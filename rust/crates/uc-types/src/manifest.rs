@@ -404,6 +404,20 @@ pub struct Listener {
     /// The XDP fast path; absent: off.
     #[serde(default)]
     pub xdp: ListenerXdp,
+    /// TLS towards the backends (`http`/`https`); absent: plain HTTP.
+    #[serde(default)]
+    pub backend_tls: ListenerBackendTls,
+}
+
+/// TLS from an L7 listener to its backends, verified against `ca_file`
+/// (a PEM bundle on the node); the name verified is `server_name`, else
+/// the backend's address (then in the certificate's IP SANs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerBackendTls {
+    pub enable: bool,
+    pub ca_file: Option<String>,
+    pub server_name: Option<String>,
 }
 
 /// The XDP fast path of a `tcp`/`udp` listener with a VIP address.
