@@ -9,6 +9,7 @@ use crate::catalog::Catalog;
 use crate::http::{self, Shared};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::report::Reporter;
 use crate::server::{self, BindError, Handler};
 use crate::snapshot::Published;
 use crate::status::SyncStatus;
@@ -25,6 +26,9 @@ pub struct Settings {
     pub zones: Option<BTreeSet<String>>,
     /// UDP sockets per address (one per worker thread).
     pub udp_sockets: usize,
+    /// This node's name, for its status key (`report`); `None`: no status
+    /// is written.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let published = Arc::new(Published::default());
+    let published_changed = Arc::new(tokio::sync::Notify::new());
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(SyncStatus::default());
     let handler = Handler {
@@ -65,18 +70,36 @@ pub async fn run(
     let syncer = Syncer {
         endpoints: settings.store_endpoints.clone(),
         catalog: Catalog::new(settings.zones.clone()),
-        published,
+        published: published.clone(),
         notifier: Notifier::start(metrics.clone()),
         metrics,
-        status,
+        status: status.clone(),
+        published_changed: published_changed.clone(),
     };
     let sync = tokio::spawn(syncer.run());
+    let report = match &settings.node {
+        Some(node) => Some(tokio::spawn(
+            Reporter {
+                endpoints: settings.store_endpoints.clone(),
+                node: node.clone(),
+                published: published.clone(),
+                status: status.clone(),
+                published_changed,
+            }
+            .run(),
+        )),
+        None => {
+            tracing::info!("no --node: this server's status is not written to the store");
+            None
+        }
+    };
     tracing::info!(
         dns = ?bound,
         http = %settings.http_listen,
         store = ?settings.store_endpoints,
         zones = ?settings.zones,
         udp_sockets = settings.udp_sockets,
+        node = ?settings.node,
         "uc-dns running"
     );
     let token = server.shutdown_token().clone();
@@ -87,6 +110,10 @@ pub async fn run(
     let result = server.block_until_done().await.map_err(DaemonError::from);
     sync.abort();
     http.abort();
+    if let (Some(report), Some(node)) = (report, &settings.node) {
+        report.abort();
+        Reporter::clear(&settings.store_endpoints, node).await;
+    }
     tracing::info!("stopped");
     result
 }

@@ -7,7 +7,8 @@
 //! answers) → `server` (hickory-server, sockets). `transfer` answers AXFR
 //! and IXFR to a zone's secondaries and `notify` tells them of a new
 //! serial; `dnssec` signs the answers of zones declared signed. `sync` drives the watch;
-//! `http`, `metrics` and `status` report; `daemon` wires them.
+//! `http`, `metrics` and `status` report, `report` writes this
+//! server's status to the store; `daemon` wires them.
 
 pub mod answer;
 pub mod build;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod records;
+pub mod report;
 pub mod server;
 pub mod snapshot;
 pub mod status;

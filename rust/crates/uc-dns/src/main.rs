@@ -96,6 +96,7 @@ fn settings(args: &Args) -> Result<Settings, uc_types::ContractError> {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9153))),
             zones: (!zones.is_empty()).then_some(zones),
             udp_sockets,
+            node: args.daemon.node.clone(),
         });
     }
     let config: DnsConfig = args.daemon.load()?;
@@ -109,5 +110,6 @@ fn settings(args: &Args) -> Result<Settings, uc_types::ContractError> {
         http_listen: args.daemon.http.unwrap_or(config.http_listen),
         zones: Some(config.zones.into_iter().collect()),
         udp_sockets,
+        node: Some(args.daemon.node.clone().unwrap_or(config.node)),
     })
 }

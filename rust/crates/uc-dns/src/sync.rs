@@ -21,6 +21,8 @@ pub struct Syncer {
     pub metrics: Arc<Metrics>,
     pub status: Arc<MirrorStatus>,
     pub notifier: Notifier,
+    /// Told of every published snapshot (the status `report`).
+    pub published_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Syncer {
@@ -62,6 +64,7 @@ impl Mirror for Syncer {
         let notices = notify::notices(&previous, &snapshot);
         self.published.store(Arc::new(snapshot));
         self.notifier.send(notices);
+        self.published_changed.notify_one();
     }
 
     fn observe(&mut self, status: &MirrorStatus) {
