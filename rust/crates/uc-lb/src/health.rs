@@ -1,12 +1,15 @@
 //! A backend's health as probes see it: a pure state machine (rise/fall
 //! counting) and the probes themselves (TCP connect, HTTP GET expecting
-//! 2xx), each bounded by the listener's timeout.
+//! 2xx, over TLS when the listener has `backendTls`), each bounded by the
+//! listener's timeout.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::l7::backend_tls::{BackendTls, BackendTlsError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +91,8 @@ pub enum ProbeError {
     Timeout(Duration),
     #[error("connect: {0}")]
     Connect(#[source] std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] BackendTlsError),
     #[error("HTTP exchange: {0}")]
     Io(#[source] std::io::Error),
     #[error("answered {0:?}, not 2xx")]
@@ -98,20 +103,35 @@ pub async fn probe(
     probe: &Probe,
     backend: SocketAddr,
     timeout: Duration,
+    tls: Option<&BackendTls>,
 ) -> Result<(), ProbeError> {
-    match tokio::time::timeout(timeout, run(probe, backend)).await {
+    match tokio::time::timeout(timeout, run(probe, backend, tls)).await {
         Ok(result) => result,
         Err(_) => Err(ProbeError::Timeout(timeout)),
     }
 }
 
-async fn run(probe: &Probe, backend: SocketAddr) -> Result<(), ProbeError> {
-    let mut stream = TcpStream::connect(backend)
+async fn run(
+    probe: &Probe,
+    backend: SocketAddr,
+    tls: Option<&BackendTls>,
+) -> Result<(), ProbeError> {
+    let stream = TcpStream::connect(backend)
         .await
         .map_err(ProbeError::Connect)?;
     let Probe::Http { path } = probe else {
         return Ok(());
     };
+    match tls {
+        Some(tls) => get(tls.connect(stream, backend).await?, path, backend).await,
+        None => get(stream, path, backend).await,
+    }
+}
+
+async fn get<S>(mut stream: S, path: &str, backend: SocketAddr) -> Result<(), ProbeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {backend}\r\nUser-Agent: uc-lb-health\r\nConnection: close\r\n\r\n"
     );

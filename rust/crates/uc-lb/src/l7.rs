@@ -1,11 +1,13 @@
 //! L7: HTTP/1.1 and HTTP/2 from clients (h2 by ALPN over TLS, or by its
 //! preface in clear text), each request forwarded (`forward`) to a backend
-//! of its route over HTTP/1.1 with keep-alive pools, upgrades (WebSocket)
+//! of its route over HTTP/1.1 (over TLS with `backend_tls`) with
+//! keep-alive pools, upgrades (WebSocket)
 //! passed through (`upgrade`). A client that is too slow with a request
 //! head or a TLS handshake, or silent after connecting, is cut off after
 //! the client timeout; a connection idle (no byte either way, no request
 //! waiting for its backend) after the idle timeout.
 
+pub mod backend_tls;
 pub mod forward;
 pub mod tracked;
 pub mod upgrade;

@@ -11,6 +11,7 @@ use uc_daemon::metrics::prometheus_client::metrics::histogram::Histogram;
 use uc_daemon::metrics::{Counter, Gauge};
 use uc_types::{LbTimeouts, ListenerProtocol};
 
+use crate::l7::backend_tls::BackendTls;
 use crate::l7::BackendClient;
 use crate::metrics::{self, Metrics};
 use crate::pool::Pool;
@@ -94,12 +95,20 @@ pub struct Settings {
     /// The keep-alive pool towards backends (HTTP), with this listener's
     /// connect timeout.
     pub client: BackendClient,
+    /// TLS towards backends (HTTP); its probes use it too.
+    pub backend_tls: Option<Arc<BackendTls>>,
 }
 
 impl Settings {
-    pub fn new(timeouts: Timeouts, idle: Option<Duration>, proxy_protocol: bool) -> Settings {
+    pub fn new(
+        timeouts: Timeouts,
+        idle: Option<Duration>,
+        proxy_protocol: bool,
+        backend_tls: Option<Arc<BackendTls>>,
+    ) -> Settings {
         Settings {
-            client: crate::l7::backend_client(&timeouts),
+            client: crate::l7::backend_client(&timeouts, backend_tls.clone()),
+            backend_tls,
             timeouts,
             idle,
             proxy_protocol,

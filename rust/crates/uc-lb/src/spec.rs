@@ -35,13 +35,20 @@ pub struct ListenerSpec {
     pub xdp: uc_types::ListenerXdp,
     /// The listener's own timeouts; `None`: the daemon's.
     pub timeouts: uc_types::LbTimeouts,
+    /// TLS towards the backends (HTTP listeners).
+    pub backend_tls: Option<BackendTlsSpec>,
 }
 
 impl ListenerSpec {
     /// Whether a change to `other` needs a new socket (else the running
     /// listener takes the new backends and settings in place).
     pub fn rebind_needed(&self, other: &ListenerSpec) -> bool {
-        self.protocol != other.protocol || self.bind != other.bind || self.tls != other.tls
+        // A backendTls change restarts the listener: its pool and probes
+        // start over with the new TLS settings together.
+        self.protocol != other.protocol
+            || self.bind != other.bind
+            || self.tls != other.tls
+            || self.backend_tls != other.backend_tls
     }
 
     /// The backend groups the pool chooses from: the default first, then
@@ -158,6 +165,14 @@ impl From<&uc_types::LbHealthCheck> for HealthSpec {
     }
 }
 
+/// TLS towards backends: verified against `ca_file` only, by
+/// `server_name`, else by the backend's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendTlsSpec {
+    pub ca_file: PathBuf,
+    pub server_name: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub certificate: PathBuf,
@@ -177,6 +192,8 @@ pub enum SpecError {
     NoNode,
     #[error("https needs tls.certificateFile and tls.keyFile")]
     NoTls,
+    #[error("backendTls.enable needs backendTls.caFile (the system's roots are not used)")]
+    NoBackendCa,
 }
 
 /// Which declared listeners this uc-lb serves.

@@ -11,7 +11,9 @@ use uc_store_mirror::Placement;
 use uc_types::keys::{self, Key};
 use uc_types::{Backends, Listener, ListenerProtocol};
 
-use crate::spec::{HealthSpec, ListenerSpec, RouteSpec, Selection, SpecError, TlsFiles};
+use crate::spec::{
+    BackendTlsSpec, HealthSpec, ListenerSpec, RouteSpec, Selection, SpecError, TlsFiles,
+};
 
 #[derive(Debug, Default)]
 pub struct StoreState {
@@ -91,6 +93,16 @@ impl StoreState {
             }
             _ => None,
         };
+        let backend_tls = match (listener.protocol, &listener.backend_tls) {
+            (ListenerProtocol::Http | ListenerProtocol::Https, declared) if declared.enable => {
+                let ca_file = declared.ca_file.as_ref().ok_or(SpecError::NoBackendCa)?;
+                Some(BackendTlsSpec {
+                    ca_file: ca_file.into(),
+                    server_name: declared.server_name.clone(),
+                })
+            }
+            _ => None,
+        };
         let (backends, weights) = self.backends(name, &listener.backends);
         let routes = listener
             .routes
@@ -118,6 +130,7 @@ impl StoreState {
             proxy_protocol: listener.proxy_protocol,
             xdp: listener.xdp.clone(),
             timeouts: listener.timeouts.clone(),
+            backend_tls,
         })
     }
 

@@ -17,6 +17,7 @@ use uc_types::ListenerProtocol;
 
 use crate::health::{self, Tracker};
 use crate::l7;
+use crate::l7::backend_tls::BackendTls;
 use crate::metrics::{self, Metrics};
 use crate::pool::{Backend, Pool};
 use crate::proxy::{Context, Settings, Timeouts};
@@ -335,7 +336,11 @@ impl Supervisor {
     fn settings(&self, spec: &ListenerSpec) -> Settings {
         let timeouts = self.timeouts.for_listener(spec.protocol, &spec.timeouts);
         let idle = self.timeouts.idle(spec.protocol, &spec.timeouts);
-        Settings::new(timeouts, idle, spec.proxy_protocol)
+        let backend_tls = spec
+            .backend_tls
+            .as_ref()
+            .map(|tls| Arc::new(BackendTls::load(tls)));
+        Settings::new(timeouts, idle, spec.proxy_protocol, backend_tls)
     }
 
     fn drain_timeout(&self, spec: &ListenerSpec) -> Duration {
@@ -351,6 +356,7 @@ impl Supervisor {
             running.pool.clone(),
             backend.clone(),
             running.spec.health.clone(),
+            running.ctx.settings().backend_tls.clone(),
             self.reports.clone(),
         );
         running
@@ -391,6 +397,7 @@ async fn probe_loop(
     pool: Arc<Pool>,
     backend: Arc<Backend>,
     health: HealthSpec,
+    tls: Option<Arc<BackendTls>>,
     reports: Arc<Reports>,
 ) {
     let mut tracker = Tracker::resume(backend.state(), health.rise, health.fall);
@@ -398,7 +405,8 @@ async fn probe_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let result = health::probe(&health.probe, backend.addr, health.timeout).await;
+        let result =
+            health::probe(&health.probe, backend.addr, health.timeout, tls.as_deref()).await;
         if let Err(err) = &result {
             tracing::debug!(%err, "probe failed");
         }

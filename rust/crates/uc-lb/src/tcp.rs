@@ -239,7 +239,7 @@ mod tests {
         };
         let (added, _) = pool.update(&[group], Policy::RoundRobin);
         pool.set_state(&added[0], State::Up);
-        let settings = Settings::new(Timeouts::default(), None, true);
+        let settings = Settings::new(Timeouts::default(), None, true, None);
         let ctx = Arc::new(Context::new("t", pool, metrics, local, settings));
         let serving = tokio::spawn(serve(front, ctx));
         let mut client = TcpStream::connect(local).await.unwrap();

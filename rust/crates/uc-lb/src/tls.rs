@@ -39,7 +39,7 @@ pub enum TlsError {
 }
 
 /// What identifies a file's version: modification time and length.
-type Stamp = Option<(SystemTime, u64)>;
+pub(crate) type Stamp = Option<(SystemTime, u64)>;
 
 pub struct Tls {
     files: TlsFiles,
@@ -88,7 +88,7 @@ impl Tls {
     }
 }
 
-fn stamp(path: &Path) -> Stamp {
+pub(crate) fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }

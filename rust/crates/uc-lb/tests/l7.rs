@@ -13,13 +13,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{curl, get, listener, port, read_head, Backend, Lb, RawBackend};
+use common::{certificate, curl, get, listener, port, read_head, Backend, Lb, RawBackend};
 use serde_json::json;
 
 #[test]
@@ -77,84 +75,6 @@ fn http_balances_with_forwarded_headers_over_h1_and_h2() {
         b.addr
     );
     assert!(metrics.contains(&latency), "{latency} in\n{metrics}");
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA `<ca>.pem` and a server certificate for lb.test and 127.0.0.1
-/// signed by it, as `<leaf>.pem` and `<leaf>.key`.
-fn certificate(dir: &Path, ca: &str, leaf: &str) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let ca_key = format!("{ca}.key");
-    let ca_pem = format!("{ca}.pem");
-    if !dir.join(&ca_pem).exists() {
-        let mut args = vec!["req", "-x509"];
-        args.extend(ec);
-        args.extend([
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca_pem,
-            "-days",
-            "1",
-            "-subj",
-            "/CN=uc-lb test CA",
-        ]);
-        args.extend([
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ]);
-        openssl(dir, &args);
-    }
-    let (key, csr, pem) = (
-        format!("{leaf}.key"),
-        format!("{leaf}.csr"),
-        format!("{leaf}.pem"),
-    );
-    let mut args = vec!["req"];
-    args.extend(ec);
-    args.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=lb.test"]);
-    openssl(dir, &args);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:lb.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_pem,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
 }
 
 #[test]

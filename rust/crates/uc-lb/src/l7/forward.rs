@@ -23,18 +23,25 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::Instrument;
 
+use crate::l7::backend_tls::{tls_failure, BackendTls, Connector};
 use crate::l7::upgrade;
 use crate::pool::flow_hash;
 use crate::proxy::{next_id, Context, Settings, Timeouts, TRIES};
 
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
-pub type BackendClient = Client<HttpConnector, ProxyBody>;
+pub type BackendClient = Client<Connector, ProxyBody>;
 
-/// The keep-alive pool towards backends (HTTP/1.1), shared by listeners.
-pub fn backend_client(timeouts: &Timeouts) -> BackendClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(timeouts.connect));
-    connector.set_nodelay(true);
+/// A listener's keep-alive pool towards its backends (HTTP/1.1, over TLS
+/// when `tls` is given).
+pub fn backend_client(timeouts: &Timeouts, tls: Option<Arc<BackendTls>>) -> BackendClient {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(timeouts.connect));
+    http.set_nodelay(true);
+    let connector = Connector {
+        http,
+        tls,
+        timeout: timeouts.connect,
+    };
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(std::time::Duration::from_secs(30))
@@ -177,10 +184,18 @@ async fn forward(
                 return Response::from_parts(head, body.boxed());
             }
             Ok(Err(err)) if err.is_connect() => {
-                tracing::warn!(%backend, %err, "cannot connect to the backend");
+                last_error = Some(match tls_failure(&err) {
+                    Some(tls) => {
+                        tracing::warn!(%backend, reason = %tls.reason, "TLS to the backend failed");
+                        tls.to_string()
+                    }
+                    None => {
+                        tracing::warn!(%backend, %err, "cannot connect to the backend");
+                        format!("backend {backend} unreachable")
+                    }
+                });
                 lease.backend.metrics.failures.inc();
                 tried.push(backend);
-                last_error = Some(format!("backend {backend} unreachable"));
                 if !retryable {
                     break;
                 }
