@@ -104,7 +104,7 @@
 
   renderListener = _: l: {
     inherit (l) protocol port address nodes balance healthCheck tls;
-    inherit (l) proxyProtocol timeouts xdp;
+    inherit (l) proxyProtocol timeouts xdp backendTls;
     backends = renderBackends l.backends;
     routes =
       map (r: {

@@ -209,6 +209,34 @@
           description = "`native`: in the driver (fast; falls back to generic when the driver has no XDP); `generic`: after the kernel built its socket buffer (works on every interface, slower).";
         };
       };
+      backendTls = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            `http`/`https`: speak HTTP/1.1 over TLS to the backends (and to
+            their `http` health probes), verifying each backend's
+            certificate against `caFile`.
+          '';
+        };
+        caFile = mkOption {
+          type = types.nullOr ucTypes.secretPath;
+          default = null;
+          example = "/etc/uc/backend-ca.pem";
+          description = ''
+            PEM bundle of the CAs that sign the backends' certificates, as a
+            path on the node (not the Nix store: it is re-read when the file
+            changes). Required with `enable`: the system's roots are not
+            used, since backends are the operator's own.
+          '';
+        };
+        serverName = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "web.internal";
+          description = "Name sent as SNI and verified in the backend's certificate; null: the backend's address, which must then be in the certificate's IP SANs.";
+        };
+      };
       tls = {
         certificateFile = mkOption {
           type = types.nullOr ucTypes.secretPath;

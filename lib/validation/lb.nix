@@ -5,6 +5,7 @@
   lib,
   config,
   topology,
+  ucTypes,
   ...
 }: let
   cfg = config.cluster;
@@ -84,6 +85,15 @@
       (l7Only "routes" (l.routes != []))
       (l7Only "timeouts.clientHeaderSeconds" (l.timeouts.clientHeaderSeconds != null))
       (l7Only "timeouts.responseSeconds" (l.timeouts.responseSeconds != null))
+      (l7Only "backendTls.enable" l.backendTls.enable)
+      {
+        assertion = !l.backendTls.enable || l.backendTls.caFile != null;
+        message = "${path}.backendTls.enable needs ${path}.backendTls.caFile: the backends are verified against that CA bundle only (the system's roots are not used); give its path on the node, e.g. \"/etc/uc/backend-ca.pem\".";
+      }
+      {
+        assertion = l.backendTls.caFile == null || ucTypes.isSecretPath l.backendTls.caFile;
+        message = "${path}.backendTls.caFile = \"${toString l.backendTls.caFile}\" is not an absolute path outside the Nix store; give the path of the CA bundle on the node as a string (uc-lb re-reads it when it changes), e.g. \"/etc/uc/backend-ca.pem\".";
+      }
     ]
     ++ backendRules "${path}.backends" l.backends
     ++ lib.concatLists (lib.imap0 (routeRules path) l.routes);
