@@ -14,11 +14,11 @@ use etcd_client::{Client, GetOptions};
 use serde::Serialize;
 use uc_types::keys::{self, Key};
 use uc_types::{
-    unix_seconds, ApiError, Assignment, DnsServerView, DnsView, DnsZoneRecords, DnsZoneView,
-    InstanceStatus, InstanceView, LbListenerStatus, LbListenerView, LbView, Listener,
-    ManifestRevision, NodeActionAnswer, NodeActionRequest, NodeCordon, NodeHeartbeat, NodeView,
-    PlacementStatus, RolloutRecord, RolloutState, Service, ServiceView, ServicesView, TrafficDrain,
-    Zone,
+    unix_seconds, ApiError, Assignment, DnsServerReport, DnsServerStatus, DnsServerView, DnsView,
+    DnsZoneRecords, DnsZoneView, InstanceStatus, InstanceView, LbListenerStatus, LbListenerView,
+    LbView, Listener, ManifestRevision, NodeActionAnswer, NodeActionRequest, NodeCordon,
+    NodeHeartbeat, NodeView, PlacementStatus, RolloutRecord, RolloutState, Service, ServiceView,
+    ServicesView, TrafficDrain, Zone,
 };
 
 use crate::deploy::{self, DeployError, DeployRequest};
@@ -346,6 +346,7 @@ pub(crate) async fn dns_view(store: &mut Client) -> Result<DnsView, etcd_client:
     let prefix = Some(GetOptions::new().with_prefix());
     let zones = store.get(keys::dns_zones_prefix(), prefix).await?;
     let manifest = get_json::<ManifestRevision>(store, &keys::manifest_current()).await?;
+    let statuses = dns_statuses(store).await?;
     let mut view = DnsView::default();
     for kv in zones.kvs() {
         let Some(Key::DnsZone { zone: apex }) = kv.key_str().ok().and_then(keys::parse) else {
@@ -360,6 +361,7 @@ pub(crate) async fn dns_view(store: &mut Client) -> Result<DnsView, etcd_client:
                     node: node.clone(),
                     listen: dns.listen.clone(),
                     http_listen: dns.http_listen,
+                    report: statuses.get(node).map(|status| zone_report(status, apex)),
                 })
             })
             .collect();
@@ -384,6 +386,47 @@ pub(crate) async fn dns_view(store: &mut Client) -> Result<DnsView, etcd_client:
         view.zones.insert(apex.to_owned(), zone);
     }
     Ok(view)
+}
+
+/// Each uc-dns' report (`/uc/v1/dns/status/<node>`) by node; one that does
+/// not parse is kept as the parse error.
+async fn dns_statuses(
+    store: &mut Client,
+) -> Result<BTreeMap<String, Result<DnsServerStatus, String>>, etcd_client::Error> {
+    let prefix = Some(GetOptions::new().with_prefix());
+    let found = store.get(keys::dns_status_prefix(), prefix).await?;
+    let mut statuses = BTreeMap::new();
+    for kv in found.kvs() {
+        let Some(Key::DnsServerStatus { node }) = kv.key_str().ok().and_then(keys::parse) else {
+            continue;
+        };
+        let status = serde_json::from_slice(kv.value()).map_err(|err| err.to_string());
+        statuses.insert(node.to_owned(), status);
+    }
+    Ok(statuses)
+}
+
+/// What `status` says of zone `apex`.
+fn zone_report(status: &Result<DnsServerStatus, String>, apex: &str) -> DnsServerReport {
+    match status {
+        Ok(status) => {
+            let served = status.zones.get(apex.trim_end_matches('.'));
+            DnsServerReport {
+                health: status.health.clone(),
+                serial: served.map(|z| z.serial),
+                signed: served.is_some_and(|z| z.signed),
+                store_lag: status.store_lag,
+                last_error: status.last_error.clone(),
+            }
+        }
+        Err(err) => DnsServerReport {
+            health: "unreadable".to_owned(),
+            serial: None,
+            signed: false,
+            store_lag: 0,
+            last_error: Some(format!("the report does not parse: {err}")),
+        },
+    }
 }
 
 /// One zone's declared records: what `uc dns records <zone>` reads.

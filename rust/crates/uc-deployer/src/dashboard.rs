@@ -314,7 +314,7 @@ fn dns_section(view: &DnsView) -> String {
         html.push_str("<p>No zones.</p>");
         return html;
     }
-    html.push_str("<table id=\"dns\"><tr><th>zone</th><th>declared at store revision</th><th>records</th><th>PTR patterns</th><th>name servers</th><th>secondaries</th><th>served by (uc-dns)</th><th>error</th></tr>");
+    html.push_str("<table id=\"dns\"><tr><th>zone</th><th>declared at store revision</th><th>records</th><th>PTR patterns</th><th>name servers</th><th>secondaries</th><th>served by (uc-dns)</th><th>serving now (serial, health)</th><th>error</th></tr>");
     for (apex, zone) in &view.zones {
         html.push_str(&row(
             "",
@@ -326,14 +326,17 @@ fn dns_section(view: &DnsView) -> String {
                 &zone.nameservers.join(", "),
                 &zone.secondaries_text(),
                 &zone.servers_text(),
+                &zone.serving_text(),
                 zone.error.as_deref().unwrap_or(""),
             ],
         ));
     }
     html.push_str(
         "</table><p>uc-dns raises a zone's SOA serial from the declaration's revision \
-        whenever what the zone answers changes; each server's serial is on its /metrics \
-        (<code>uc_dns_zone_serial</code>).</p>",
+        whenever what the zone answers changes. \"Serving now\" is what each server reports \
+        under <code>/uc/v1/dns/status/&lt;node&gt;</code> (on its lease: \"no report\" when \
+        it is not running); servers of one zone with different serials have not all \
+        caught up yet.</p>",
     );
     html
 }

@@ -202,6 +202,8 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
     assert_eq!(ha.nameservers, ["ns1.ha.test."]);
     assert_eq!(ha.servers.len(), 1, "{ha:?}");
     assert_eq!(ha.servers[0].node, "edge1");
+    assert_eq!(ha.servers[0].report, None);
+    assert_eq!(ha.serving_text(), "edge1: no report");
     assert!(ha.revision > 0);
     assert_eq!(dns.zones["0.1.10.in-addr.arpa"].ptr_patterns, 1);
     let extra = &dns.zones["extra.test"];
@@ -229,17 +231,62 @@ fn lb_and_dns_views_in_the_api_and_on_the_dashboard() {
     let (status, body) = http(port, "GET", "/api/v1/dns/zones/broken.test", "");
     assert_eq!(status, 422, "{body}");
 
+    // edge1's uc-dns reports serving ha.test (not the reverse zone), with
+    // markup in its last error; then a report that does not parse.
+    put(
+        &keys::dns_server_status("edge1"),
+        &json!({"node": "edge1", "health": "degraded", "storeRevision": 40, "storeLag": 0,
+            "lastError": "<i>store</i> gone",
+            "zones": {"ha.test": {"serial": 41, "records": 4, "signed": false}}})
+        .to_string(),
+    );
+    let dns: DnsView = get(port, "/api/v1/dns");
+    let report = dns.zones["ha.test"].servers[0]
+        .report
+        .clone()
+        .expect("a report");
+    assert_eq!(
+        (report.serial, report.health.as_str()),
+        (Some(41), "degraded")
+    );
+    assert_eq!(
+        dns.zones["0.1.10.in-addr.arpa"].serving_text(),
+        "edge1: not serving this zone, degraded (last error: <i>store</i> gone)"
+    );
+    let (_, page) = http(port, "GET", "/", "");
+    assert!(
+        page.contains(
+            "<td>edge1: serial 41, degraded (last error: &lt;i&gt;store&lt;/i&gt; gone)</td>"
+        ),
+        "{page}"
+    );
+    put(&keys::dns_server_status("edge1"), "{");
+    let dns: DnsView = get(port, "/api/v1/dns");
+    let text = dns.zones["ha.test"].serving_text();
+    assert!(
+        text.starts_with(
+            "edge1: not serving this zone, unreadable (last error: the report does not parse"
+        ),
+        "{text}"
+    );
+    put(
+        &keys::dns_server_status("edge1"),
+        &json!({"node": "edge1", "health": "ok",
+            "zones": {"ha.test": {"serial": 42, "signed": true}}})
+        .to_string(),
+    );
+
     let (_, page) = http(port, "GET", "/", "");
     assert!(page.contains("<h2>DNS zones</h2>"), "{page}");
     assert!(
         page.contains(&format!(
-            "<tr><td>ha.test</td><td>{}</td><td>3</td><td>0</td><td>ns1.ha.test.</td><td></td><td>edge1 on 10.1.0.31:53 (health: http://10.1.0.31:9153/health)</td><td></td></tr>",
+            "<tr><td>ha.test</td><td>{}</td><td>3</td><td>0</td><td>ns1.ha.test.</td><td></td><td>edge1 on 10.1.0.31:53 (health: http://10.1.0.31:9153/health)</td><td>edge1: serial 42 (signed), ok</td><td></td></tr>",
             ha.revision
         )),
         "{page}"
     );
     assert!(
-        page.contains("<td>&lt;b&gt;ns&lt;/b&gt;.extra.test.</td><td>192.0.2.53:5353</td><td>no uc-dns in the deployed manifest</td>"),
+        page.contains("<td>&lt;b&gt;ns&lt;/b&gt;.extra.test.</td><td>192.0.2.53:5353</td><td>no uc-dns in the deployed manifest</td><td></td>"),
         "{page}"
     );
     assert!(!page.contains("<b>ns</b>"), "{page}");

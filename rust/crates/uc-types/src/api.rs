@@ -191,6 +191,20 @@ impl DnsZoneView {
             .collect();
         all.join("; ")
     }
+
+    /// What each server reports serving: `node: serial 12, ok` or `node:
+    /// no report`, as `uc dns` and the dashboard show it.
+    pub fn serving_text(&self) -> String {
+        let all: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| match &s.report {
+                Some(report) => format!("{}: {}", s.node, report.text()),
+                None => format!("{}: no report", s.node),
+            })
+            .collect();
+        all.join("; ")
+    }
 }
 
 /// A uc-dns server of a zone, as the manifest renders it.
@@ -202,6 +216,46 @@ pub struct DnsServerView {
     pub listen: Vec<std::net::SocketAddr>,
     /// Where its `/health` and `/metrics` are.
     pub http_listen: std::net::SocketAddr,
+    /// What it reports serving (`/uc/v1/dns/status/<node>`); `None`: no
+    /// report (not running, not started with its node, or its store
+    /// connection is down long enough for its lease to expire).
+    #[serde(default)]
+    pub report: Option<DnsServerReport>,
+}
+
+/// A uc-dns' report ([`crate::DnsServerStatus`]) as it concerns one zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsServerReport {
+    /// `ok`, `degraded`, `starting`, or `unreadable` (the report does not
+    /// parse; `lastError` says why).
+    pub health: String,
+    /// The SOA serial it answers for the zone; `None`: it does not serve it.
+    pub serial: Option<u32>,
+    pub signed: bool,
+    pub store_lag: i64,
+    pub last_error: Option<String>,
+}
+
+impl DnsServerReport {
+    /// In words, as `uc dns` and the dashboard show it: `serial 12
+    /// (signed), ok`, `not serving this zone, starting`, `…, degraded
+    /// (last error: <error>)`.
+    pub fn text(&self) -> String {
+        let serving = match self.serial {
+            Some(serial) if self.signed => format!("serial {serial} (signed)"),
+            Some(serial) => format!("serial {serial}"),
+            None => "not serving this zone".to_owned(),
+        };
+        let mut text = format!("{serving}, {}", self.health);
+        if self.store_lag > 0 {
+            text.push_str(&format!(", {} revisions behind the store", self.store_lag));
+        }
+        if let Some(error) = &self.last_error {
+            text.push_str(&format!(" (last error: {error})"));
+        }
+        text
+    }
 }
 
 /// `GET /api/v1/dns/zones/<apex>`: a zone's declared records. What `uc dns
@@ -342,11 +396,26 @@ mod tests {
                         address: [10, 0, 0, 2].into(),
                         port: 53,
                     }],
-                    servers: vec![DnsServerView {
-                        node: "edge1".into(),
-                        listen: vec!["10.0.0.9:53".parse().expect("address")],
-                        http_listen: "10.0.0.9:9153".parse().expect("address"),
-                    }],
+                    servers: vec![
+                        DnsServerView {
+                            node: "edge1".into(),
+                            listen: vec!["10.0.0.9:53".parse().expect("address")],
+                            http_listen: "10.0.0.9:9153".parse().expect("address"),
+                            report: Some(DnsServerReport {
+                                health: "degraded".into(),
+                                serial: Some(14),
+                                signed: true,
+                                store_lag: 2,
+                                last_error: Some("unreachable".into()),
+                            }),
+                        },
+                        DnsServerView {
+                            node: "edge2".into(),
+                            listen: vec!["10.0.0.8:53".parse().expect("address")],
+                            http_listen: "10.0.0.8:9153".parse().expect("address"),
+                            report: None,
+                        },
+                    ],
                     error: None,
                 },
             )]),
@@ -358,15 +427,33 @@ mod tests {
                 "ptrPatterns": 0, "nameservers": ["ns1.ha.test."],
                 "secondaries": [{"address": "10.0.0.2", "port": 53}],
                 "servers": [{"node": "edge1", "listen": ["10.0.0.9:53"],
-                    "httpListen": "10.0.0.9:9153"}],
+                    "httpListen": "10.0.0.9:9153", "report": {"health": "degraded",
+                        "serial": 14, "signed": true, "storeLag": 2,
+                        "lastError": "unreachable"}},
+                    {"node": "edge2", "listen": ["10.0.0.8:53"],
+                    "httpListen": "10.0.0.8:9153", "report": null}],
                 "error": null}}})
         );
         let zone = &dns.zones["ha.test"];
         assert_eq!(zone.secondaries_text(), "10.0.0.2:53");
         assert_eq!(
             zone.servers_text(),
-            "edge1 on 10.0.0.9:53 (health: http://10.0.0.9:9153/health)"
+            "edge1 on 10.0.0.9:53 (health: http://10.0.0.9:9153/health); \
+             edge2 on 10.0.0.8:53 (health: http://10.0.0.8:9153/health)"
         );
+        assert_eq!(
+            zone.serving_text(),
+            "edge1: serial 14 (signed), degraded, 2 revisions behind the store \
+             (last error: unreachable); edge2: no report"
+        );
+        let not_served = DnsServerReport {
+            health: "starting".into(),
+            serial: None,
+            signed: false,
+            store_lag: 0,
+            last_error: None,
+        };
+        assert_eq!(not_served.text(), "not serving this zone, starting");
         assert_eq!(serde_json::from_value::<DnsView>(json).expect("parse"), dns);
     }
 

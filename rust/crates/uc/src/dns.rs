@@ -20,6 +20,7 @@ pub fn zones(view: &DnsView) -> String {
         "PTR PATTERNS",
         "SECONDARIES",
         "SERVED BY",
+        "SERVING NOW",
     ])];
     let mut problems = Vec::new();
     for (apex, zone) in &view.zones {
@@ -30,6 +31,7 @@ pub fn zones(view: &DnsView) -> String {
             zone.ptr_patterns.to_string(),
             zone.secondaries_text(),
             zone.servers_text(),
+            printable(&zone.serving_text()),
         ]);
         if let Some(error) = &zone.error {
             problems.push(format!("{apex}: {error}"));
@@ -39,12 +41,28 @@ pub fn zones(view: &DnsView) -> String {
     let _ = writeln!(
         out,
         "\nREVISION: the store revision of the zone's declaration; each uc-dns' SOA serial is \
-         this or later (`dig @SERVER ZONE SOA`)."
+         this or later (`dig @SERVER ZONE SOA`).\n\
+         SERVING NOW: each server's own report (serial and health), or \"no report\" when it \
+         has none in the store (not running)."
     );
     for problem in problems {
         let _ = writeln!(out, "{problem}");
     }
     out
+}
+
+/// `text` with control characters escaped (`\u{1b}`): a report's error
+/// comes from a store value and must not drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// One line per declared record, then the PTR patterns.

@@ -88,7 +88,15 @@ fn lb_listeners_and_dns_zones() {
     );
     assert_eq!(www.declared.as_ref().expect("declared").port, 80);
 
-    // Zones: the ha example's, served by edge1.
+    // Zones: the ha example's, served by edge1, whose uc-dns reports
+    // serving ha.test only (a control character in its error is escaped).
+    let status = serde_json::json!({"node": "edge1", "health": "ok", "lastError": "a\u{1b}[31mb",
+        "zones": {"ha.test": {"serial": 17, "records": 4, "signed": false}}});
+    etcd.ctl(&[
+        "put",
+        &keys::dns_server_status("edge1"),
+        &status.to_string(),
+    ]);
     let (ok, out, err) = uc(&["dns", "--deployer", d]);
     assert!(ok, "{err}");
     let revision = etcd.ctl(&["get", &keys::dns_zone("ha.test"), "-w", "json"]);
@@ -99,16 +107,35 @@ fn lb_listeners_and_dns_zones() {
     let rows: Vec<&str> = out.lines().collect();
     assert_eq!(
         rows[0],
-        "ZONE                 REVISION  RECORDS  PTR PATTERNS  SECONDARIES  SERVED BY"
+        "ZONE                 REVISION  RECORDS  PTR PATTERNS  SECONDARIES  SERVED BY                                                     SERVING NOW"
     );
-    let row = |zone: &str, records: usize, patterns: usize| {
+    let row = |zone: &str, records: usize, patterns: usize, serving: &str| {
         format!(
-            "{zone:19}  {revision:<8}  {records:<7}  {patterns:<12}  {:11}  edge1 on 10.1.0.31:53 (health: http://10.1.0.31:9153/health)",
+            "{zone:19}  {revision:<8}  {records:<7}  {patterns:<12}  {:11}  edge1 on 10.1.0.31:53 (health: http://10.1.0.31:9153/health)  {serving}",
             ""
         )
     };
-    assert_eq!(rows[1], row("0.1.10.in-addr.arpa", 0, 1), "{out}");
-    assert_eq!(rows[2], row("ha.test", 3, 0), "{out}");
+    assert_eq!(
+        rows[1],
+        row(
+            "0.1.10.in-addr.arpa",
+            0,
+            1,
+            "edge1: not serving this zone, ok (last error: a\\u{1b}[31mb)"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        rows[2],
+        row(
+            "ha.test",
+            3,
+            0,
+            "edge1: serial 17, ok (last error: a\\u{1b}[31mb)"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains('\u{1b}'), "{out}");
     assert!(
         out.contains("each uc-dns' SOA serial is this or later"),
         "{out}"
@@ -118,6 +145,8 @@ fn lb_listeners_and_dns_zones() {
     let view: DnsView = serde_json::from_str(&out).expect("uc dns --json is a DnsView");
     assert_eq!(view.zones["ha.test"].revision, revision);
     assert_eq!(view.zones["ha.test"].servers[0].node, "edge1");
+    let report = view.zones["ha.test"].servers[0].report.as_ref();
+    assert_eq!(report.and_then(|r| r.serial), Some(17));
 
     let (ok, out, err) = uc(&["dns", "records", "ha.test.", "--deployer", d]);
     assert!(ok, "{err}");
