@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, PutOptions};
 use hickory_server::proto::rr::LowerName;
 use tokio::sync::Notify;
-use uc_store_mirror::{within, MirrorError, MirrorStatus, STORE_TIMEOUT};
+use uc_store_mirror::lease::{self, Leased};
+use uc_store_mirror::{within, MirrorError, MirrorStatus};
 use uc_types::{keys, DnsServedZone, DnsServerStatus};
 
 use crate::snapshot::{Published, Snapshot};
@@ -79,13 +79,7 @@ impl Reporter {
     }
 
     async fn session(&self) -> Result<(), MirrorError> {
-        let options = ConnectOptions::new().with_connect_timeout(STORE_TIMEOUT);
-        let mut client = within("connect", Client::connect(&self.endpoints, Some(options))).await?;
-        let lease = within("lease grant", client.lease_grant(LEASE_TTL_SECONDS, None))
-            .await?
-            .id();
-        let (mut keeper, mut acks) =
-            within("lease keep-alive", client.lease_keep_alive(lease)).await?;
+        let mut leased = Leased::open(&self.endpoints, LEASE_TTL_SECONDS).await?;
         let key = keys::dns_server_status(&self.node);
         let mut written: Option<DnsServerStatus> = None;
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE_EVERY);
@@ -96,11 +90,9 @@ impl Reporter {
                 let value = serde_json::to_string(&now).unwrap_or_default();
                 within(
                     "status put",
-                    client.put(
-                        key.as_str(),
-                        value,
-                        Some(PutOptions::new().with_lease(lease)),
-                    ),
+                    leased
+                        .client
+                        .put(key.as_str(), value, Some(leased.put_options())),
                 )
                 .await?;
                 tracing::debug!(health = %now.health, zones = now.zones.len(), "status written");
@@ -109,13 +101,7 @@ impl Reporter {
             tokio::select! {
                 () = self.published_changed.notified() => {}
                 _ = health.tick() => {}
-                _ = keep_alive.tick() => {
-                    within("lease keep-alive", keeper.keep_alive()).await?;
-                    let ack = within("lease keep-alive", acks.message()).await?;
-                    if ack.is_none_or(|a| a.ttl() <= 0) {
-                        return Err(MirrorError::Timeout { what: "lease keep-alive (lease lost)" });
-                    }
-                }
+                _ = keep_alive.tick() => leased.keep_alive().await?,
             }
         }
     }
@@ -123,12 +109,8 @@ impl Reporter {
     /// Deletes this node's status (clean shutdown; otherwise the lease
     /// expires).
     pub async fn clear(endpoints: &[String], node: &str) {
-        let options = ConnectOptions::new().with_connect_timeout(STORE_TIMEOUT);
-        let delete = async {
-            let mut client = Client::connect(endpoints, Some(options)).await?;
-            client.delete(keys::dns_server_status(node), None).await
-        };
-        if let Ok(Err(err)) = tokio::time::timeout(STORE_TIMEOUT, delete).await {
+        let key = keys::dns_server_status(node);
+        if let Err(err) = lease::delete_now(endpoints, &key, false).await {
             tracing::warn!(%err, "cannot delete this server's status; its lease will expire");
         }
     }

@@ -13,6 +13,7 @@
 //! state, what publishing does) and spawns [`run`]. A daemon that resolves
 //! services keeps a [`Placement`] in its state.
 
+pub mod lease;
 pub mod placement;
 pub mod status;
 
