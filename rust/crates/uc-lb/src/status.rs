@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, PutOptions};
 use tracing::Instrument;
 use uc_types::keys;
 
-use uc_store_mirror::{within, MirrorError, STORE_TIMEOUT};
+use uc_store_mirror::lease::{self, Leased};
+use uc_store_mirror::{within, MirrorError};
 
 use crate::report::Reports;
 use uc_types::LbListenerStatus;
@@ -46,18 +46,13 @@ impl StatusWriter {
     }
 
     async fn session(&self) -> Result<(), MirrorError> {
-        let options = ConnectOptions::new().with_connect_timeout(STORE_TIMEOUT);
-        let mut client = within("connect", Client::connect(&self.endpoints, Some(options))).await?;
-        let lease = within("lease grant", client.lease_grant(LEASE_TTL_SECONDS, None))
-            .await?
-            .id();
-        let (mut keeper, mut acks) =
-            within("lease keep-alive", client.lease_keep_alive(lease)).await?;
+        let mut leased = Leased::open(&self.endpoints, LEASE_TTL_SECONDS).await?;
+        let put_options = leased.put_options();
         // Statuses a previous run of this node left (its lease may still live).
         let prefix = keys::lb_node_status_prefix(&self.node);
         within(
             "cleanup",
-            client.delete(
+            leased.client.delete(
                 prefix.as_str(),
                 Some(etcd_client::DeleteOptions::new().with_prefix()),
             ),
@@ -76,7 +71,7 @@ impl StatusWriter {
                 let key = keys::lb_listener_status(&self.node, name);
                 within(
                     "status put",
-                    client.put(key, value, Some(PutOptions::new().with_lease(lease))),
+                    leased.client.put(key, value, Some(put_options.clone())),
                 )
                 .await?;
                 written.insert(name.clone(), status.clone());
@@ -89,20 +84,16 @@ impl StatusWriter {
             for name in gone {
                 within(
                     "status delete",
-                    client.delete(keys::lb_listener_status(&self.node, &name), None),
+                    leased
+                        .client
+                        .delete(keys::lb_listener_status(&self.node, &name), None),
                 )
                 .await?;
                 written.remove(&name);
             }
             tokio::select! {
                 () = self.reports.wait_changed() => tokio::time::sleep(BATCH).await,
-                _ = keep_alive.tick() => {
-                    within("lease keep-alive", keeper.keep_alive()).await?;
-                    let ack = within("lease keep-alive", acks.message()).await?;
-                    if ack.is_none_or(|a| a.ttl() <= 0) {
-                        return Err(MirrorError::Timeout { what: "lease keep-alive (lease lost)" });
-                    }
-                }
+                _ = keep_alive.tick() => leased.keep_alive().await?,
                 // A draining backend's open connections are in the status: this
                 // refreshes them, and notices a drain's end even if its
                 // notification was coalesced.
@@ -113,19 +104,9 @@ impl StatusWriter {
 
     /// Removes this node's statuses (clean shutdown).
     pub async fn clear(endpoints: &[String], node: &str) {
-        let options = ConnectOptions::new().with_connect_timeout(STORE_TIMEOUT);
-        if let Ok(Ok(mut client)) =
-            tokio::time::timeout(STORE_TIMEOUT, Client::connect(endpoints, Some(options))).await
-        {
-            let prefix = keys::lb_node_status_prefix(node);
-            let _ = tokio::time::timeout(
-                STORE_TIMEOUT,
-                client.delete(
-                    prefix.as_str(),
-                    Some(etcd_client::DeleteOptions::new().with_prefix()),
-                ),
-            )
-            .await;
+        let prefix = keys::lb_node_status_prefix(node);
+        if let Err(err) = lease::delete_now(endpoints, &prefix, true).await {
+            tracing::warn!(%err, "cannot remove this node's listener statuses; they go with their lease");
         }
     }
 }
