@@ -200,6 +200,11 @@ pub struct Pool {
     draining: Mutex<Vec<Arc<Backend>>>,
     policy: Mutex<Policy>,
     members: RwLock<Arc<Members>>,
+    /// Held from reading the members to publishing the rebuilt ones, so two
+    /// probes finishing at once cannot publish out of order: the later
+    /// rebuild would otherwise be overwritten by one that read a backend's
+    /// state before its change, leaving it out of rotation while reported up.
+    rebuilding: Mutex<()>,
     counter: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -211,6 +216,7 @@ impl Pool {
             policy: Mutex::new(policy),
             draining: Mutex::new(Vec::new()),
             members: RwLock::new(Arc::new(Members::default())),
+            rebuilding: Mutex::new(()),
             counter: AtomicU64::new(0),
             metrics,
         }
@@ -301,6 +307,7 @@ impl Pool {
             Ok(mut p) => *p = policy,
             Err(poisoned) => *poisoned.into_inner() = policy,
         }
+        let _rebuilding = self.lock_rebuilding();
         let current = self.members();
         let mut all: Vec<Arc<Backend>> = Vec::new();
         let mut added = Vec::new();
@@ -347,6 +354,13 @@ impl Pool {
         (added, removed)
     }
 
+    fn lock_rebuilding(&self) -> std::sync::MutexGuard<'_, ()> {
+        match self.rebuilding.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     fn lock_draining(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Backend>>> {
         match self.draining.lock() {
             Ok(d) => d,
@@ -377,6 +391,7 @@ impl Pool {
             Ok(mut s) => *s = state,
             Err(poisoned) => *poisoned.into_inner() = state,
         }
+        let _rebuilding = self.lock_rebuilding();
         let current = self.members();
         let declared = current
             .groups
@@ -469,6 +484,37 @@ mod tests {
         assert_eq!(removed2[0].active(), 0);
         pool.set_state(&added[1], State::Down);
         assert_eq!(pool.in_rotation(), 0);
+    }
+
+    #[test]
+    fn probes_finishing_at_once_leave_every_up_backend_in_rotation() {
+        // Each backend's probe reports Up from its own thread at the same
+        // moment; whatever order the rebuilds run in, the last one published
+        // must have read every state. Maglev makes each rebuild long (a
+        // table per rebuild), which widens the window a race needs: without
+        // the rebuild lock this failed on every run (14 or 15 of 16 in
+        // rotation).
+        let list: Vec<String> = (1..=16).map(|i| format!("127.0.0.1:{i}")).collect();
+        let list: Vec<&str> = list.iter().map(String::as_str).collect();
+        for _ in 0..10 {
+            let pool = Arc::new(Pool::new("web", Policy::Maglev, Arc::new(Metrics::new())));
+            let (added, _) = pool.update(&one(&list), Policy::Maglev);
+            let start = Arc::new(std::sync::Barrier::new(added.len()));
+            let probes: Vec<_> = added
+                .into_iter()
+                .map(|backend| {
+                    let (pool, start) = (pool.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        pool.set_state(&backend, State::Up);
+                    })
+                })
+                .collect();
+            for probe in probes {
+                probe.join().unwrap();
+            }
+            assert_eq!(pool.in_rotation(), list.len());
+        }
     }
 
     #[test]
