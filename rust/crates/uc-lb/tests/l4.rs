@@ -16,7 +16,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::{curl, get, listener, port, Backend, Lb, RawBackend, UdpEcho};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Who answers `n` new connections through `port` (a TCP listener in front of HTTP backends).
 fn spread(port: u16, n: usize) -> BTreeMap<String, usize> {
@@ -230,21 +230,13 @@ fn a_port_in_use_is_reported_while_the_others_serve() {
     assert_eq!(code, 200);
 }
 
-/// A health check that a loaded machine does not flap (3 s timeout, 5
-/// failures to fall), for tests that count where connections go rather
-/// than how health moves: a backend taken out of rotation by a starved
-/// probe would be read as a balancing error.
-fn steady_health() -> Value {
-    json!({"type": "tcp", "path": "/", "intervalSeconds": 1, "timeoutSeconds": 3, "rise": 2, "fall": 5})
-}
-
 #[test]
 fn maglev_keeps_each_client_on_its_backend() {
     let lb = Lb::start("uc-lb-maglev", &[]);
     let backends = [Backend::http("a"), Backend::http("b"), Backend::http("c")];
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     let p = port();
-    let maglev = json!({"balance": "maglev", "healthCheck": steady_health()});
+    let maglev = json!({"balance": "maglev"});
     lb.put_listener("tcp", &listener("tcp", p, &addrs, maglev.clone()));
     for addr in &addrs {
         lb.wait_backend("tcp", *addr, "up", Duration::from_secs(5));
@@ -289,7 +281,7 @@ fn weights_skew_the_spread() {
         "service": null, "servicePort": null,
         "endpoints": [a.addr.to_string(), b.addr.to_string()],
         "weights": {a.addr.to_string(): 3}
-    }, "healthCheck": steady_health()});
+    }});
     lb.put_listener("tcp", &listener("tcp", p, &[], weights));
     for addr in [a.addr, b.addr] {
         lb.wait_backend("tcp", addr, "up", Duration::from_secs(5));
