@@ -141,23 +141,6 @@ const QUERIES: &[&str] = &[
 const IPV6_ZONE: &str = "8.b.d.0.1.0.0.2.ip6.arpa";
 const IPV6_EXPLICIT: &str = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0";
 
-/// The zone file Knot loads for the same declaration.
-fn zone_file(apex: &str, nameservers: &[&str], records: &Records) -> String {
-    let mname = nameservers.first().copied().unwrap_or(apex);
-    let mut text = format!(
-        "$ORIGIN {apex}.\n@ 300 IN SOA {mname} hostmaster.example.test. 1 3600 600 604800 60\n"
-    );
-    for ns in nameservers {
-        text.push_str(&format!("@ 300 IN NS {ns}\n"));
-    }
-    for (name, kind, values) in records {
-        for value in values {
-            text.push_str(&format!("{name} 300 IN {kind} {value}\n"));
-        }
-    }
-    text
-}
-
 fn knot(dir: &Path, port: u16) -> KillOnDrop {
     let config = format!(
         "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\n\
@@ -230,22 +213,22 @@ fn answers_are_the_same_as_knots() {
     let nameservers = ["ns1.example.test."];
     std::fs::write(
         dir.join("example.test.zone"),
-        zone_file("example.test", &nameservers, &records),
+        common::zone_file("example.test", &nameservers, &records),
     )
     .unwrap();
     std::fs::write(
         dir.join("reverse.zone"),
-        zone_file("2.0.192.in-addr.arpa", &nameservers, &reverse),
+        common::zone_file("2.0.192.in-addr.arpa", &nameservers, &reverse),
     )
     .unwrap();
     std::fs::write(
         dir.join("reverse6.zone"),
-        zone_file(IPV6_ZONE, &nameservers, &reverse6),
+        common::zone_file(IPV6_ZONE, &nameservers, &reverse6),
     )
     .unwrap();
     std::fs::write(
         dir.join("reverse10.zone"),
-        zone_file("10.in-addr.arpa", &nameservers, &Vec::new()),
+        common::zone_file("10.in-addr.arpa", &nameservers, &Records::new()),
     )
     .unwrap();
     let knot_port = free_port();

@@ -200,23 +200,6 @@ fn generate() -> (Declared, Declared, Vec<(String, RecordType)>) {
     (zone, reverse, queries)
 }
 
-/// The zone file knotd loads for the same declaration.
-fn zone_file(apex: &str, records: &Declared) -> String {
-    let mut text = format!(
-        "$ORIGIN {apex}.\n@ 300 IN SOA {} hostmaster.example.test. 1 3600 600 604800 60\n",
-        NAMESERVERS[0]
-    );
-    for ns in NAMESERVERS {
-        text.push_str(&format!("@ 300 IN NS {ns}\n"));
-    }
-    for (name, kind, values) in records {
-        for value in values {
-            text.push_str(&format!("{name} 300 IN {kind} {value}\n"));
-        }
-    }
-    text
-}
-
 fn knot(dir: &Path, port: u16) -> KillOnDrop {
     let config = format!(
         "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\n\
@@ -349,8 +332,16 @@ fn a_generated_zone_is_answered_as_knot_answers_it() {
     let started = Instant::now();
     let dir = TestDir::new("uc-dns-knot-generated");
     let (zone, reverse, queries) = generate();
-    std::fs::write(dir.join("forward.zone"), zone_file(APEX, &zone)).unwrap();
-    std::fs::write(dir.join("reverse.zone"), zone_file(REVERSE, &reverse)).unwrap();
+    std::fs::write(
+        dir.join("forward.zone"),
+        common::zone_file(APEX, NAMESERVERS, &zone),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("reverse.zone"),
+        common::zone_file(REVERSE, NAMESERVERS, &reverse),
+    )
+    .unwrap();
     let knot_port = free_port();
     let _knot = knot(&dir, knot_port);
 

@@ -211,6 +211,33 @@ pub fn zone_json(
     serde_json::to_string(&typed).unwrap()
 }
 
+/// The zone file Knot loads for the same declaration as [`zone_json`]: SOA
+/// (MNAME the first name server) and NS at the apex, then `records` as
+/// `(name, type, values)`, TTL 300.
+pub fn zone_file<N: AsRef<str>, V: AsRef<str>>(
+    apex: &str,
+    nameservers: &[&str],
+    records: &[(N, &str, Vec<V>)],
+) -> String {
+    let mname = nameservers.first().copied().unwrap_or(apex);
+    let mut text = format!(
+        "$ORIGIN {apex}.\n@ 300 IN SOA {mname} hostmaster.example.test. 1 3600 600 604800 60\n"
+    );
+    for ns in nameservers {
+        text.push_str(&format!("@ 300 IN NS {ns}\n"));
+    }
+    for (name, kind, values) in records {
+        for value in values {
+            text.push_str(&format!(
+                "{} 300 IN {kind} {}\n",
+                name.as_ref(),
+                value.as_ref()
+            ));
+        }
+    }
+    text
+}
+
 pub fn put_zone(store: &Etcd, apex: &str, json: &str) {
     store.ctl(&["put", &uc_types::keys::dns_zone(apex), json]);
 }
