@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::{zone_json, Dns};
 use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_server::proto::rr::{Name, RecordType};
-use uc_testkit::{free_port, wait_for, Etcd, KillOnDrop, TestDir};
+use uc_testkit::{free_port, wait_for, Etcd, KillOnDrop, TestDir, Xorshift};
 
 const APEX: &str = "gen.test";
 const REVERSE: &str = "0.10.in-addr.arpa";
@@ -31,22 +31,6 @@ const HOSTS: usize = 8000;
 const EACH: usize = 1000;
 const WILDCARDS: usize = 50;
 const NAMESERVERS: &[&str] = &["ns1.gen.test."];
-
-/// xorshift64*: the same zone and queries on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// (owner relative to the apex, type, values), as declared.
 type Declared = Vec<(String, &'static str, Vec<String>)>;
@@ -57,7 +41,7 @@ fn host_v4(i: usize) -> String {
 
 /// The forward and reverse zones, and the queries to ask.
 fn generate() -> (Declared, Declared, Vec<(String, RecordType)>) {
-    let mut rng = Rng(0x005e_ed0f_0dd5);
+    let mut rng = Xorshift(0x005e_ed0f_0dd5);
     let mut zone: Declared = Vec::new();
     let mut reverse: Declared = Vec::new();
     let mut queries: Vec<(String, RecordType)> = Vec::new();

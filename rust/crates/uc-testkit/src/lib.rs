@@ -270,3 +270,23 @@ pub fn kill_node_agent_instances(state_dir: &Path) {
         }
     }
 }
+
+/// xorshift64*: a reproducible pseudo-random sequence from a seed, for
+/// generated fixtures and fuzz-like tests (the same zone, packets or tokens
+/// on every run), without a dependency.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}

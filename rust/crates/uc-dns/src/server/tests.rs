@@ -116,22 +116,6 @@ fn notify_and_update_are_not_ours_other_opcodes_not_implemented_and_questionless
     assert!(!reply.metadata.authoritative);
 }
 
-/// xorshift64*: reproducible without a dependency.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn random_and_mangled_packets_never_panic_and_udp_answers_stay_small() {
     let snapshot = fixture::snapshot();
@@ -146,7 +130,7 @@ fn random_and_mangled_packets_never_panic_and_udp_answers_stay_small() {
     .iter()
     .map(|(name, qtype)| query_bytes(name, *qtype, Some(Edns::new())))
     .collect();
-    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let mut random = uc_testkit::Xorshift(0x9e37_79b9_7f4a_7c15);
     let started = Instant::now();
     let (mut parsed, mut answered) = (0, 0);
     for round in 0..30_000 {

@@ -348,14 +348,6 @@ fn unusual_packets_take_the_full_path() {
     assert!(worker.answer(&response[..11], client()).is_none());
 }
 
-/// xorshift64*: reproducible without a dependency.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-}
-
 #[test]
 fn random_and_mangled_packets_never_panic_the_cached_path() {
     let (mut worker, _) = worker_on(fixture::snapshot(), 64 << 10);
@@ -377,22 +369,22 @@ fn random_and_mangled_packets_never_panic_the_cached_path() {
     .into_iter()
     .map(|(name, qtype, edns)| query(1, name, qtype, edns))
     .collect();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut random = uc_testkit::Xorshift(0x9e37_79b9_7f4a_7c15);
     let mut answered = 0;
     for round in 0..40_000 {
-        let mut packet = seeds[next(&mut state) as usize % seeds.len()].clone();
+        let mut packet = seeds[random.next() as usize % seeds.len()].clone();
         match round % 3 {
             0 => {
-                for _ in 0..=next(&mut state) % 3 {
-                    let at = next(&mut state) as usize % packet.len();
-                    packet[at] = next(&mut state) as u8;
+                for _ in 0..=random.next() % 3 {
+                    let at = random.next() as usize % packet.len();
+                    packet[at] = random.next() as u8;
                 }
             }
-            1 => packet.truncate(next(&mut state) as usize % packet.len()),
+            1 => packet.truncate(random.next() as usize % packet.len()),
             _ => {
                 // Case changes only: always cacheable.
                 for byte in &mut packet[12..] {
-                    if byte.is_ascii_lowercase() && next(&mut state).is_multiple_of(2) {
+                    if byte.is_ascii_lowercase() && random.next().is_multiple_of(2) {
                         byte.make_ascii_uppercase();
                     }
                 }
