@@ -172,7 +172,13 @@ impl Backend {
     }
 
     pub fn http_at(name: &str, addr: SocketAddr) -> Backend {
-        let listener = TcpListener::bind(addr).unwrap();
+        Backend::try_http_at(name, addr).unwrap()
+    }
+
+    /// As [`Backend::http_at`], with the bind's error for a caller that can
+    /// pick another address.
+    pub fn try_http_at(name: &str, addr: SocketAddr) -> std::io::Result<Backend> {
+        let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -190,13 +196,13 @@ impl Backend {
                 }
             }
         });
-        Backend {
+        Ok(Backend {
             addr,
             name: name.to_owned(),
             stop,
             requests,
             thread: Some(thread),
-        }
+        })
     }
 
     pub fn stop(&mut self) {
@@ -292,9 +298,17 @@ pub struct UdpEcho {
 
 impl UdpEcho {
     pub fn start(name: &str) -> UdpEcho {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = socket.local_addr().unwrap();
-        let tcp = Backend::http_at(name, addr);
+        // The TCP twin (what the health check connects to) takes the UDP
+        // socket's port number, which another test may hold over TCP: then
+        // try another port.
+        let (socket, addr, tcp) = (0..20)
+            .find_map(|_| {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let addr = socket.local_addr().unwrap();
+                let tcp = Backend::try_http_at(name, addr).ok()?;
+                Some((socket, addr, tcp))
+            })
+            .expect("a port free for both UDP and TCP");
         let name = name.to_owned();
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
