@@ -177,6 +177,11 @@ impl Node {
                 self.raft.change_membership(ids, false).await.map(|_| ())
             }
             MembershipChange::Remove { id } => {
+                // Checked here, on the leader and in turn with other changes:
+                // the member serving the request may not yet have applied an
+                // earlier removal, and removing an absent node is a no-op
+                // that would answer a second MemberRemove with success.
+                current(id)?;
                 let ids = std::collections::BTreeSet::from([id]);
                 // Not retained as a learner: a removed member is gone.
                 let change = if voters().contains(&id) {
